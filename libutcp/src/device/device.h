@@ -1,0 +1,57 @@
+// device.h - what the stack needs from a link: frames in, frames out, batched.
+//
+// Implementations: the in-memory link pair for tests (device/link.h), the kmod endpoint
+// rings (device/kmod_device.h), wrappers (fault injector, pcap tap). Devices never read a
+// clock: time is passed in, so a virtual clock drives tests.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <algorithm>
+#include <functional>
+#include <span>
+
+#include "base/time.h"
+
+namespace utcp {
+
+struct DeviceCaps {
+  uint32_t mtu = 1500;            // IP MTU of the link
+  uint32_t max_tx_frame = 1514;   // largest frame transmit() accepts (>mtu+14 means GSO)
+  uint32_t max_rx_frame = 1514;   // largest frame receive() may hand over (>mtu+14 means GRO)
+  bool tx_checksum_offload = false;  // device fills the TCP/UDP checksum
+  bool rx_checksum_verified = false; // device vouches for received checksums
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual DeviceCaps caps() const = 0;
+
+  // Hands each received frame (Ethernet header first) to `fn`, at most `max` of them;
+  // the span is valid only during the call. Returns how many frames were handed over.
+  virtual size_t receive(Instant now, const std::function<void(std::span<const uint8_t>)>& fn,
+                         size_t max = 64) = 0;
+
+  // Transmit in two steps so frames are built in place: tx_buffer returns writable space
+  // of at least `len` bytes (empty when the device is full: back-pressure), tx_commit
+  // queues the first `len` bytes of it. flush() pushes queued frames out in one batch.
+  virtual std::span<uint8_t> tx_buffer(size_t len) = 0;
+  virtual void tx_commit(size_t len) = 0;
+  virtual void flush(Instant now) = 0;
+
+  // Convenience: copy a built frame. Returns false when the device is full.
+  bool transmit(std::span<const uint8_t> frame) {
+    auto buf = tx_buffer(frame.size());
+    if (buf.size() < frame.size()) return false;
+    std::copy(frame.begin(), frame.end(), buf.begin());
+    tx_commit(frame.size());
+    return true;
+  }
+
+  // When this device next has something to do on its own (e.g. a delayed frame of the
+  // in-memory link becomes deliverable); kInstantNever if nothing.
+  virtual Instant poll_at() const { return kInstantNever; }
+};
+
+}  // namespace utcp
