@@ -1,0 +1,158 @@
+// client.cc - the library's side of the registry protocol.
+#include "registry/client.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <linux/utcp.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace utcp::registry {
+
+RegistryClient::~RegistryClient() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int RegistryClient::connect(std::string* error, const char* path) {
+  if (!path) path = std::getenv("UTCP_REGISTRY");
+  if (!path || !*path) path = kDefaultSocketPath;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (std::strlen(path) >= sizeof sa.sun_path) {
+    *error = std::string("registry socket path too long: ") + path;
+    return -ENAMETOOLONG;
+  }
+  std::strcpy(sa.sun_path, path);
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+    int e = errno;
+    ::close(fd);
+    if (e == ENOENT || e == ECONNREFUSED)
+      *error = std::string("utcpd not running (no registry at ") + path + "): start it with `utcpd --interface IFNAME`";
+    else if (e == EACCES)
+      *error = std::string("permission denied connecting to the registry at ") + path;
+    else
+      *error = std::string("cannot reach the registry at ") + path + ": " + std::strerror(e);
+    return -e;
+  }
+  fd_ = fd;
+  return 0;
+}
+
+template <typename Req, typename Rep>
+int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error) {
+  if (fd_ < 0) {
+    *error = "not connected to the registry";
+    return -ENOTCONN;
+  }
+  req.hdr.length = sizeof req;
+  req.hdr.seq = ++seq_;
+  if (::send(fd_, &req, sizeof req, MSG_NOSIGNAL) != ssize_t(sizeof req)) {
+    int e = errno;
+    *error = std::string("registry connection lost: ") + std::strerror(e);
+    return -e;
+  }
+  msghdr mh{};
+  iovec iov{rep, sizeof *rep};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+  mh.msg_control = ctl;
+  mh.msg_controllen = sizeof ctl;
+  ssize_t n;
+  do n = ::recvmsg(fd_, &mh, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  int got_fd = -1;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+      std::memcpy(&got_fd, CMSG_DATA(cm), sizeof(int));
+  auto fail = [&](int e, std::string why) {
+    if (got_fd >= 0) ::close(got_fd);
+    *error = std::move(why);
+    return e;
+  };
+  if (n < 0) return fail(-errno, std::string("registry read failed: ") + std::strerror(errno));
+  if (n == 0) return fail(-ECONNRESET, "utcpd closed the connection (did it exit?)");
+  if (size_t(n) != sizeof *rep || rep->hdr.magic != kMagic || rep->hdr.seq != req.hdr.seq ||
+      rep->hdr.type != (req.hdr.type | uint16_t(MsgType::kReply)))
+    return fail(-EBADMSG, "malformed reply from the registry (library and utcpd from different releases?)");
+  if (rep->error) {
+    rep->message[sizeof rep->message - 1] = 0;
+    return fail(rep->error, std::string("utcpd: ") + rep->message + " (" + std::strerror(-rep->error) + ")");
+  }
+  if (fd) *fd = got_fd;
+  else if (got_fd >= 0) ::close(got_fd);
+  return 0;
+}
+
+int RegistryClient::hello(HelloReply* out, std::string* error) {
+  HelloRequest req{};
+  req.hdr.type = uint16_t(MsgType::kHello);
+  req.client_abi = UTCP_ABI_VERSION;
+  // HelloReply carries `error` at the same place as EndpointReply; call() reads it.
+  return call(req, out, nullptr, error);
+}
+
+namespace {
+
+void fill_grant(const EndpointReply& r, int fd, Grant* out) {
+  out->endpoint_fd = fd;
+  out->endpoint_id = r.endpoint_id;
+  out->local_ip = Ipv4Addr{r.local_ip};
+  out->remote_ip = Ipv4Addr{r.remote_ip};
+  out->local_port = r.local_port;
+  out->remote_port = r.remote_port;
+  std::memcpy(out->local_mac.b.data(), r.local_mac, 6);
+  std::memcpy(out->next_hop_mac.b.data(), r.next_hop_mac, 6);
+  out->mtu = r.mtu;
+}
+
+}  // namespace
+
+int RegistryClient::connect_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out,
+                                     std::string* error) {
+  ConnectRequest req{};
+  req.hdr.type = uint16_t(MsgType::kConnect);
+  req.remote_ip = remote.v;
+  req.remote_port = remote_port;
+  req.local_port = local_port;
+  EndpointReply rep{};
+  int fd = -1;
+  if (int rc = call(req, &rep, &fd, error); rc < 0) return rc;
+  if (fd < 0) {
+    *error = "the registry granted an endpoint but sent no endpoint file";
+    return -EBADMSG;
+  }
+  fill_grant(rep, fd, out);
+  return 0;
+}
+
+int RegistryClient::listen_endpoint(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error) {
+  ListenRequest req{};
+  req.hdr.type = uint16_t(MsgType::kListen);
+  req.local_port = local_port;
+  req.backlog = backlog;
+  EndpointReply rep{};
+  int fd = -1;
+  if (int rc = call(req, &rep, &fd, error); rc < 0) return rc;
+  if (fd < 0) {
+    *error = "the registry granted an endpoint but sent no endpoint file";
+    return -EBADMSG;
+  }
+  fill_grant(rep, fd, out);
+  return 0;
+}
+
+int RegistryClient::release(uint32_t endpoint_id, std::string* error) {
+  ReleaseRequest req{};
+  req.hdr.type = uint16_t(MsgType::kRelease);
+  req.endpoint_id = endpoint_id;
+  EndpointReply rep{};
+  return call(req, &rep, nullptr, error);
+}
+
+}  // namespace utcp::registry

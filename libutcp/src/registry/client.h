@@ -1,0 +1,46 @@
+// client.h - the library's side of the registry protocol: ask utcpd for an endpoint.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "registry/protocol.h"
+#include "wire/types.h"
+
+namespace utcp::registry {
+
+// What the registry granted: the endpoint file and the facts for building frames.
+struct Grant {
+  int endpoint_fd = -1;  // caller owns it
+  uint32_t endpoint_id = 0;
+  Ipv4Addr local_ip, remote_ip;
+  uint16_t local_port = 0, remote_port = 0;
+  MacAddr local_mac, next_hop_mac;
+  uint16_t mtu = 0;
+};
+
+class RegistryClient {
+ public:
+  RegistryClient() = default;
+  ~RegistryClient();
+  RegistryClient(const RegistryClient&) = delete;
+  RegistryClient& operator=(const RegistryClient&) = delete;
+
+  // Connects to utcpd at `path` (default: $UTCP_REGISTRY, else /run/utcp/utcpd.sock).
+  // Returns 0 or -errno with `error` saying what to do (e.g. "utcpd not running").
+  int connect(std::string* error, const char* path = nullptr);
+  int hello(HelloReply* out, std::string* error);
+  // An endpoint for one connection to remote:port (local_port 0 = ephemeral).
+  int connect_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out, std::string* error);
+  // A listener endpoint on local_port.
+  int listen_endpoint(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error);
+  int release(uint32_t endpoint_id, std::string* error);
+
+ private:
+  template <typename Req, typename Rep>
+  int call(Req& req, Rep* rep, int* fd, std::string* error);
+  int fd_ = -1;
+  uint32_t seq_ = 0;
+};
+
+}  // namespace utcp::registry

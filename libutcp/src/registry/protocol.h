@@ -1,0 +1,107 @@
+// protocol.h - the request protocol between applications (libutcp) and utcpd.
+//
+// Messages travel over a SOCK_SEQPACKET Unix socket, one message per packet, so
+// boundaries are kept by the kernel. Every message starts with RegHeader; all fields are
+// fixed-width, host byte order (both ends are on one host), reserved fields must be zero.
+// The daemon validates every field of every request (validate_request) and answers a bad
+// one with an error reply; it never trusts a length it has not checked against the
+// packet it received.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace utcp::registry {
+
+inline constexpr uint32_t kMagic = 0x50435455;  // "UTCP"
+inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr size_t kMaxMessage = 65536;
+inline constexpr const char* kDefaultSocketPath = "/run/utcp/utcpd.sock";
+
+enum class MsgType : uint16_t {
+  kHello = 1,    // -> HelloReply
+  kConnect = 2,  // -> EndpointReply + endpoint fd: an endpoint for one connection
+  kListen = 3,   // -> EndpointReply + endpoint fd: a listener endpoint
+  kRelease = 4,  // give back an endpoint's port (also implicit when the client's socket closes)
+  kReply = 0x8000,
+};
+
+struct RegHeader {
+  uint32_t magic = kMagic;
+  uint16_t version = kProtocolVersion;
+  uint16_t type = 0;
+  uint32_t length = 0;  // whole message, header included
+  uint32_t seq = 0;     // echoed in the reply
+};
+static_assert(sizeof(RegHeader) == 16);
+
+struct HelloRequest {
+  RegHeader hdr;
+  uint32_t client_abi = 0;  // UTCP_ABI_VERSION the client was built with
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(HelloRequest) == 24);
+
+struct ConnectRequest {
+  RegHeader hdr;
+  uint32_t remote_ip = 0;    // host order
+  uint16_t remote_port = 0;
+  uint16_t local_port = 0;   // 0 = an ephemeral port
+  uint32_t flags = 0;        // none defined yet; must be 0
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(ConnectRequest) == 32);
+
+struct ListenRequest {
+  RegHeader hdr;
+  uint32_t local_ip = 0;     // 0 = the registry's interface address
+  uint16_t local_port = 0;   // 0 = an ephemeral port
+  uint16_t backlog = 0;
+  uint32_t flags = 0;
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(ListenRequest) == 32);
+
+struct ReleaseRequest {
+  RegHeader hdr;
+  uint32_t endpoint_id = 0;
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(ReleaseRequest) == 24);
+
+struct HelloReply {
+  RegHeader hdr;
+  int32_t error = 0;  // 0 or -errno
+  uint32_t module_abi = 0;
+  uint32_t ifindex = 0;
+  uint32_t local_ip = 0;
+  uint8_t local_mac[6] = {};
+  uint16_t mtu = 0;
+  char message[64] = {};  // why, when error != 0
+};
+static_assert(sizeof(HelloReply) == 104);
+
+// The facts a library needs to build frames that pass the endpoint's template.
+struct EndpointReply {
+  RegHeader hdr;
+  int32_t error = 0;  // 0 or -errno; on success one fd (the endpoint) rides along
+  uint32_t endpoint_id = 0;
+  uint32_t local_ip = 0, remote_ip = 0;  // remote 0 for a listener
+  uint16_t local_port = 0, remote_port = 0;
+  uint8_t local_mac[6] = {};
+  uint8_t next_hop_mac[6] = {};          // zero for a listener: learnt per connection
+  uint16_t mtu = 0;
+  uint16_t reserved0 = 0;
+  uint32_t ifindex = 0;
+  uint32_t reserved1 = 0;
+  char message[64] = {};
+};
+static_assert(sizeof(EndpointReply) == 124);
+
+// Checks a received request: sizes, magic, version, type, reserved fields. Returns 0 or
+// -errno with `why` set to a message for the reply.
+int validate_request(std::span<const uint8_t> msg, std::string* why);
+
+}  // namespace utcp::registry

@@ -1,0 +1,524 @@
+// utcpd.cc - the registry (paper §3.1, §3.4): the one privileged part of utcp. It owns
+// the control file of /dev/utcp, allocates ports, builds header templates from the
+// kernel's network facts, creates endpoints and hands them to applications over a Unix
+// socket. It is never on the data path.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "module_control.h"
+#include "netinfo.h"
+#include "ports.h"
+#include "registry/protocol.h"
+
+#ifndef UTCP_CLASSIFIER_DEFAULT
+#define UTCP_CLASSIFIER_DEFAULT "/usr/lib/utcp/utcp_classifier.bpf.o"
+#endif
+
+namespace utcp::registry {
+namespace {
+
+int g_log_level = 1;  // 0 error, 1 info, 2 debug
+
+void logf(int level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void logf(int level, const char* fmt, ...) {
+  if (level > g_log_level) return;
+  static const char* names[] = {"error", "info", "debug"};
+  std::fprintf(stderr, "utcpd: %s: ", names[level]);
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fputc('\n', stderr);
+}
+
+struct Options {
+  std::string interface;
+  std::string socket_path = kDefaultSocketPath;
+  std::string classifier = UTCP_CLASSIFIER_DEFAULT;
+  uint32_t rx_entries = 256, tx_entries = 256, slot_size = 65536 + 256;
+};
+
+// One endpoint the registry handed out, with what it must undo when it ends.
+struct Grant {
+  Endpoint ep;  // the registry keeps its own reference to the endpoint file
+  PortReservation port;
+  bool listener = false;
+  utcp_flow_key flow{};
+  utcp_listen_key listen{};
+  MacAddr next_hop;
+};
+
+struct Client {
+  int fd = -1;
+  ucred cred{};
+  std::map<uint32_t, Grant> grants;  // by endpoint id
+};
+
+class Registry {
+ public:
+  Registry(Options opt) : opt_(std::move(opt)), tcp_ports_(IPPROTO_TCP) {}
+  int start();
+  int run();
+
+ private:
+  void accept_clients();
+  void serve(Client& c);
+  void drop(int fd);
+  void release(Grant& g);
+  void reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g);
+  void handle_connect(Client& c, const ConnectRequest& r);
+  void handle_listen(Client& c, const ListenRequest& r);
+
+  Options opt_;
+  NetInfo net_;
+  ModuleControl module_;
+  PortAllocator tcp_ports_;
+  Interface ifc_;
+  int listen_fd_ = -1, epoll_fd_ = -1;
+  std::map<int, std::unique_ptr<Client>> clients_;
+};
+
+int Registry::start() {
+  std::string err;
+  if (!net_.ok(&err)) {
+    logf(0, "%s", err.c_str());
+    return 1;
+  }
+  auto ifc = net_.interface_by_name(opt_.interface);
+  if (!ifc) {
+    logf(0, "no interface '%s' in this network namespace (see `ip link`); pass --interface", opt_.interface.c_str());
+    return 1;
+  }
+  if (ifc->addr.v == 0) {
+    logf(0, "interface %s has no IPv4 address", opt_.interface.c_str());
+    return 1;
+  }
+  ifc_ = *ifc;
+  if (module_.open(&err) < 0 || module_.attach(ifc_.ifindex, &err) < 0 ||
+      module_.load_classifier(opt_.classifier, &err) < 0) {
+    logf(0, "%s", err.c_str());
+    return 1;
+  }
+  logf(1, "attached to %s (ifindex %d, %s, %s, mtu %u), classifier %s", ifc_.name.c_str(), ifc_.ifindex,
+       to_string(ifc_.addr).c_str(), to_string(ifc_.mac).c_str(), ifc_.mtu, opt_.classifier.c_str());
+
+  std::string dir = opt_.socket_path.substr(0, opt_.socket_path.rfind('/'));
+  if (!dir.empty()) ::mkdir(dir.c_str(), 0755);
+  ::unlink(opt_.socket_path.c_str());
+  listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (opt_.socket_path.size() >= sizeof sa.sun_path) {
+    logf(0, "socket path too long: %s", opt_.socket_path.c_str());
+    return 1;
+  }
+  std::strcpy(sa.sun_path, opt_.socket_path.c_str());
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 || ::listen(listen_fd_, 128) < 0) {
+    logf(0, "cannot listen on %s: %s", opt_.socket_path.c_str(), std::strerror(errno));
+    return 1;
+  }
+  // Anyone may ask; what each may have is decided per request from its credentials.
+  ::chmod(opt_.socket_path.c_str(), 0666);
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = listen_fd_;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  logf(1, "listening on %s", opt_.socket_path.c_str());
+  return 0;
+}
+
+int Registry::run() {
+  std::vector<epoll_event> events(64);
+  for (;;) {
+    int n = ::epoll_wait(epoll_fd_, events.data(), int(events.size()), -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      logf(0, "epoll_wait: %s", std::strerror(errno));
+      return 1;
+    }
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == listen_fd_) {
+        accept_clients();
+        continue;
+      }
+      auto it = clients_.find(fd);
+      if (it == clients_.end()) continue;
+      if (events[i].events & EPOLLIN) serve(*it->second);
+      else if (events[i].events & (EPOLLHUP | EPOLLERR)) drop(fd);
+    }
+  }
+}
+
+void Registry::accept_clients() {
+  for (;;) {
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    auto c = std::make_unique<Client>();
+    c->fd = fd;
+    socklen_t len = sizeof c->cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+      ::close(fd);
+      continue;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    logf(2, "client fd %d pid %d uid %d", fd, c->cred.pid, c->cred.uid);
+    clients_[fd] = std::move(c);
+  }
+}
+
+void Registry::release(Grant& g) {
+  if (g.listener)
+    module_.del_listener(g.listen);
+  else
+    module_.del_flow(g.flow);
+  module_.destroy_endpoint(g.ep.id);
+  if (g.ep.fd >= 0) ::close(g.ep.fd);
+  g.ep.fd = -1;
+}
+
+void Registry::drop(int fd) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  for (auto& [id, g] : it->second->grants) {
+    logf(2, "client pid %d gone: releasing endpoint %u port %u", it->second->cred.pid, id, g.port.port());
+    release(g);
+  }
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  clients_.erase(it);
+}
+
+template <typename T>
+void send_reply(int fd, T& reply, int pass_fd) {
+  msghdr mh{};
+  iovec iov{&reply, sizeof reply};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+  if (pass_fd >= 0) {
+    mh.msg_control = ctl;
+    mh.msg_controllen = sizeof ctl;
+    cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+  }
+  // A client that does not read its replies loses them, never blocks the registry.
+  ::sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+template <typename T>
+void fill_reply_header(T& reply, const RegHeader& req) {
+  reply.hdr.type = uint16_t(req.type | uint16_t(MsgType::kReply));
+  reply.hdr.length = sizeof reply;
+  reply.hdr.seq = req.seq;
+}
+
+void Registry::reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g) {
+  EndpointReply rep{};
+  fill_reply_header(rep, req);
+  rep.error = error;
+  std::snprintf(rep.message, sizeof rep.message, "%s", why.c_str());
+  int pass_fd = -1;
+  if (!error && g) {
+    rep.endpoint_id = g->ep.id;
+    rep.local_ip = ntohl(g->listener ? g->listen.local_ip : g->flow.local_ip);
+    rep.remote_ip = g->listener ? 0 : ntohl(g->flow.remote_ip);
+    rep.local_port = g->port.port();
+    rep.remote_port = g->listener ? 0 : ntohs(g->flow.remote_port);
+    std::memcpy(rep.local_mac, ifc_.mac.b.data(), 6);
+    rep.mtu = uint16_t(ifc_.mtu);
+    rep.ifindex = uint32_t(ifc_.ifindex);
+    std::memcpy(rep.next_hop_mac, g->next_hop.b.data(), 6);
+    pass_fd = g->ep.fd;
+  }
+  send_reply(c.fd, rep, pass_fd);
+}
+
+void Registry::handle_connect(Client& c, const ConnectRequest& r) {
+  Ipv4Addr dst{r.remote_ip};
+  auto route = net_.route_to(dst);
+  if (!route) {
+    reply_endpoint(c, r.hdr, -ENETUNREACH, "no route to " + to_string(dst), nullptr);
+    return;
+  }
+  if (route->ifindex != ifc_.ifindex) {
+    reply_endpoint(c, r.hdr, -ENETUNREACH,
+                   to_string(dst) + " is not reached through " + ifc_.name + ", the interface utcpd serves", nullptr);
+    return;
+  }
+  auto mac = net_.neighbour(ifc_.ifindex, route->next_hop);
+  if (!mac) {
+    reply_endpoint(c, r.hdr, -EHOSTUNREACH, "no ARP answer from " + to_string(route->next_hop), nullptr);
+    return;
+  }
+  int err = 0;
+  Grant g;
+  g.port = tcp_ports_.reserve(ifc_.addr, r.local_port, c.cred.uid == 0, &err);
+  if (!g.port.valid()) {
+    reply_endpoint(c, r.hdr, err,
+                   err == -EACCES ? "ports below 1024 need root" : "local port " + std::to_string(r.local_port) + " is in use",
+                   nullptr);
+    return;
+  }
+  g.next_hop = *mac;
+  utcp_template t{};
+  std::memcpy(t.src_mac, ifc_.mac.b.data(), 6);
+  t.proto = IPPROTO_TCP;
+  t.local_ip = htonl(ifc_.addr.v);
+  t.remote_ip = htonl(dst.v);
+  t.local_port = htons(g.port.port());
+  t.remote_port = htons(r.remote_port);
+  std::string why;
+  if (int rc = module_.create_endpoint(t, opt_.rx_entries, opt_.tx_entries, opt_.slot_size, &g.ep, &why); rc < 0) {
+    reply_endpoint(c, r.hdr, rc, why, nullptr);
+    return;
+  }
+  g.flow.local_ip = t.local_ip;
+  g.flow.remote_ip = t.remote_ip;
+  g.flow.local_port = t.local_port;
+  g.flow.remote_port = t.remote_port;
+  g.flow.proto = IPPROTO_TCP;
+  if (int rc = module_.add_flow(g.flow, g.ep.id); rc < 0) {
+    module_.destroy_endpoint(g.ep.id);
+    ::close(g.ep.fd);
+    reply_endpoint(c, r.hdr, rc, "classifier map update failed", nullptr);
+    return;
+  }
+  logf(1, "pid %d: endpoint %u for %s:%u -> %s:%u", c.cred.pid, g.ep.id, to_string(ifc_.addr).c_str(), g.port.port(),
+       to_string(dst).c_str(), r.remote_port);
+  uint32_t id = g.ep.id;
+  auto& stored = c.grants[id] = std::move(g);
+  reply_endpoint(c, r.hdr, 0, "", &stored);
+}
+
+void Registry::handle_listen(Client& c, const ListenRequest& r) {
+  Ipv4Addr local{r.local_ip};
+  if (local.v != 0 && local != ifc_.addr) {
+    reply_endpoint(c, r.hdr, -EADDRNOTAVAIL, to_string(local) + " is not the address of " + ifc_.name, nullptr);
+    return;
+  }
+  int err = 0;
+  Grant g;
+  g.listener = true;
+  g.port = tcp_ports_.reserve(ifc_.addr, r.local_port, c.cred.uid == 0, &err);
+  if (!g.port.valid()) {
+    reply_endpoint(c, r.hdr, err,
+                   err == -EACCES ? "ports below 1024 need root" : "local port " + std::to_string(r.local_port) + " is in use",
+                   nullptr);
+    return;
+  }
+  utcp_template t{};
+  std::memcpy(t.src_mac, ifc_.mac.b.data(), 6);
+  t.proto = IPPROTO_TCP;
+  t.flags = UTCP_TMPL_F_LISTENER;
+  t.local_ip = htonl(ifc_.addr.v);
+  t.local_port = htons(g.port.port());
+  std::string why;
+  if (int rc = module_.create_endpoint(t, opt_.rx_entries, opt_.tx_entries, opt_.slot_size, &g.ep, &why); rc < 0) {
+    reply_endpoint(c, r.hdr, rc, why, nullptr);
+    return;
+  }
+  g.listen.local_ip = t.local_ip;
+  g.listen.local_port = t.local_port;
+  g.listen.proto = IPPROTO_TCP;
+  if (int rc = module_.add_listener(g.listen, g.ep.id); rc < 0) {
+    module_.destroy_endpoint(g.ep.id);
+    ::close(g.ep.fd);
+    reply_endpoint(c, r.hdr, rc, "classifier map update failed", nullptr);
+    return;
+  }
+  logf(1, "pid %d: listener endpoint %u on %s:%u", c.cred.pid, g.ep.id, to_string(ifc_.addr).c_str(), g.port.port());
+  uint32_t id = g.ep.id;
+  auto& stored = c.grants[id] = std::move(g);
+  reply_endpoint(c, r.hdr, 0, "", &stored);
+}
+
+void Registry::serve(Client& c) {
+  alignas(8) uint8_t buf[kMaxMessage];
+  msghdr mh{};
+  iovec iov{buf, sizeof buf};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  // Clients send no descriptors; any that arrive are closed (MSG_CMSG_CLOEXEC + below).
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 8)];
+  mh.msg_control = ctl;
+  mh.msg_controllen = sizeof ctl;
+  ssize_t n = ::recvmsg(c.fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    drop(c.fd);
+    return;
+  }
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+      size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < nfds; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+        ::close(fd);
+      }
+    }
+  }
+  std::span<const uint8_t> msg(buf, size_t(n));
+  std::string why;
+  RegHeader h{};
+  if (msg.size() >= sizeof h) std::memcpy(&h, buf, sizeof h);
+  if ((mh.msg_flags & MSG_TRUNC) != 0) {
+    why = "message too long";
+    reply_endpoint(c, h, -EMSGSIZE, why, nullptr);
+    return;
+  }
+  if (int rc = validate_request(msg, &why); rc < 0) {
+    logf(2, "pid %d: refused request: %s", c.cred.pid, why.c_str());
+    reply_endpoint(c, h, rc, why, nullptr);
+    return;
+  }
+  switch (static_cast<MsgType>(h.type)) {
+    case MsgType::kHello: {
+      HelloReply rep{};
+      fill_reply_header(rep, h);
+      rep.module_abi = module_.abi_version();
+      rep.ifindex = uint32_t(ifc_.ifindex);
+      rep.local_ip = ifc_.addr.v;
+      std::memcpy(rep.local_mac, ifc_.mac.b.data(), 6);
+      rep.mtu = uint16_t(ifc_.mtu);
+      send_reply(c.fd, rep, -1);
+      break;
+    }
+    case MsgType::kConnect: {
+      ConnectRequest r;
+      std::memcpy(&r, buf, sizeof r);
+      handle_connect(c, r);
+      break;
+    }
+    case MsgType::kListen: {
+      ListenRequest r;
+      std::memcpy(&r, buf, sizeof r);
+      handle_listen(c, r);
+      break;
+    }
+    case MsgType::kRelease: {
+      ReleaseRequest r;
+      std::memcpy(&r, buf, sizeof r);
+      auto it = c.grants.find(r.endpoint_id);
+      if (it == c.grants.end()) {
+        reply_endpoint(c, h, -ENOENT, "no such endpoint of yours", nullptr);
+        break;
+      }
+      release(it->second);
+      c.grants.erase(it);
+      reply_endpoint(c, h, 0, "", nullptr);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+int usage(FILE* out) {
+  std::fprintf(out,
+               "usage: utcpd --interface IFNAME [options]\n"
+               "\n"
+               "The utcp registry: owns /dev/utcp's control file, attaches to IFNAME, loads the\n"
+               "classifier, and hands endpoints to applications over a Unix socket.\n"
+               "\n"
+               "  -i, --interface IFNAME  the interface utcp serves (required, or in the config)\n"
+               "  -s, --socket PATH       request socket (default %s)\n"
+               "  -c, --classifier OBJ    classifier BPF object (default %s)\n"
+               "  -f, --config FILE       read `key value` lines: interface, socket, classifier,\n"
+               "                          rx_entries, tx_entries, slot_size, log_level\n"
+               "  -v, --verbose           log level debug (default info); -q: errors only\n",
+               kDefaultSocketPath, UTCP_CLASSIFIER_DEFAULT);
+  return out == stdout ? 0 : 2;
+}
+
+bool apply_option(Options& o, const std::string& key, const std::string& val) {
+  try {
+    if (key == "interface") o.interface = val;
+    else if (key == "socket") o.socket_path = val;
+    else if (key == "classifier") o.classifier = val;
+    else if (key == "rx_entries") o.rx_entries = uint32_t(std::stoul(val));
+    else if (key == "tx_entries") o.tx_entries = uint32_t(std::stoul(val));
+    else if (key == "slot_size") o.slot_size = uint32_t(std::stoul(val));
+    else if (key == "log_level") g_log_level = std::stoi(val);
+    else return false;
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+}  // namespace utcp::registry
+
+int main(int argc, char** argv) {
+  using namespace utcp::registry;
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "utcpd: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") return usage(stdout);
+    if (a == "-i" || a == "--interface") opt.interface = value();
+    else if (a == "-s" || a == "--socket") opt.socket_path = value();
+    else if (a == "-c" || a == "--classifier") opt.classifier = value();
+    else if (a == "-v" || a == "--verbose") g_log_level = 2;
+    else if (a == "-q" || a == "--quiet") g_log_level = 0;
+    else if (a == "-f" || a == "--config") {
+      std::string path = value();
+      std::ifstream f(path);
+      if (!f) {
+        std::fprintf(stderr, "utcpd: cannot read config %s\n", path.c_str());
+        return 2;
+      }
+      std::string line;
+      for (int ln = 1; std::getline(f, line); ++ln) {
+        auto hash = line.find('#');
+        if (hash != std::string::npos) line.resize(hash);
+        char key[64], val[512];
+        if (std::sscanf(line.c_str(), " %63s %511s", key, val) != 2) continue;
+        if (!apply_option(opt, key, val)) {
+          std::fprintf(stderr, "utcpd: %s:%d: unknown key or bad value '%s'\n", path.c_str(), ln, key);
+          return 2;
+        }
+      }
+    } else {
+      std::fprintf(stderr, "utcpd: unknown option %s (see --help)\n", a.c_str());
+      return 2;
+    }
+  }
+  if (opt.interface.empty()) return usage(stderr);
+  ::signal(SIGPIPE, SIG_IGN);
+  Registry reg(opt);
+  if (int rc = reg.start(); rc != 0) return rc;
+  return reg.run();
+}
