@@ -2,11 +2,35 @@
 #include <linux/utcp.h>
 
 #include <cstddef>
+#include <iterator>
 
 #include <gtest/gtest.h>
 
 static_assert(sizeof(utcp_abi_info) == 56);
 static_assert(offsetof(utcp_abi_info, reserved) == 24);
+static_assert(sizeof(utcp_ring_index) == 64, "utcp_ring_index size");
+static_assert(sizeof(utcp_ring_header) == 256, "utcp_ring_header size");
+static_assert(offsetof(utcp_ring_header, rx_cons) == 64, "rx_cons own cache line");
+static_assert(offsetof(utcp_ring_header, tx_prod) == 128, "tx_prod own cache line");
+static_assert(offsetof(utcp_ring_header, tx_cons) == 192, "tx_cons own cache line");
+static_assert(sizeof(utcp_desc) == 16, "utcp_desc size");
+static_assert(sizeof(utcp_ring_layout) == 56, "utcp_ring_layout size");
+static_assert(sizeof(utcp_template) == 32, "utcp_template size");
+static_assert(offsetof(utcp_template, local_ip) == 8, "utcp_template.local_ip");
+static_assert(offsetof(utcp_template, mss) == 20, "utcp_template.mss");
+static_assert(sizeof(utcp_attach) == 16, "utcp_attach size");
+static_assert(sizeof(utcp_classifier) == 16, "utcp_classifier size");
+static_assert(sizeof(utcp_endpoint_create) == 128, "utcp_endpoint_create size");
+static_assert(offsetof(utcp_endpoint_create, id) == 48, "utcp_endpoint_create.id");
+static_assert(offsetof(utcp_endpoint_create, layout) == 56, "utcp_endpoint_create.layout");
+static_assert(sizeof(utcp_endpoint_template) == 40, "utcp_endpoint_template size");
+static_assert(sizeof(utcp_rate_limit) == 32, "utcp_rate_limit size");
+static_assert(sizeof(utcp_endpoint_id) == 8, "utcp_endpoint_id size");
+static_assert(sizeof(utcp_endpoint_stats) == 112, "utcp_endpoint_stats size");
+static_assert(sizeof(utcp_global_stats) == 160, "utcp_global_stats size");
+static_assert(sizeof(utcp_tx_result) == 24, "utcp_tx_result size");
+static_assert(sizeof(utcp_flow_key) == 16, "utcp_flow_key size");
+static_assert(sizeof(utcp_listen_key) == 8, "utcp_listen_key size");
 
 TEST(UapiLayout, AbiInfoOffsets) {
   EXPECT_EQ(offsetof(utcp_abi_info, size), 0u);
@@ -19,4 +43,17 @@ TEST(UapiLayout, IoctlNumbersEncodeDirectionAndSize) {
   EXPECT_EQ(_IOC_SIZE(UTCP_IOC_ABI_INFO), sizeof(utcp_abi_info));
   EXPECT_EQ(_IOC_DIR(UTCP_IOC_ABI_INFO), unsigned(_IOC_READ | _IOC_WRITE));
   EXPECT_EQ(_IOC_TYPE(UTCP_IOC_ABI_INFO), unsigned(UTCP_IOC_MAGIC));
+}
+
+TEST(UapiLayout, ControlAndEndpointIoctlsAreDistinct) {
+  const unsigned cmds[] = {UTCP_IOC_ATTACH, UTCP_IOC_DETACH, UTCP_IOC_SET_CLASSIFIER,
+                           UTCP_IOC_ENDPOINT_CREATE, UTCP_IOC_SET_TEMPLATE, UTCP_IOC_SET_RATE,
+                           UTCP_IOC_GLOBAL_STATS, UTCP_IOC_ENDPOINT_STATS,
+                           UTCP_IOC_ENDPOINT_DESTROY, UTCP_IOC_TX, UTCP_IOC_EP_STATS};
+  for (size_t i = 0; i < std::size(cmds); ++i) {
+    EXPECT_EQ(_IOC_TYPE(cmds[i]), unsigned(UTCP_IOC_MAGIC));
+    for (size_t j = i + 1; j < std::size(cmds); ++j) EXPECT_NE(_IOC_NR(cmds[i]), _IOC_NR(cmds[j]));
+  }
+  EXPECT_EQ(_IOC_SIZE(UTCP_IOC_ENDPOINT_CREATE), sizeof(utcp_endpoint_create));
+  EXPECT_EQ(_IOC_DIR(UTCP_IOC_TX), unsigned(_IOC_READ));
 }

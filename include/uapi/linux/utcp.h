@@ -5,6 +5,19 @@
  * Everything here has fixed-width types and explicit padding so the layout is the
  * same for every compiler and for C and C++; the module pins it with BUILD_BUG_ON and
  * user space with static_assert. Reserved fields must be zero and are checked.
+ *
+ * Two kinds of file:
+ *  - a *control* file: open("/dev/utcp"). It turns into a control file on its first
+ *    control ioctl, which needs CAP_NET_ADMIN (in the caller's network namespace);
+ *    every control ioctl checks it again. It attaches to one network device, holds the
+ *    classifier and creates endpoints. Closing it detaches the device and detaches all
+ *    its endpoints (their files stay valid but carry no traffic any more).
+ *  - an *endpoint* file: returned by UTCP_IOC_ENDPOINT_CREATE as a new fd. It is the
+ *    capability to send and receive within its header template: mmap its rings, poll
+ *    it, UTCP_IOC_TX, UTCP_IOC_EP_STATS. Nothing on an endpoint file can change its
+ *    template. It can be passed to another process with SCM_RIGHTS.
+ * Ioctls of one kind on a file of the other kind fail with ENOTTY; UTCP_IOC_ABI_INFO
+ * works on both.
  */
 #ifndef _UAPI_LINUX_UTCP_H
 #define _UAPI_LINUX_UTCP_H
@@ -13,12 +26,21 @@
 #include <linux/ioctl.h>
 
 /* Bumped on every incompatible change; the library refuses a module of another version. */
-#define UTCP_ABI_VERSION 1
+#define UTCP_ABI_VERSION 2
 
 #define UTCP_DEVICE_NAME "utcp"
 #define UTCP_DEVICE_PATH "/dev/utcp"
 
 #define UTCP_IOC_MAGIC 0xb7
+
+/* Limits (also reported by UTCP_IOC_ABI_INFO). */
+#define UTCP_MAX_ENDPOINTS	4096		/* per control file */
+#define UTCP_MAX_RING_ENTRIES	4096		/* per RX or TX ring, power of two */
+#define UTCP_MAX_FRAME_LEN	(14 + 65535)	/* Ethernet header + largest IPv4 datagram */
+#define UTCP_MAX_SLOT_SIZE	(65536 + 256)	/* one 64 KiB GSO/GRO frame + headroom */
+#define UTCP_MIN_SLOT_SIZE	128
+#define UTCP_SLOT_ALIGN		64		/* slot sizes are multiples of a cache line */
+#define UTCP_MAX_AREA_BYTES	(64u << 20)	/* packet buffer area of one endpoint */
 
 /*
  * UTCP_IOC_ABI_INFO: what this module speaks. Any file on /dev/utcp answers it.
@@ -36,5 +58,260 @@ struct utcp_abi_info {
 };
 
 #define UTCP_IOC_ABI_INFO _IOWR(UTCP_IOC_MAGIC, 0x00, struct utcp_abi_info)
+
+/*
+ * The shared region of one endpoint: one mmap of layout.map_size bytes at offset 0 of
+ * the endpoint fd. All offsets below are from the start of that mapping.
+ *
+ *   0         +-------------------------------------------+
+ *             | struct utcp_ring_header (one page)        |
+ *             |   rx_prod  [K]  kernel writes, user reads |  each index on its
+ *             |   rx_cons  [U]  user writes, kernel reads |  own cache line
+ *             |   tx_prod  [U]  user writes, kernel reads |
+ *             |   tx_cons  [K]  kernel writes, user reads |
+ *   rx_desc   +-------------------------------------------+
+ *             | struct utcp_desc rx[rx_entries]      [K]  |
+ *   tx_desc   +-------------------------------------------+
+ *             | struct utcp_desc tx[tx_entries]  [U], [K] |  status written back
+ *   slots     +-------------------------------------------+
+ *             | slot 0 .. rx_entries-1: RX buffers   [K]  |  RX desc i -> slot i
+ *             | slot rx_entries ..: TX buffers       [U]  |  suggested TX slot j
+ *   map_size  +-------------------------------------------+
+ *
+ * Indices are free-running __u32 counters; entry = index & (entries - 1). A ring is
+ * empty when prod == cons and full when prod - cons == entries.
+ *
+ * RX: the kernel fills rx[rx_prod & mask] (offset, len, flags) and the slot, then
+ * publishes rx_prod with release semantics. User space reads rx_prod with acquire,
+ * uses entries up to it, and publishes rx_cons with release once it is done with the
+ * slots (a slot is reused as soon as rx_cons passes it).
+ * Wake-up rule: the kernel wakes pollers only for a frame that makes the ring
+ * non-empty as seen by the consumer (rx_cons == the frame's index after the frame is
+ * published), i.e. at most once per batch the consumer has not yet started on. So a
+ * consumer must drain (rx_cons == rx_prod) before it sleeps in poll(); poll() itself
+ * re-checks the indices after registering, so no wake-up is lost.
+ *
+ * TX: user space writes frames anywhere in the slot area, fills tx[tx_prod & mask]
+ * (offset, len, flags = 0, reserved = 0), publishes tx_prod with release, then calls
+ * UTCP_IOC_TX. The kernel reads each descriptor once, copies the frame, checks the
+ * copy against the template, sends or refuses it, writes the status into the
+ * descriptor's flags (UTCP_TXF_*) and publishes tx_cons with release. Entries before
+ * tx_cons are the user's again. Frames held back by the rate limit stay before
+ * tx_prod and after tx_cons: the next UTCP_IOC_TX retries them.
+ *
+ * The kernel reads every user-written index and descriptor field exactly once, keeps
+ * its own shadow copies of the indices, and range-checks everything it reads.
+ */
+struct utcp_ring_index {
+	__u32 value;
+	__u32 pad0;
+	__u64 pad[7];		/* keeps producer and consumer on separate cache lines */
+};
+
+struct utcp_ring_header {
+	struct utcp_ring_index rx_prod;	/* [K] */
+	struct utcp_ring_index rx_cons;	/* [U] */
+	struct utcp_ring_index tx_prod;	/* [U] */
+	struct utcp_ring_index tx_cons;	/* [K] */
+};
+
+struct utcp_desc {
+	__u32 offset;		/* from the start of the mapping */
+	__u32 len;		/* frame length, Ethernet header included */
+	__u32 flags;		/* RX: UTCP_RXF_*; TX: in 0, out UTCP_TXF_* */
+	__u32 reserved;		/* zero */
+};
+
+/* RX descriptor flags. */
+#define UTCP_RXF_CSUM_OK	(1u << 0)	/* the device or local sender vouches for the L4 checksum */
+#define UTCP_RXF_GRO		(1u << 1)	/* frame is longer than the MTU (coalesced by GRO/TSO) */
+
+/* TX descriptor status, written by the kernel into flags. */
+#define UTCP_TXF_SENT		(1u << 0)	/* handed to the device */
+#define UTCP_TXF_ERR_TEMPLATE	(1u << 1)	/* refused: a header field differs from the template */
+#define UTCP_TXF_ERR_MALFORMED	(1u << 2)	/* refused: bad offset/len/flags or headers */
+
+/* Layout of an endpoint's mapping, returned by UTCP_IOC_ENDPOINT_CREATE. */
+struct utcp_ring_layout {
+	__u64 map_size;		/* mmap exactly this many bytes at offset 0 */
+	__u32 rx_entries;
+	__u32 tx_entries;
+	__u32 slot_size;
+	__u32 slot_count;	/* rx_entries + tx_entries */
+	__u32 header_off;	/* struct utcp_ring_header */
+	__u32 rx_desc_off;
+	__u32 tx_desc_off;
+	__u32 slots_off;	/* slot i is at slots_off + i * slot_size */
+	__u64 reserved[2];
+};
+
+/*
+ * Header template of an endpoint (paper §3.3): every transmitted frame must be
+ * Ethernet + IPv4 (no fragments) + TCP or UDP with these addresses and ports.
+ * Addresses and ports are in network byte order.
+ */
+struct utcp_template {
+	__u8 src_mac[6];
+	__u8 proto;		/* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 flags;		/* UTCP_TMPL_F_* */
+	__be32 local_ip;
+	__be32 remote_ip;	/* zero for a listener */
+	__be16 local_port;
+	__be16 remote_port;	/* zero for a listener */
+	__u16 mss;		/* TCP payload per segment when a frame exceeds the MTU; 0 = MTU - headers */
+	__u16 reserved0;
+	__u64 reserved1;
+};
+
+/* A listener template accepts any remote address and port. */
+#define UTCP_TMPL_F_LISTENER	(1u << 0)
+
+/* ---- control ioctls (control file only, CAP_NET_ADMIN) ---- */
+
+/* Attach to the device with this ifindex in the caller's network namespace. */
+struct utcp_attach {
+	__s32 ifindex;
+	__u32 flags;		/* zero */
+	__u64 reserved;		/* zero */
+};
+
+/* Install (prog_fd >= 0) or remove (prog_fd == -1) the classifier program. */
+struct utcp_classifier {
+	__s32 prog_fd;		/* BPF_PROG_TYPE_SOCKET_FILTER; returns 0 or an endpoint id */
+	__u32 flags;		/* zero */
+	__u64 reserved;		/* zero */
+};
+
+struct utcp_endpoint_create {
+	__u32 rx_entries;	/* in: power of two, 1 .. UTCP_MAX_RING_ENTRIES */
+	__u32 tx_entries;	/* in: power of two, 1 .. UTCP_MAX_RING_ENTRIES */
+	__u32 slot_size;	/* in: multiple of UTCP_SLOT_ALIGN, MIN .. MAX_SLOT_SIZE */
+	__u32 flags;		/* in: zero */
+	struct utcp_template tmpl;	/* in */
+	__u32 id;		/* out: endpoint id (what the classifier returns) */
+	__s32 fd;		/* out: the endpoint file, O_CLOEXEC */
+	struct utcp_ring_layout layout;	/* out */
+	__u64 reserved[2];	/* in: zero */
+};
+
+struct utcp_endpoint_template {
+	__u32 id;
+	__u32 flags;		/* zero */
+	struct utcp_template tmpl;
+};
+
+/*
+ * Token bucket on transmitted bytes (Ethernet header included): bytes_per_sec == 0
+ * means unlimited. A frame that does not fit in the bucket stays queued; UTCP_IOC_TX
+ * returns what it sent, or -EAGAIN when the first pending frame is over budget.
+ */
+struct utcp_rate_limit {
+	__u32 id;
+	__u32 flags;		/* zero */
+	__u64 bytes_per_sec;	/* <= UTCP_MAX_RATE */
+	__u64 burst_bytes;	/* <= UTCP_MAX_RATE; must be >= one frame to send anything */
+	__u64 reserved;		/* zero */
+};
+#define UTCP_MAX_RATE (1ull << 40)
+
+struct utcp_endpoint_id {
+	__u32 id;
+	__u32 flags;		/* zero */
+};
+
+/* Per-endpoint statistics (from the endpoint file, or by id from the control file). */
+struct utcp_endpoint_stats {
+	__u32 id;		/* control file: in; endpoint file: out */
+	__u32 flags;		/* out: UTCP_EPF_* */
+	__u64 rx_frames;
+	__u64 rx_bytes;
+	__u64 rx_drops_full;	/* RX ring full (or its consumer index was nonsense) */
+	__u64 rx_drops_too_big;	/* frame longer than a slot */
+	__u64 tx_frames;
+	__u64 tx_bytes;
+	__u64 tx_template_rejects;
+	__u64 tx_malformed;
+	__u64 tx_rate_limited;	/* UTCP_IOC_TX calls stopped by the token bucket */
+	__u64 tx_dev_errors;	/* the device queue refused the frame */
+	__u64 ring_bytes;	/* size of the mapping */
+	__u64 reserved[2];
+};
+#define UTCP_EPF_DETACHED	(1u << 0)	/* destroyed or its control file is closed */
+
+struct utcp_global_stats {
+	__u64 live_endpoints;
+	__u64 live_ring_bytes;	/* vmalloc'd ring memory not yet freed */
+	__u64 live_controls;
+	__u64 endpoints_created;
+	__u64 rx_frames;	/* delivered to an endpoint */
+	__u64 rx_bytes;
+	__u64 rx_passed;	/* classifier said "not ours" */
+	__u64 rx_stale;		/* classifier named an endpoint that does not exist */
+	__u64 rx_drops;		/* ring full or frame too big */
+	__u64 tx_frames;
+	__u64 tx_bytes;
+	__u64 tx_template_rejects;
+	__u64 tx_malformed;
+	__u64 classifier_runs;
+	__u64 classifier_sampled_runs;	/* every 64th run is timed ... */
+	__u64 classifier_sampled_ns;	/* ... ns/run = sampled_ns / sampled_runs */
+	__u64 reserved[4];
+};
+
+#define UTCP_IOC_ATTACH		_IOW(UTCP_IOC_MAGIC, 0x01, struct utcp_attach)
+#define UTCP_IOC_DETACH		_IO(UTCP_IOC_MAGIC, 0x02)
+#define UTCP_IOC_SET_CLASSIFIER	_IOW(UTCP_IOC_MAGIC, 0x03, struct utcp_classifier)
+#define UTCP_IOC_ENDPOINT_CREATE _IOWR(UTCP_IOC_MAGIC, 0x04, struct utcp_endpoint_create)
+#define UTCP_IOC_SET_TEMPLATE	_IOW(UTCP_IOC_MAGIC, 0x05, struct utcp_endpoint_template)
+#define UTCP_IOC_SET_RATE	_IOW(UTCP_IOC_MAGIC, 0x06, struct utcp_rate_limit)
+#define UTCP_IOC_GLOBAL_STATS	_IOR(UTCP_IOC_MAGIC, 0x07, struct utcp_global_stats)
+#define UTCP_IOC_ENDPOINT_STATS	_IOWR(UTCP_IOC_MAGIC, 0x08, struct utcp_endpoint_stats)
+#define UTCP_IOC_ENDPOINT_DESTROY _IOW(UTCP_IOC_MAGIC, 0x09, struct utcp_endpoint_id)
+
+/* ---- endpoint ioctls (endpoint file only) ---- */
+
+/*
+ * UTCP_IOC_TX: send every TX descriptor published since the last call. Returns the
+ * number of frames sent; when none was sent: -EPERM if the first refused frame broke
+ * the template, -EINVAL if it was malformed, -EAGAIN if the rate limit held it back,
+ * -ENOTCONN if the endpoint is detached, -ENETDOWN if the device is down or gone.
+ * The optional argument (may be NULL) receives the details.
+ */
+struct utcp_tx_result {
+	__u32 sent;
+	__u32 refused;		/* completed with an UTCP_TXF_ERR_* status */
+	__u32 pending;		/* still queued (rate limit or allocation failure) */
+	__s32 first_error;	/* negative errno of the first refusal, or 0 */
+	__u64 reserved;
+};
+
+#define UTCP_IOC_TX		_IOR(UTCP_IOC_MAGIC, 0x10, struct utcp_tx_result)
+#define UTCP_IOC_EP_STATS	_IOR(UTCP_IOC_MAGIC, 0x11, struct utcp_endpoint_stats)
+
+/*
+ * Classifier maps (BPF hash maps of the classifier program, filled by user space).
+ * Keys are as seen on a received frame: local = destination, remote = source.
+ * Value: __u32 endpoint id. The exact map is tried first, then the listener map with
+ * the local address, then with local_ip 0 (any address).
+ */
+struct utcp_flow_key {
+	__be32 local_ip;
+	__be32 remote_ip;
+	__be16 local_port;
+	__be16 remote_port;
+	__u8 proto;
+	__u8 pad[3];		/* zero */
+};
+
+struct utcp_listen_key {
+	__be32 local_ip;
+	__be16 local_port;
+	__u8 proto;
+	__u8 pad;		/* zero */
+};
+
+#define UTCP_FLOW_MAP_NAME	"utcp_flows"
+#define UTCP_LISTEN_MAP_NAME	"utcp_listeners"
+#define UTCP_CLASSIFIER_PROG	"utcp_classify"
 
 #endif /* _UAPI_LINUX_UTCP_H */

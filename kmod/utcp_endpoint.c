@@ -1,0 +1,564 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * utcp_endpoint.c - endpoint files: pinned rings (mmap), poll, and the template-checked
+ * transmit ioctl.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/log2.h>
+#include <linux/math64.h>
+#include <linux/mm.h>
+#include <linux/poll.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <net/ip.h>
+#include <net/tcp.h>
+#include "utcp_internal.h"
+
+static void utcp_endpoint_free_work(struct work_struct *work)
+{
+	struct utcp_endpoint *ep =
+		container_of(to_rcu_work(work), struct utcp_endpoint, free_work);
+
+	atomic64_sub(ep->layout.map_size, &utcp_global.live_ring_bytes);
+	atomic64_dec(&utcp_global.live_endpoints);
+	vfree(ep->area);
+	utcp_ctl_put(ep->ctl);
+	kfree(ep);
+}
+
+static void utcp_endpoint_release(struct kref *ref)
+{
+	struct utcp_endpoint *ep = container_of(ref, struct utcp_endpoint, ref);
+
+	/* An rx path may still hold ep from an RCU idr lookup: free after a grace period. */
+	INIT_RCU_WORK(&ep->free_work, utcp_endpoint_free_work);
+	queue_rcu_work(utcp_wq, &ep->free_work);
+}
+
+void utcp_endpoint_put(struct utcp_endpoint *ep)
+{
+	kref_put(&ep->ref, utcp_endpoint_release);
+}
+
+/* Caller holds ctl->lock and has removed ep from the idr. */
+void utcp_endpoint_detach(struct utcp_endpoint *ep)
+{
+	WRITE_ONCE(ep->detached, true);
+	wake_up_interruptible_poll(&ep->wq, EPOLLHUP | EPOLLERR);
+}
+
+int utcp_template_check(const struct utcp_template *t)
+{
+	bool listener = t->flags & UTCP_TMPL_F_LISTENER;
+
+	if (t->flags & ~UTCP_TMPL_F_LISTENER || t->reserved0 || t->reserved1)
+		return -EINVAL;
+	if (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP)
+		return -EPROTONOSUPPORT;
+	if (!t->local_ip || !t->local_port || is_multicast_ether_addr(t->src_mac))
+		return -EINVAL;
+	/* A connected template names its peer; a listener names none. */
+	if (listener != (!t->remote_ip && !t->remote_port))
+		return -EINVAL;
+	if (listener ? false : (!t->remote_ip || !t->remote_port))
+		return -EINVAL;
+	return 0;
+}
+
+void utcp_endpoint_fill_stats(struct utcp_endpoint *ep, struct utcp_endpoint_stats *st)
+{
+	*st = ep->st;
+	st->id = ep->id;
+	st->flags = READ_ONCE(ep->detached) ? UTCP_EPF_DETACHED : 0;
+	st->ring_bytes = ep->layout.map_size;
+	memset(st->reserved, 0, sizeof(st->reserved));
+}
+
+/* ---- mmap ---- */
+
+static void utcp_vma_open(struct vm_area_struct *vma)
+{
+	struct utcp_endpoint *ep = vma->vm_private_data;
+
+	kref_get(&ep->ref);
+}
+
+static void utcp_vma_close(struct vm_area_struct *vma)
+{
+	utcp_endpoint_put(vma->vm_private_data);
+}
+
+static const struct vm_operations_struct utcp_vm_ops = {
+	.open = utcp_vma_open,
+	.close = utcp_vma_close,
+};
+
+static int utcp_ep_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct utcp_endpoint *ep = file->private_data;
+	int err;
+
+	/* The whole region or nothing, shared: partial maps would only confuse offsets. */
+	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start != ep->layout.map_size)
+		return -EINVAL;
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	err = remap_vmalloc_range(vma, ep->area, 0);	/* sets VM_DONTEXPAND | VM_DONTDUMP */
+	if (err)
+		return err;
+	vma->vm_flags |= VM_DONTCOPY;	/* a fork does not inherit the rings */
+	vma->vm_private_data = ep;
+	vma->vm_ops = &utcp_vm_ops;
+	kref_get(&ep->ref);
+	return 0;
+}
+
+/* ---- poll ---- */
+
+static __poll_t utcp_ep_poll(struct file *file, poll_table *wait)
+{
+	struct utcp_endpoint *ep = file->private_data;
+	__poll_t mask = 0;
+	u32 cons, tx_prod;
+
+	poll_wait(file, &ep->wq, wait);
+	/*
+	 * Pairs with the smp_mb() in the rx path between publishing rx_prod and reading
+	 * rx_cons: either the producer sees our consumer's last rx_cons and wakes us, or
+	 * we see its rx_prod here.
+	 */
+	smp_mb();
+	if (READ_ONCE(ep->detached))
+		return EPOLLHUP | EPOLLERR;
+	cons = READ_ONCE(ep->hdr->rx_cons.value);
+	if (READ_ONCE(ep->rx_prod) != cons)
+		mask |= EPOLLIN | EPOLLRDNORM;
+	tx_prod = READ_ONCE(ep->hdr->tx_prod.value);
+	if (tx_prod - READ_ONCE(ep->hdr->tx_cons.value) < ep->layout.tx_entries)
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	return mask;
+}
+
+/* ---- transmit ---- */
+
+/* Refills the token bucket and takes len bytes from it; false when over budget. */
+static bool utcp_rate_take(struct utcp_endpoint *ep, u32 len, u64 now)
+{
+	u64 elapsed, add;
+
+	if (!ep->rate_bps)
+		return true;
+	elapsed = now - ep->tokens_ns;
+	ep->tokens_ns = now;
+	/* rate, burst <= 2^40 and the remainder < 1e9, so nothing here overflows. */
+	if (elapsed >= NSEC_PER_SEC * 1024ull)
+		add = ep->burst;
+	else
+		add = div64_u64(elapsed, NSEC_PER_SEC) * ep->rate_bps +
+		      mul_u64_u64_div_u64(elapsed % NSEC_PER_SEC, ep->rate_bps, NSEC_PER_SEC);
+	ep->tokens = min(ep->tokens + add, ep->burst);
+	if (ep->tokens < len)
+		return false;
+	ep->tokens -= len;
+	return true;
+}
+
+/*
+ * Checks a copied frame against the template. Returns 0, -EINVAL (malformed) or
+ * -EPERM (a header field differs from the template). Sets the header offsets.
+ */
+static int utcp_tx_check(struct utcp_endpoint *ep, struct sk_buff *skb)
+{
+	const struct utcp_template *t = &ep->tmpl;
+	bool listener = t->flags & UTCP_TMPL_F_LISTENER;
+	const struct ethhdr *eth;
+	const struct iphdr *iph;
+	u32 len = skb->len, ihl, l4len;
+
+	if (len < ETH_HLEN + sizeof(struct iphdr))
+		return -EINVAL;
+	eth = (const struct ethhdr *)skb->data;
+	if (!ether_addr_equal(eth->h_source, t->src_mac))
+		return -EPERM;
+	if (eth->h_proto != htons(ETH_P_IP))
+		return -EPERM;
+	iph = (const struct iphdr *)(skb->data + ETH_HLEN);
+	ihl = iph->ihl * 4;
+	/* RFC 791 §3.1: IHL counts 32-bit words, at least 5; total length covers the datagram. */
+	if (iph->version != 4 || ihl < sizeof(struct iphdr) || ETH_HLEN + ihl > len)
+		return -EINVAL;
+	if (ntohs(iph->tot_len) != len - ETH_HLEN)
+		return -EINVAL;
+	/* Fragments would let a later fragment carry ports the template never saw. */
+	if (iph->frag_off & htons(IP_MF | IP_OFFSET))
+		return -EPERM;
+	if (iph->protocol != t->proto || iph->saddr != t->local_ip)
+		return -EPERM;
+	if (!listener && iph->daddr != t->remote_ip)
+		return -EPERM;
+	l4len = len - ETH_HLEN - ihl;
+	if (t->proto == IPPROTO_TCP) {
+		const struct tcphdr *th = (const void *)((const u8 *)iph + ihl);
+
+		/* RFC 9293 §3.1: Data Offset counts 32-bit words, at least 5. */
+		if (l4len < sizeof(*th) || th->doff * 4 < sizeof(*th) || th->doff * 4 > l4len)
+			return -EINVAL;
+		if (th->source != t->local_port)
+			return -EPERM;
+		if (!listener && th->dest != t->remote_port)
+			return -EPERM;
+	} else {
+		const struct udphdr *uh = (const void *)((const u8 *)iph + ihl);
+
+		/* RFC 768: Length is the header plus data. */
+		if (l4len < sizeof(*uh) || ntohs(uh->len) != l4len)
+			return -EINVAL;
+		if (uh->source != t->local_port)
+			return -EPERM;
+		if (!listener && uh->dest != t->remote_port)
+			return -EPERM;
+	}
+	skb_reset_mac_header(skb);
+	skb_set_network_header(skb, ETH_HLEN);
+	skb_set_transport_header(skb, ETH_HLEN + ihl);
+	return 0;
+}
+
+/*
+ * A frame longer than the MTU leaves as one TCP GSO frame: the stack below (or the
+ * NIC) cuts it into mss-sized segments and fills each checksum, as for af_packet's
+ * virtio_net_hdr path. The TCP checksum field gets the pseudo-header sum it expects.
+ */
+static int utcp_tx_gso(struct utcp_endpoint *ep, struct sk_buff *skb, struct net_device *dev)
+{
+	struct iphdr *iph = ip_hdr(skb);
+	struct tcphdr *th = tcp_hdr(skb);
+	u32 hlen = skb_transport_offset(skb) + th->doff * 4;
+	u32 payload = skb->len - hlen;
+	u32 mss = ep->tmpl.mss;
+
+	if (ep->tmpl.proto != IPPROTO_TCP)
+		return -EMSGSIZE;	/* UDP has no segmentation offload here */
+	if (!mss)
+		mss = dev->mtu - (hlen - ETH_HLEN);
+	if (mss < 8 || hlen - ETH_HLEN + mss > dev->mtu || !payload)
+		return -EMSGSIZE;
+	skb->ip_summed = CHECKSUM_PARTIAL;
+	skb->csum_start = skb_transport_header(skb) - skb->head;
+	skb->csum_offset = offsetof(struct tcphdr, check);
+	th->check = ~tcp_v4_check(skb->len - skb_transport_offset(skb), iph->saddr, iph->daddr, 0);
+	skb_shinfo(skb)->gso_size = mss;
+	skb_shinfo(skb)->gso_type = SKB_GSO_TCPV4;
+	skb_shinfo(skb)->gso_segs = DIV_ROUND_UP(payload, mss);
+	return 0;
+}
+
+/* Builds, checks and sends one frame. Returns 0 (sent), -EAGAIN/-ENOBUFS (stop, keep
+ * the descriptor queued) or a refusal errno (descriptor completed with an error). */
+static int utcp_tx_one(struct utcp_endpoint *ep, struct net_device *dev,
+		       struct utcp_desc *desc, u64 now)
+{
+	const struct utcp_ring_layout *l = &ep->layout;
+	u64 area_end = (u64)l->slots_off + (u64)l->slot_count * l->slot_size;
+	u32 offset, len, flags, reserved;
+	struct sk_buff *skb;
+	int err, rc;
+
+	/* Each user-written field is read once; only these copies are used below. */
+	offset = READ_ONCE(desc->offset);
+	len = READ_ONCE(desc->len);
+	flags = READ_ONCE(desc->flags);
+	reserved = READ_ONCE(desc->reserved);
+	if (flags || reserved || len > UTCP_MAX_FRAME_LEN || len < ETH_HLEN ||
+	    offset < l->slots_off || (u64)offset + len > area_end)
+		return -EINVAL;
+	if (!utcp_rate_take(ep, len, now))
+		return -EAGAIN;
+
+	skb = alloc_skb(LL_RESERVED_SPACE(dev) + len + dev->needed_tailroom,
+			GFP_KERNEL | __GFP_NOWARN);
+	if (!skb) {
+		ep->tokens += len;
+		return -ENOBUFS;
+	}
+	skb_reserve(skb, LL_RESERVED_SPACE(dev));
+	/* Copy first, check the copy: user space may rewrite the slot meanwhile. */
+	memcpy(skb_put(skb, len), (u8 *)ep->area + offset, len);
+	err = utcp_tx_check(ep, skb);
+	if (!err && len > dev->mtu + ETH_HLEN)
+		err = utcp_tx_gso(ep, skb, dev);
+	if (err) {
+		kfree_skb(skb);
+		return err;
+	}
+	skb->dev = dev;
+	skb->protocol = htons(ETH_P_IP);
+	rc = dev_queue_xmit(skb);	/* consumes skb whatever it returns */
+	if (rc != NET_XMIT_SUCCESS && rc != NET_XMIT_CN) {
+		ep->st.tx_dev_errors++;
+		return 0;	/* it left our hands like a frame lost on the wire */
+	}
+	ep->st.tx_frames++;
+	ep->st.tx_bytes += len;
+	atomic64_inc(&utcp_global.tx_frames);
+	atomic64_add(len, &utcp_global.tx_bytes);
+	return 0;
+}
+
+static long utcp_ep_tx(struct utcp_endpoint *ep, void __user *arg)
+{
+	struct utcp_tx_result res = {};
+	struct net_device *dev;
+	u32 prod, cons, mask = ep->layout.tx_entries - 1;
+	long ret;
+	u64 now;
+
+	mutex_lock(&ep->tx_lock);
+	if (READ_ONCE(ep->detached)) {
+		ret = -ENOTCONN;
+		goto out_unlock;
+	}
+	rcu_read_lock();
+	dev = rcu_dereference(ep->ctl->dev);
+	if (dev)
+		dev_hold(dev);
+	rcu_read_unlock();
+	if (!dev) {
+		ret = -ENOTCONN;
+		goto out_unlock;
+	}
+	if (!netif_running(dev) || !netif_carrier_ok(dev)) {
+		ret = -ENETDOWN;
+		goto out_put;
+	}
+
+	/* Acquire: the descriptors user space wrote before publishing tx_prod are visible. */
+	prod = smp_load_acquire(&ep->hdr->tx_prod.value);
+	cons = ep->tx_cons;
+	if (prod - cons > ep->layout.tx_entries) {
+		/* A producer index no ring could have: refuse the call, trust nothing. */
+		ep->st.tx_malformed++;
+		atomic64_inc(&utcp_global.tx_malformed);
+		ret = -EINVAL;
+		goto out_put;
+	}
+	now = ktime_get_ns();
+	while (cons != prod) {
+		struct utcp_desc *desc = &ep->tx_desc[cons & mask];
+		int err = utcp_tx_one(ep, dev, desc, now);
+
+		if (err == -EAGAIN || err == -ENOBUFS) {
+			if (err == -EAGAIN)
+				ep->st.tx_rate_limited++;
+			if (!res.first_error && !res.sent)
+				res.first_error = err;
+			break;
+		}
+		if (err) {
+			res.refused++;
+			if (!res.first_error)
+				res.first_error = err;
+			if (err == -EPERM) {
+				ep->st.tx_template_rejects++;
+				atomic64_inc(&utcp_global.tx_template_rejects);
+				WRITE_ONCE(desc->flags, UTCP_TXF_ERR_TEMPLATE);
+			} else {
+				ep->st.tx_malformed++;
+				atomic64_inc(&utcp_global.tx_malformed);
+				WRITE_ONCE(desc->flags, UTCP_TXF_ERR_MALFORMED);
+			}
+		} else {
+			res.sent++;
+			WRITE_ONCE(desc->flags, UTCP_TXF_SENT);
+		}
+		cons++;
+	}
+	res.pending = prod - cons;
+	ep->tx_cons = cons;
+	/* Release: the status flags above are visible before the slots go back to the user. */
+	smp_store_release(&ep->hdr->tx_cons.value, cons);
+	ret = res.sent ? res.sent : res.first_error;
+out_put:
+	dev_put(dev);
+out_unlock:
+	mutex_unlock(&ep->tx_lock);
+	if (arg && copy_to_user(arg, &res, sizeof(res)))
+		return -EFAULT;
+	return ret;
+}
+
+static long utcp_ep_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct utcp_endpoint *ep = file->private_data;
+	struct utcp_endpoint_stats st;
+
+	switch (cmd) {
+	case UTCP_IOC_TX:
+		return utcp_ep_tx(ep, (void __user *)arg);
+	case UTCP_IOC_EP_STATS:
+		utcp_endpoint_fill_stats(ep, &st);
+		return copy_to_user((void __user *)arg, &st, sizeof(st)) ? -EFAULT : 0;
+	case UTCP_IOC_ABI_INFO: {
+		/* Answered here too so a library holding only an endpoint can check the ABI. */
+		struct utcp_abi_info info = {
+			.size = sizeof(info),
+			.abi_version = UTCP_ABI_VERSION,
+			.max_endpoints = UTCP_MAX_ENDPOINTS,
+			.max_ring_entries = UTCP_MAX_RING_ENTRIES,
+			.max_frame_len = UTCP_MAX_FRAME_LEN,
+		};
+		return copy_to_user((void __user *)arg, &info, sizeof(info)) ? -EFAULT : 0;
+	}
+	default:
+		return -ENOTTY;	/* includes every control ioctl: no template changes here */
+	}
+}
+
+static int utcp_ep_release(struct inode *inode, struct file *file)
+{
+	utcp_endpoint_put(file->private_data);
+	return 0;
+}
+
+static const struct file_operations utcp_ep_fops = {
+	.owner = THIS_MODULE,
+	.release = utcp_ep_release,
+	.unlocked_ioctl = utcp_ep_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = utcp_ep_mmap,
+	.poll = utcp_ep_poll,
+	.llseek = noop_llseek,
+};
+
+/* ---- creation ---- */
+
+static int utcp_layout(struct utcp_endpoint_create *c, struct utcp_ring_layout *l)
+{
+	u64 slots_bytes, size;
+
+	if (!is_power_of_2(c->rx_entries) || c->rx_entries > UTCP_MAX_RING_ENTRIES ||
+	    !is_power_of_2(c->tx_entries) || c->tx_entries > UTCP_MAX_RING_ENTRIES)
+		return -EINVAL;
+	if (c->slot_size < UTCP_MIN_SLOT_SIZE || c->slot_size > UTCP_MAX_SLOT_SIZE ||
+	    c->slot_size % UTCP_SLOT_ALIGN)
+		return -EINVAL;
+	slots_bytes = (u64)(c->rx_entries + c->tx_entries) * c->slot_size;
+	if (slots_bytes > UTCP_MAX_AREA_BYTES)
+		return -E2BIG;
+
+	memset(l, 0, sizeof(*l));
+	l->rx_entries = c->rx_entries;
+	l->tx_entries = c->tx_entries;
+	l->slot_size = c->slot_size;
+	l->slot_count = c->rx_entries + c->tx_entries;
+	l->header_off = 0;
+	l->rx_desc_off = PAGE_SIZE;
+	l->tx_desc_off = l->rx_desc_off + ALIGN(c->rx_entries * sizeof(struct utcp_desc), 64);
+	l->slots_off = PAGE_ALIGN(l->tx_desc_off + c->tx_entries * sizeof(struct utcp_desc));
+	size = PAGE_ALIGN(l->slots_off + slots_bytes);
+	l->map_size = size;
+	return 0;
+}
+
+int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg)
+{
+	struct utcp_endpoint_create c;
+	struct utcp_endpoint *ep;
+	struct file *file;
+	int err, fd, id;
+
+	if (copy_from_user(&c, arg, sizeof(c)))
+		return -EFAULT;
+	if (c.flags || c.id || c.fd || c.reserved[0] || c.reserved[1] ||
+	    memchr_inv(&c.layout, 0, sizeof(c.layout)))
+		return -EINVAL;
+	err = utcp_template_check(&c.tmpl);
+	if (err)
+		return err;
+
+	ep = kzalloc(sizeof(*ep), GFP_KERNEL);
+	if (!ep)
+		return -ENOMEM;
+	err = utcp_layout(&c, &ep->layout);
+	if (err)
+		goto err_free;
+	/* Zeroed, pinned kernel memory that remap_vmalloc_range may hand to user space. */
+	ep->area = vmalloc_user(ep->layout.map_size);
+	if (!ep->area) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	kref_init(&ep->ref);		/* the idr's */
+	spin_lock_init(&ep->rx_lock);
+	mutex_init(&ep->tx_lock);
+	init_waitqueue_head(&ep->wq);
+	ep->hdr = ep->area;
+	ep->rx_desc = ep->area + ep->layout.rx_desc_off;
+	ep->tx_desc = ep->area + ep->layout.tx_desc_off;
+	ep->tmpl = c.tmpl;
+	ep->ctl = ctl;
+
+	fd = get_unused_fd_flags(O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		err = fd;
+		goto err_vfree;
+	}
+	file = anon_inode_getfile("[utcp-endpoint]", &utcp_ep_fops, ep, O_RDWR);
+	if (IS_ERR(file)) {
+		err = PTR_ERR(file);
+		goto err_fd;
+	}
+	kref_get(&ep->ref);		/* the file's */
+	kref_get(&ctl->ref);		/* ep->ctl */
+	atomic64_inc(&utcp_global.live_endpoints);
+	atomic64_add(ep->layout.map_size, &utcp_global.live_ring_bytes);
+	atomic64_inc(&utcp_global.endpoints_created);
+
+	mutex_lock(&ctl->lock);
+	id = ctl->closing ? -ESHUTDOWN :
+	     idr_alloc(&ctl->endpoints, ep, 1, UTCP_MAX_ENDPOINTS + 1, GFP_KERNEL);
+	if (id >= 0)
+		ep->id = id;
+	mutex_unlock(&ctl->lock);
+	if (id < 0) {
+		err = id == -ENOSPC ? -EMFILE : id;
+		goto err_file;
+	}
+
+	c.id = ep->id;
+	c.fd = fd;
+	c.layout = ep->layout;
+	if (copy_to_user(arg, &c, sizeof(c))) {
+		err = -EFAULT;
+		mutex_lock(&ctl->lock);
+		idr_remove(&ctl->endpoints, ep->id);
+		mutex_unlock(&ctl->lock);
+		goto err_file;
+	}
+	/* Only now the fd exists for user space: nothing after this can fail. */
+	fd_install(fd, file);
+	return 0;
+
+err_file:
+	/* The file's release drops its ref; the idr's ref goes here. */
+	put_unused_fd(fd);
+	utcp_endpoint_put(ep);
+	fput(file);
+	return err;
+err_fd:
+	put_unused_fd(fd);
+err_vfree:
+	vfree(ep->area);
+err_free:
+	kfree(ep);
+	return err;
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * utcp_internal.h - the module's objects: control files, endpoints, global counters.
+ */
+#ifndef _UTCP_INTERNAL_H
+#define _UTCP_INTERNAL_H
+
+#include <linux/atomic.h>
+#include <linux/filter.h>
+#include <linux/idr.h>
+#include <linux/kref.h>
+#include <linux/mutex.h>
+#include <linux/netdevice.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/utcp.h>
+
+/*
+ * A control file's state. Lifetime: one kref held by the control file, one by each
+ * endpoint it created (endpoints look up the device through it when they transmit).
+ * @dev and @prog are written under rtnl / @lock and read under RCU by the rx path.
+ */
+struct utcp_ctl {
+	struct kref ref;
+	struct mutex lock;		/* endpoints idr, prog, closing */
+	struct net *net;		/* the creator's network namespace */
+	struct net_device __rcu *dev;	/* attached device (writers hold rtnl) */
+	struct bpf_prog __rcu *prog;	/* the classifier */
+	struct idr endpoints;		/* id -> endpoint; readers under RCU */
+	bool closing;
+	atomic_t classifier_runs;	/* drives the 1-in-64 timing sample */
+};
+
+/*
+ * One endpoint. Lifetime: a kref held by the control file's idr (dropped on destroy or
+ * control close), one by the endpoint file, one by each vma. The rx path finds it in
+ * the idr under RCU without a kref; freeing therefore waits for an RCU grace period
+ * (queue_rcu_work) before the ring memory goes.
+ */
+struct utcp_endpoint {
+	struct kref ref;
+	struct utcp_ctl *ctl;		/* kref held */
+	u32 id;
+	bool detached;			/* no more RX/TX; set under ctl->lock */
+
+	void *area;			/* vmalloc_user'd shared region */
+	struct utcp_ring_layout layout;
+	struct utcp_ring_header *hdr;
+	struct utcp_desc *rx_desc;
+	struct utcp_desc *tx_desc;
+
+	/* RX side, written by the rx handler (softirq) under rx_lock. */
+	spinlock_t rx_lock;
+	u32 rx_prod;			/* shadow of hdr->rx_prod */
+	wait_queue_head_t wq;
+
+	/* TX side, under tx_lock (the TX ioctl, template and rate changes). */
+	struct mutex tx_lock;
+	u32 tx_cons;			/* shadow of hdr->tx_cons */
+	struct utcp_template tmpl;
+	u64 rate_bps;			/* 0 = unlimited */
+	u64 burst;
+	u64 tokens;
+	u64 tokens_ns;			/* when tokens was last refilled */
+
+	/* Counters: RX ones under rx_lock, TX ones under tx_lock; read racily. */
+	struct utcp_endpoint_stats st;
+
+	struct rcu_work free_work;
+};
+
+/* Global counters, all atomic64 so any context may bump them. */
+struct utcp_global {
+	atomic64_t live_endpoints;
+	atomic64_t live_ring_bytes;
+	atomic64_t live_controls;
+	atomic64_t endpoints_created;
+	atomic64_t rx_frames;
+	atomic64_t rx_bytes;
+	atomic64_t rx_passed;
+	atomic64_t rx_stale;
+	atomic64_t rx_drops;
+	atomic64_t tx_frames;
+	atomic64_t tx_bytes;
+	atomic64_t tx_template_rejects;
+	atomic64_t tx_malformed;
+	atomic64_t classifier_runs;
+	atomic64_t classifier_sampled_runs;
+	atomic64_t classifier_sampled_ns;
+};
+
+extern struct utcp_global utcp_global;
+extern struct workqueue_struct *utcp_wq;
+
+/* utcp_endpoint.c */
+int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg);
+void utcp_endpoint_detach(struct utcp_endpoint *ep);
+void utcp_endpoint_put(struct utcp_endpoint *ep);
+int utcp_template_check(const struct utcp_template *t);
+void utcp_endpoint_fill_stats(struct utcp_endpoint *ep, struct utcp_endpoint_stats *st);
+void utcp_ctl_put(struct utcp_ctl *ctl);
+
+/* utcp_rx.c */
+rx_handler_result_t utcp_rx_handler(struct sk_buff **pskb);
+
+#endif /* _UTCP_INTERNAL_H */

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * utcp_rx.c - receive: the rx_handler that runs the classifier on every frame of the
+ * attached device and copies matched frames into their endpoint's RX ring.
+ */
+#include <linux/filter.h>
+#include <linux/ktime.h>
+#include <linux/netdevice.h>
+#include <linux/poll.h>
+#include <linux/skbuff.h>
+#include <net/checksum.h>
+#include "utcp_internal.h"
+
+/* One run in this many is timed: two clock reads cost more than the program itself. */
+#define UTCP_CLASSIFIER_SAMPLE 64
+
+static u32 utcp_classify(struct utcp_ctl *ctl, struct bpf_prog *prog, struct sk_buff *skb)
+{
+	u32 n = atomic_inc_return(&ctl->classifier_runs);
+	u64 t0;
+	u32 id;
+
+	atomic64_inc(&utcp_global.classifier_runs);
+	if (n % UTCP_CLASSIFIER_SAMPLE)
+		return bpf_prog_run_save_cb(prog, skb);
+	t0 = ktime_get_ns();
+	id = bpf_prog_run_save_cb(prog, skb);
+	atomic64_add(ktime_get_ns() - t0, &utcp_global.classifier_sampled_ns);
+	atomic64_inc(&utcp_global.classifier_sampled_runs);
+	return id;
+}
+
+/*
+ * Copies the frame (skb->data at the MAC header) into the next RX slot. Returns false
+ * when it was dropped (ring full or frame bigger than a slot). Runs in softirq.
+ */
+static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
+{
+	const struct utcp_ring_layout *l = &ep->layout;
+	u32 len = skb->len, prod, cons, slot, off, flags = 0;
+	struct utcp_desc *desc;
+	u8 *dst;
+	bool wake;
+
+	spin_lock(&ep->rx_lock);
+	prod = ep->rx_prod;
+	/* rx_cons is user-written: read once; a value no consumer could have means "full". */
+	cons = READ_ONCE(ep->hdr->rx_cons.value);
+	if (prod - cons >= l->rx_entries) {
+		ep->st.rx_drops_full++;
+		goto drop;
+	}
+	if (len > l->slot_size) {
+		ep->st.rx_drops_too_big++;
+		goto drop;
+	}
+	slot = prod & (l->rx_entries - 1);
+	off = l->slots_off + slot * l->slot_size;
+	dst = (u8 *)ep->area + off;
+	if (skb_copy_bits(skb, 0, dst, len)) {
+		ep->st.rx_drops_too_big++;
+		goto drop;
+	}
+	if (skb->ip_summed == CHECKSUM_PARTIAL) {
+		/*
+		 * A locally sent frame (e.g. over veth) still has only the pseudo-header sum
+		 * in its L4 checksum field: finish it in our copy so user space sees a valid
+		 * frame, including a TSO frame coalesced beyond the MTU.
+		 */
+		int start = skb_checksum_start_offset(skb);
+		u32 csum_at = start + skb->csum_offset;
+
+		if (start >= 0 && start < len && csum_at + sizeof(__sum16) <= len) {
+			__wsum csum = csum_partial(dst + start, len - start, 0);
+
+			*(__sum16 *)(dst + csum_at) = csum_fold(csum);
+			flags |= UTCP_RXF_CSUM_OK;
+		}
+	} else if (skb->ip_summed == CHECKSUM_UNNECESSARY) {
+		flags |= UTCP_RXF_CSUM_OK;
+	}
+	if (skb_is_gso(skb) || len > skb->dev->mtu + ETH_HLEN)
+		flags |= UTCP_RXF_GRO;
+	desc = &ep->rx_desc[slot];
+	WRITE_ONCE(desc->offset, off);
+	WRITE_ONCE(desc->len, len);
+	WRITE_ONCE(desc->flags, flags);
+	WRITE_ONCE(desc->reserved, 0);
+	ep->rx_prod = prod + 1;
+	/* Release: the slot and descriptor are visible before the new rx_prod. */
+	smp_store_release(&ep->hdr->rx_prod.value, prod + 1);
+	/*
+	 * Full barrier between publishing rx_prod and re-reading rx_cons; pairs with the
+	 * one in utcp_ep_poll. Wake only if the consumer had drained the ring before this
+	 * frame: later frames of the same batch find it non-empty and wake nobody.
+	 */
+	smp_mb();
+	wake = READ_ONCE(ep->hdr->rx_cons.value) == prod;
+	ep->st.rx_frames++;
+	ep->st.rx_bytes += len;
+	spin_unlock(&ep->rx_lock);
+	atomic64_inc(&utcp_global.rx_frames);
+	atomic64_add(len, &utcp_global.rx_bytes);
+	if (wake && wq_has_sleeper(&ep->wq))
+		wake_up_interruptible_poll(&ep->wq, EPOLLIN | EPOLLRDNORM);
+	return true;
+drop:
+	spin_unlock(&ep->rx_lock);
+	atomic64_inc(&utcp_global.rx_drops);
+	return false;
+}
+
+rx_handler_result_t utcp_rx_handler(struct sk_buff **pskb)
+{
+	struct sk_buff *skb = *pskb;
+	struct utcp_ctl *ctl = rcu_dereference(skb->dev->rx_handler_data);
+	struct utcp_endpoint *ep;
+	struct bpf_prog *prog;
+	int mac_len;
+	u32 id;
+
+	/* Our own transmissions looped back to taps are not input. */
+	if (unlikely(skb->pkt_type == PACKET_LOOPBACK))
+		return RX_HANDLER_PASS;
+	prog = rcu_dereference(ctl->prog);
+	if (!prog)
+		return RX_HANDLER_PASS;
+	/* The classifier sees the frame from the Ethernet header, like a packet socket. */
+	mac_len = skb->data - skb_mac_header(skb);
+	__skb_push(skb, mac_len);
+	id = utcp_classify(ctl, prog, skb);
+	if (!id) {
+		__skb_pull(skb, mac_len);
+		atomic64_inc(&utcp_global.rx_passed);
+		return RX_HANDLER_PASS;
+	}
+	ep = id <= UTCP_MAX_ENDPOINTS ? idr_find(&ctl->endpoints, id) : NULL;
+	if (!ep || READ_ONCE(ep->detached)) {
+		/* A stale map entry: the kernel's stack answers it as it would any frame. */
+		__skb_pull(skb, mac_len);
+		atomic64_inc(&utcp_global.rx_stale);
+		return RX_HANDLER_PASS;
+	}
+	if (utcp_deliver(ep, skb))
+		consume_skb(skb);
+	else
+		kfree_skb(skb);
+	return RX_HANDLER_CONSUMED;
+}
