@@ -1,0 +1,169 @@
+// registry_probe.cc - a test client of utcpd for the VM tests: asks for grants, checks
+// what arrives, and plays the hostile client.
+//
+//   registry_probe hello
+//   registry_probe connect IP PORT [LOCAL_PORT] [--hold SECONDS]
+//   registry_probe listen PORT
+//   registry_probe garbage COUNT       send COUNT hostile messages, then check utcpd still answers
+//   registry_probe live-endpoints      print the module's live endpoint count
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <linux/utcp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "registry/client.h"
+
+using namespace utcp;
+using namespace utcp::registry;
+
+namespace {
+
+std::string ip_str(Ipv4Addr a) {
+  return std::to_string(a.v >> 24) + "." + std::to_string((a.v >> 16) & 255) + "." + std::to_string((a.v >> 8) & 255) +
+         "." + std::to_string(a.v & 255);
+}
+
+std::string mac_str(const MacAddr& m) {
+  char b[18];
+  std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m.b[0], m.b[1], m.b[2], m.b[3], m.b[4], m.b[5]);
+  return b;
+}
+
+int print_grant(const Grant& g) {
+  utcp_endpoint_stats st{};
+  bool is_endpoint = ::ioctl(g.endpoint_fd, UTCP_IOC_EP_STATS, &st) == 0;
+  std::printf("endpoint_id %u\nlocal %s:%u\nremote %s:%u\nlocal_mac %s\nnext_hop_mac %s\nmtu %u\nendpoint_file %s\n",
+              g.endpoint_id, ip_str(g.local_ip).c_str(), g.local_port, ip_str(g.remote_ip).c_str(), g.remote_port,
+              mac_str(g.local_mac).c_str(), mac_str(g.next_hop_mac).c_str(), g.mtu, is_endpoint ? "yes" : "no");
+  std::fflush(stdout);
+  return is_endpoint ? 0 : 1;
+}
+
+int garbage(int count) {
+  std::mt19937_64 rng(1234);
+  const char* path = std::getenv("UTCP_REGISTRY");
+  if (!path) path = kDefaultSocketPath;
+  for (int i = 0; i < count; ++i) {
+    int fd = ::socket(AF_UNIX, (i % 3 == 0 ? SOCK_STREAM : SOCK_SEQPACKET) | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+      ::close(fd);
+      continue;  // a stream socket cannot connect to a seqpacket listener: also fine
+    }
+    std::vector<uint8_t> msg(rng() % 200);
+    for (auto& b : msg) b = uint8_t(rng());
+    if (msg.size() >= sizeof(RegHeader) && i % 2) {
+      RegHeader h{};
+      h.type = uint16_t(rng() % 6);
+      h.length = uint32_t(i % 4 ? msg.size() : rng());
+      std::memcpy(msg.data(), &h, sizeof h);
+    }
+    ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (i % 5 == 0) {  // sometimes pass descriptors the registry did not ask for
+      int pass = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      msghdr mh{};
+      char one = 0;
+      iovec iov{&one, 1};
+      mh.msg_iov = &iov;
+      mh.msg_iovlen = 1;
+      alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+      mh.msg_control = ctl;
+      mh.msg_controllen = sizeof ctl;
+      cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(cm), &pass, sizeof pass);
+      ::sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(pass);
+    }
+    if (i % 7 != 0) ::close(fd);  // and sometimes vanish without reading the reply
+    else {
+      char buf[256];
+      ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      ::close(fd);
+    }
+  }
+  RegistryClient c;
+  std::string err;
+  HelloReply h{};
+  if (c.connect(&err) < 0 || c.hello(&h, &err) < 0) {
+    std::fprintf(stderr, "registry_probe: utcpd no longer answers: %s\n", err.c_str());
+    return 1;
+  }
+  std::printf("utcpd still answers after %d hostile messages\n", count);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: registry_probe hello|connect|listen|garbage|live-endpoints ...\n");
+    return 2;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "garbage") return garbage(argc > 2 ? std::atoi(argv[2]) : 1000);
+  if (cmd == "live-endpoints") {
+    int fd = ::open(UTCP_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+    utcp_global_stats gs{};
+    if (fd < 0 || ::ioctl(fd, UTCP_IOC_GLOBAL_STATS, &gs) < 0) {
+      std::perror("registry_probe: global stats");
+      return 1;
+    }
+    std::printf("%llu\n", (unsigned long long)gs.live_endpoints);
+    return 0;
+  }
+  RegistryClient c;
+  std::string err;
+  if (int rc = c.connect(&err); rc < 0) {
+    std::fprintf(stderr, "registry_probe: %s\n", err.c_str());
+    return 3;
+  }
+  if (cmd == "hello") {
+    HelloReply h{};
+    if (c.hello(&h, &err) < 0) {
+      std::fprintf(stderr, "registry_probe: %s\n", err.c_str());
+      return 1;
+    }
+    std::printf("module_abi %u\nifindex %u\nmtu %u\n", h.module_abi, h.ifindex, h.mtu);
+    return 0;
+  }
+  Grant g;
+  int rc;
+  int hold = 0;
+  for (int i = 2; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--hold") hold = std::atoi(argv[i + 1]);
+  if (cmd == "connect" && argc >= 4) {
+    Ipv4Addr ip{};
+    unsigned a, b, cc, d;
+    if (std::sscanf(argv[2], "%u.%u.%u.%u", &a, &b, &cc, &d) != 4) return 2;
+    ip = Ipv4Addr::of(uint8_t(a), uint8_t(b), uint8_t(cc), uint8_t(d));
+    uint16_t lport = argc >= 5 && argv[4][0] != '-' ? uint16_t(std::atoi(argv[4])) : 0;
+    rc = c.connect_endpoint(ip, uint16_t(std::atoi(argv[3])), lport, &g, &err);
+  } else if (cmd == "listen" && argc >= 3) {
+    rc = c.listen_endpoint(uint16_t(std::atoi(argv[2])), 16, &g, &err);
+  } else {
+    std::fprintf(stderr, "registry_probe: bad command\n");
+    return 2;
+  }
+  if (rc < 0) {
+    std::fprintf(stderr, "registry_probe: %s\n", err.c_str());
+    return -rc > 0 && -rc < 100 ? 100 + (-rc % 100) : 1;
+  }
+  int status = print_grant(g);
+  if (hold > 0) ::sleep(unsigned(hold));
+  return status;
+}
