@@ -17,7 +17,8 @@ need_classifier() {
 # Starts utcpd on the utcp side's interface; its log goes to /tmp/utcpd.log.
 start_utcpd() {
 	mkdir -p "$(dirname "${UTCP_REGISTRY:-/run/utcp/utcpd.sock}")"
-	in_a "$UTCP_BUILD/registry/utcpd" --interface "$UTCP_IF_A" --classifier "$(classifier_obj)" \
+	# Not through in_a: $! must be utcpd itself (ip netns exec execs it), not a subshell.
+	ip netns exec "$UTCP_NS_A" "$UTCP_BUILD/registry/utcpd" --interface "$UTCP_IF_A" --classifier "$(classifier_obj)" \
 		--socket "${UTCP_REGISTRY:-/run/utcp/utcpd.sock}" "$@" >/tmp/utcpd.log 2>&1 &
 	UTCPD_PID=$!
 	for _ in $(seq 50); do [ -S "${UTCP_REGISTRY:-/run/utcp/utcpd.sock}" ] && return 0; sleep 0.1; done
@@ -27,5 +28,6 @@ start_utcpd() {
 stop_utcpd() {
 	kill "$UTCPD_PID" 2>/dev/null
 	wait "$UTCPD_PID" 2>/dev/null
+	pkill -x utcpd 2>/dev/null
 	echo "--- utcpd log"; tail -n 20 /tmp/utcpd.log
 }

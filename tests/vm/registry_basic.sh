@@ -27,9 +27,8 @@ range=$(cat /proc/sys/net/ipv4/ip_local_port_range)
 check "ephemeral port from the kernel's range" '[ -n "$lport" ] && [ "$lport" -ge ${range%%[[:space:]]*} ] && [ "$lport" -le ${range##*[[:space:]]} ]'
 
 # While a grant is held its port is reserved in the kernel too.
-in_a "$probe" connect "$UTCP_IP_B" 5001 40123 --hold 4 > /tmp/held.out 2>&1 &
-holder=$!
-sleep 2
+in_a "$probe" connect "$UTCP_IP_B" 5001 40123 --hold 30 > /tmp/held.out 2>&1 &
+for _ in $(seq 100); do grep -q '^endpoint_file' /tmp/held.out 2>/dev/null && break; sleep 0.1; done
 bind_rc=$(in_a python3 -c "
 import socket,sys
 s=socket.socket()
@@ -40,8 +39,8 @@ except OSError as e: print('refused', e.errno)
 check "port held by utcp is refused to kernel sockets" '[ "${bind_rc%% *}" = refused ]'
 out=$(in_a "$probe" connect "$UTCP_IP_B" 5001 40123 2>&1)
 check "same port twice refused (in use)" 'echo "$out" | grep -q "in use"'
-wait $holder
 check "holder got its endpoint" 'grep -q "^endpoint_file yes$" /tmp/held.out'
+pkill -f "registry_probe connect $UTCP_IP_B 5001 40123" ; wait
 sleep 0.5
 bind_rc=$(in_a python3 -c "
 import socket
