@@ -2,6 +2,7 @@
 #include "wire/ethernet.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace utcp {
 
@@ -19,12 +20,22 @@ MacAddr EthernetView::mac_at(size_t off) const {
   return m;
 }
 
+bool parse_ethernet_into(std::span<const uint8_t> frame, EthernetRepr* out,
+                         std::span<const uint8_t>* payload, ParseError* err) {
+  auto v = EthernetView::parse(frame, err);
+  if (!v) return false;
+  std::memcpy(out->dst.b.data(), frame.data(), 6);
+  std::memcpy(out->src.b.data(), frame.data() + 6, 6);
+  out->ethertype = v->ethertype();
+  if (payload != nullptr) *payload = v->payload();
+  return true;
+}
+
 std::optional<EthernetRepr> parse_ethernet(std::span<const uint8_t> frame,
                                            std::span<const uint8_t>* payload, ParseError* err) {
-  auto v = EthernetView::parse(frame, err);
-  if (!v) return std::nullopt;
-  if (payload != nullptr) *payload = v->payload();
-  return EthernetRepr{v->dst(), v->src(), v->ethertype()};
+  EthernetRepr r;
+  if (!parse_ethernet_into(frame, &r, payload, err)) return std::nullopt;
+  return r;
 }
 
 size_t emit_ethernet(const EthernetRepr& repr, std::span<uint8_t> out) {

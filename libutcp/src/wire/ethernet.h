@@ -33,6 +33,10 @@ std::optional<EthernetRepr> parse_ethernet(std::span<const uint8_t> frame,
                                            std::span<const uint8_t>* payload,
                                            ParseError* err = nullptr);
 
+// The same, filling `*out` in place (no Repr copies on the receive path); false on refusal.
+bool parse_ethernet_into(std::span<const uint8_t> frame, EthernetRepr* out,
+                         std::span<const uint8_t>* payload, ParseError* err = nullptr);
+
 // Writes the 14-byte header; returns 14, or 0 when `out` is too short.
 size_t emit_ethernet(const EthernetRepr& repr, std::span<uint8_t> out);
 

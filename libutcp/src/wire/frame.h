@@ -19,6 +19,10 @@ struct ParsedFrame {
   std::span<const uint8_t> ip_payload;
 };
 
+// Fills `*out` in place (the receive path's form: no Repr copies); false on refusal.
+bool parse_frame_into(std::span<const uint8_t> frame, bool verify_checksums, ParsedFrame* out,
+                      ParseError* err = nullptr);
+
 // Parses Ethernet, then ARP or IPv4, then TCP or UDP. Other IP protocols (ICMP, ...)
 // parse to a frame with neither `tcp` nor `udp` set. Other ethertypes (IPv6, VLAN
 // tags, 802.3 lengths) are refused with kUnsupported. `verify_checksums` covers the

@@ -41,22 +41,21 @@ bool Ipv4View::verify_checksum() const {
   return checksum_fold(checksum_add(header())) == 0;
 }
 
-std::optional<Ipv4Repr> parse_ipv4(std::span<const uint8_t> packet,
-                                   std::span<const uint8_t>* payload, bool verify_checksum,
-                                   ParseError* err) {
+bool parse_ipv4_into(std::span<const uint8_t> packet, Ipv4Repr* out,
+                     std::span<const uint8_t>* payload, bool verify_checksum, ParseError* err) {
   auto v = Ipv4View::parse(packet, err);
-  if (!v) return std::nullopt;
+  if (!v) return false;
   if (verify_checksum && !v->verify_checksum()) {
     set_error(err, ParseError::kBadChecksum);
-    return std::nullopt;
+    return false;
   }
   // RFC 791 §3.2: a fragment has MF set or a nonzero offset. utcp does not reassemble:
   // it sets DF and negotiates the MSS, so a fragment is refused rather than misread.
   if (v->more_fragments() || v->frag_offset() != 0) {
     set_error(err, ParseError::kFragment);
-    return std::nullopt;
+    return false;
   }
-  Ipv4Repr r;
+  Ipv4Repr& r = *out;
   r.src = v->src();
   r.dst = v->dst();
   r.protocol = v->protocol();
@@ -66,6 +65,14 @@ std::optional<Ipv4Repr> parse_ipv4(std::span<const uint8_t> packet,
   r.ident = v->ident();
   r.payload_len = uint16_t(v->total_len() - v->header_len());
   if (payload != nullptr) *payload = v->payload();
+  return true;
+}
+
+std::optional<Ipv4Repr> parse_ipv4(std::span<const uint8_t> packet,
+                                   std::span<const uint8_t>* payload, bool verify_checksum,
+                                   ParseError* err) {
+  Ipv4Repr r;
+  if (!parse_ipv4_into(packet, &r, payload, verify_checksum, err)) return std::nullopt;
   return r;
 }
 

@@ -55,6 +55,11 @@ std::optional<Ipv4Repr> parse_ipv4(std::span<const uint8_t> packet,
                                    std::span<const uint8_t>* payload, bool verify_checksum,
                                    ParseError* err = nullptr);
 
+// The same, filling `*out` in place; false on refusal.
+bool parse_ipv4_into(std::span<const uint8_t> packet, Ipv4Repr* out,
+                     std::span<const uint8_t>* payload, bool verify_checksum,
+                     ParseError* err = nullptr);
+
 // Writes a 20-byte header (no options) with total length 20 + repr.payload_len and the
 // checksum filled. Returns 20, or 0 when `out` is too short or the total exceeds 65535.
 size_t emit_ipv4(const Ipv4Repr& repr, std::span<uint8_t> out);

@@ -103,16 +103,17 @@ bool parse_tcp_options(std::span<const uint8_t> opts, TcpOptions* out, ParseErro
   return true;
 }
 
-std::optional<TcpRepr> parse_tcp(std::span<const uint8_t> segment, Ipv4Addr src, Ipv4Addr dst,
-                                 bool verify_checksum, ParseError* err) {
+bool parse_tcp_into(std::span<const uint8_t> segment, Ipv4Addr src, Ipv4Addr dst,
+                    bool verify_checksum, TcpRepr* out, ParseError* err) {
   auto v = TcpView::parse(segment, err);
-  if (!v) return std::nullopt;
+  if (!v) return false;
   if (verify_checksum && !v->verify_checksum(src, dst)) {
     set_error(err, ParseError::kBadChecksum);
-    return std::nullopt;
+    return false;
   }
-  TcpRepr r;
-  if (!parse_tcp_options(v->options(), &r.options, err)) return std::nullopt;
+  TcpRepr& r = *out;
+  r.options = TcpOptions{};
+  if (!parse_tcp_options(v->options(), &r.options, err)) return false;
   r.src_port = v->src_port();
   r.dst_port = v->dst_port();
   r.seq = SeqNum(v->seq());
@@ -121,6 +122,13 @@ std::optional<TcpRepr> parse_tcp(std::span<const uint8_t> segment, Ipv4Addr src,
   r.window = v->window();
   r.urgent = v->urgent();
   r.payload = v->payload();
+  return true;
+}
+
+std::optional<TcpRepr> parse_tcp(std::span<const uint8_t> segment, Ipv4Addr src, Ipv4Addr dst,
+                                 bool verify_checksum, ParseError* err) {
+  TcpRepr r;
+  if (!parse_tcp_into(segment, src, dst, verify_checksum, &r, err)) return std::nullopt;
   return r;
 }
 

@@ -55,6 +55,10 @@ bool parse_tcp_options(std::span<const uint8_t> opts, TcpOptions* out, ParseErro
 std::optional<TcpRepr> parse_tcp(std::span<const uint8_t> segment, Ipv4Addr src, Ipv4Addr dst,
                                  bool verify_checksum, ParseError* err = nullptr);
 
+// The same, filling `*out` in place (its options are reset first); false on refusal.
+bool parse_tcp_into(std::span<const uint8_t> segment, Ipv4Addr src, Ipv4Addr dst,
+                    bool verify_checksum, TcpRepr* out, ParseError* err = nullptr);
+
 // Option bytes emit_tcp will write for `opts`, padded to a multiple of 4. The layout is
 // Linux's, so captures look conventional: MSS; SACK-permitted + timestamps (or NOP NOP
 // + timestamps, or NOP NOP + SACK-permitted); NOP + window scale; NOP NOP + SACK blocks.
