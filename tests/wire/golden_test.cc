@@ -148,5 +148,37 @@ TEST(GoldenArp, LinuxRequestAndReply) {
   EXPECT_EQ(req->eth.dst, MacAddr::broadcast());
 }
 
+TEST(ParseFrameInto, ReusedFrameCarriesNothingStale) {
+  ParsedFrame f;
+  auto syn = hex(test::kLinuxSyn);
+  auto udp = hex(test::kLinuxUdp);
+  auto arp = hex(test::kLinuxArpReply);
+  ASSERT_TRUE(parse_frame_into(syn, true, &f));
+  ASSERT_TRUE(f.tcp);
+  ASSERT_TRUE(parse_frame_into(udp, true, &f));
+  EXPECT_FALSE(f.tcp);
+  EXPECT_TRUE(f.udp);
+  ASSERT_TRUE(parse_frame_into(arp, true, &f));
+  EXPECT_FALSE(f.udp);
+  EXPECT_TRUE(f.arp);
+  EXPECT_TRUE(f.ip_payload.empty());
+  ASSERT_TRUE(parse_frame_into(syn, true, &f));
+  EXPECT_FALSE(f.arp);
+  // A failed parse reports why and leaves no half-filled transport layer behind.
+  syn.back() ^= 1;
+  ParseError err = ParseError::kOk;
+  EXPECT_FALSE(parse_frame_into(syn, true, &f, &err));
+  EXPECT_EQ(err, ParseError::kBadChecksum);
+  EXPECT_FALSE(f.tcp);
+  // Options from an earlier segment do not leak into a later one without them.
+  auto data = hex(test::kLinuxData);
+  TcpRepr t;
+  ASSERT_TRUE(parse_tcp_into(std::span(hex(test::kLinuxSyn)).subspan(34), kClient, kServer, true, &t));
+  ASSERT_TRUE(t.options.mss);
+  ASSERT_TRUE(parse_tcp_into(std::span(data).subspan(34), kClient, kServer, true, &t));
+  EXPECT_FALSE(t.options.mss);
+  EXPECT_FALSE(t.options.window_scale);
+}
+
 }  // namespace
 }  // namespace utcp

@@ -2,7 +2,6 @@
 #include "device/fault.h"
 
 #include <algorithm>
-#include <cassert>
 
 namespace utcp {
 
@@ -16,7 +15,7 @@ constexpr size_t kMaxStaged = 256;
 }  // namespace
 
 FaultInjector::FaultInjector(Device& inner, const FaultConfig& rx, const FaultConfig& tx)
-    : inner_(inner), rx_(rx), tx_(other_stream(tx)) {}
+    : inner_(inner), rx_(rx), tx_(other_stream(tx)), staged_(kMaxStaged) {}
 
 FaultInjector::FaultInjector(Device& inner, const FaultConfig& both)
     : FaultInjector(inner, both, both) {}
@@ -38,23 +37,12 @@ size_t FaultInjector::receive(Instant now, const std::function<void(std::span<co
   return rx_.pop_due(now, fn, max);
 }
 
-std::span<uint8_t> FaultInjector::tx_buffer(size_t len) {
-  if (count_ >= kMaxStaged) return {};
-  if (count_ == staged_.size()) staged_.emplace_back();
-  auto& buf = staged_[count_];
-  buf.resize(len);
-  return buf;
-}
+std::span<uint8_t> FaultInjector::tx_buffer(size_t len) { return staged_.buffer(len); }
 
-void FaultInjector::tx_commit(size_t len) {
-  assert(count_ < staged_.size() && len <= staged_[count_].size());
-  staged_[count_].resize(std::min(len, staged_[count_].size()));
-  ++count_;
-}
+void FaultInjector::tx_commit(size_t len) { staged_.commit(len); }
 
 void FaultInjector::flush(Instant now) {
-  for (size_t i = 0; i < count_; ++i) tx_.push(now, staged_[i]);
-  count_ = 0;
+  staged_.drain([&](std::span<const uint8_t> f) { tx_.push(now, f); });
   drain_tx(now);
 }
 

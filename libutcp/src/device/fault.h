@@ -39,8 +39,7 @@ class FaultInjector final : public Device {
 
   Device& inner_;
   DelayLine rx_, tx_;
-  std::vector<std::vector<uint8_t>> staged_;  // committed since the last flush(), reused
-  size_t count_ = 0;
+  TxStaging staged_;  // committed since the last flush()
 };
 
 }  // namespace utcp

@@ -132,6 +132,35 @@ void DelayLine::pop() {
   pool_.push_back(std::move(f.bytes));
 }
 
+// ---- TxStaging -----------------------------------------------------------------------
+
+std::span<uint8_t> TxStaging::buffer(size_t len) {
+  if (count_ >= limit_) return {};  // back-pressure until drained
+  if (count_ == frames_.size()) frames_.emplace_back();
+  auto& buf = frames_[count_];  // reused: keeps its capacity
+  buf.resize(len);
+  return buf;
+}
+
+void TxStaging::commit(size_t len) {
+  assert(count_ < frames_.size() && len <= frames_[count_].size());
+  frames_[count_].resize(std::min(len, frames_[count_].size()));
+  ++count_;
+}
+
+bool TxStaging::push(std::span<const uint8_t> frame) {
+  auto buf = buffer(frame.size());
+  if (buf.size() < frame.size()) return false;
+  std::copy(frame.begin(), frame.end(), buf.begin());
+  commit(frame.size());
+  return true;
+}
+
+void TxStaging::drain(const std::function<void(std::span<const uint8_t>)>& fn) {
+  for (size_t i = 0; i < count_; ++i) fn(frames_[i]);
+  count_ = 0;
+}
+
 // ---- LinkPair ------------------------------------------------------------------------
 
 namespace {
@@ -193,7 +222,7 @@ class LinkPair::Direction {
 
 class LinkPair::Endpoint final : public Device {
  public:
-  Endpoint(Direction& out, Direction& in) : out_(out), in_(in) {}
+  Endpoint(Direction& out, Direction& in) : out_(out), in_(in), staged_(out.config().tx_ring) {}
 
   DeviceCaps caps() const override {
     DeviceCaps c;
@@ -208,23 +237,10 @@ class LinkPair::Endpoint final : public Device {
     return in_.line().pop_due(now, fn, max);
   }
 
-  std::span<uint8_t> tx_buffer(size_t len) override {
-    if (count_ >= out_.config().tx_ring) return {};  // back-pressure until flush()
-    if (count_ == staged_.size()) staged_.emplace_back();
-    auto& buf = staged_[count_];  // reused: keeps its capacity
-    buf.resize(len);
-    return buf;
-  }
-
-  void tx_commit(size_t len) override {
-    assert(count_ < staged_.size() && len <= staged_[count_].size());
-    staged_[count_].resize(std::min(len, staged_[count_].size()));
-    ++count_;
-  }
-
+  std::span<uint8_t> tx_buffer(size_t len) override { return staged_.buffer(len); }
+  void tx_commit(size_t len) override { staged_.commit(len); }
   void flush(Instant now) override {
-    for (size_t i = 0; i < count_; ++i) out_.send(now, staged_[i]);
-    count_ = 0;
+    staged_.drain([&](std::span<const uint8_t> f) { out_.send(now, f); });
   }
 
   Instant poll_at() const override { return in_.line().next_at(); }
@@ -232,8 +248,7 @@ class LinkPair::Endpoint final : public Device {
  private:
   Direction& out_;
   Direction& in_;
-  std::vector<std::vector<uint8_t>> staged_;
-  size_t count_ = 0;
+  TxStaging staged_;
 };
 
 LinkPair::LinkPair(const LinkConfig& a_to_b, const LinkConfig& b_to_a)

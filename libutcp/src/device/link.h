@@ -45,6 +45,27 @@ struct LinkStats {
   uint64_t corrupted = 0;         // one bit flipped
 };
 
+// Frames built through tx_buffer()/tx_commit() and held until flush(); the buffers are
+// reused, so steady state allocates nothing. Shared by the Device implementations here.
+class TxStaging {
+ public:
+  explicit TxStaging(size_t limit) : limit_(limit) {}
+  // Room for a frame of `len` bytes; empty when `limit` frames already wait.
+  std::span<uint8_t> buffer(size_t len);
+  // Keeps the first `len` bytes of the last buffer() as a frame.
+  void commit(size_t len);
+  // buffer() + copy + commit(); false when full.
+  bool push(std::span<const uint8_t> frame);
+  // Hands every held frame to `fn` in commit order and empties the staging.
+  void drain(const std::function<void(std::span<const uint8_t>)>& fn);
+  size_t size() const { return count_; }
+
+ private:
+  size_t limit_;
+  std::vector<std::vector<uint8_t>> frames_;
+  size_t count_ = 0;
+};
+
 // The fault knobs shared by the link and the FaultInjector. Probabilities are per frame.
 struct FaultConfig {
   uint64_t seed = 1;

@@ -72,15 +72,12 @@ std::span<uint8_t> PcapTap::tx_buffer(size_t len) {
 
 void PcapTap::tx_commit(size_t len) {
   // Copied now: the inner device may reuse the buffer before flush() stamps the time.
-  if (count_ == pending_.size()) pending_.emplace_back();
-  auto frame = last_buffer_.first(std::min(len, last_buffer_.size()));
-  pending_[count_++].assign(frame.begin(), frame.end());
+  pending_.push(last_buffer_.first(std::min(len, last_buffer_.size())));
   inner_.tx_commit(len);
 }
 
 void PcapTap::flush(Instant now) {
-  for (size_t i = 0; i < count_; ++i) writer_.write(now, pending_[i]);
-  count_ = 0;
+  pending_.drain([&](std::span<const uint8_t> f) { writer_.write(now, f); });
   inner_.flush(now);
 }
 

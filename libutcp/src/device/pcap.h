@@ -11,6 +11,7 @@
 
 #include "base/time.h"
 #include "device/device.h"
+#include "device/link.h"
 
 namespace utcp {
 
@@ -56,8 +57,9 @@ class PcapTap final : public Device {
   Device& inner_;
   PcapWriter& writer_;
   std::span<uint8_t> last_buffer_;
-  std::vector<std::vector<uint8_t>> pending_;  // copies of committed frames, reused
-  size_t count_ = 0;
+  // Copies of committed frames until flush() stamps them; unbounded, since the inner
+  // device's own tx_buffer() is what pushes back.
+  TxStaging pending_{SIZE_MAX};
 };
 
 }  // namespace utcp
