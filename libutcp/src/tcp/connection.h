@@ -1,0 +1,299 @@
+// connection.h - one TCP connection (the TCB of RFC 9293 §3.3.1): a pure state machine.
+//
+// No I/O and no clock (STYLE.md): the stack hands in segments with process(), asks for
+// segments to send with dispatch(), and calls again at poll_at(). Timers are deadlines
+// held here; the stack keeps one TimerEntry per connection in its timing wheel, armed
+// at poll_at(). Split like lwIP: input.cc (segment arrival, RFC 9293 §3.10.7),
+// output.cc (send, retransmit, RST), timers.cc (timer expiry), connection.cc (user calls).
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+
+#include "base/time.h"
+#include "tcp/assembler.h"
+#include "tcp/congestion.h"
+#include "tcp/live.h"
+#include "tcp/ring_buffer.h"
+#include "wire/seq.h"
+#include "wire/types.h"
+
+namespace utcp {
+
+enum class TcpState : uint8_t {
+  kClosed = 0,
+  kListen,
+  kSynSent,
+  kSynReceived,
+  kEstablished,
+  kFinWait1,
+  kFinWait2,
+  kCloseWait,
+  kClosing,
+  kLastAck,
+  kTimeWait,
+};
+const char* to_string(TcpState s);
+
+struct FourTuple {
+  Ipv4Addr local_ip;
+  uint16_t local_port = 0;
+  Ipv4Addr remote_ip;
+  uint16_t remote_port = 0;
+  bool operator==(const FourTuple&) const = default;
+};
+
+struct FourTupleHash {
+  size_t operator()(const FourTuple& t) const {
+    uint64_t x = (uint64_t(t.local_ip.v) << 32 | t.remote_ip.v) ^
+                 (uint64_t(t.local_port) << 16 | t.remote_port) * 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 29;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    return size_t(x ^ (x >> 32));
+  }
+};
+
+// Tunables; defaults follow Linux where the RFCs leave a choice.
+struct TcpConfig {
+  Duration msl = Duration(30'000'000);          // TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2)
+  Duration rto_initial = Duration(1'000'000);   // RFC 6298 §2.1
+  Duration rto_min = Duration(200'000);         // Linux's TCP_RTO_MIN (RFC 6298 §2.4 says 1 s)
+  Duration rto_max = Duration(60'000'000);      // RFC 6298 §2.5
+  uint32_t max_retransmits = 15;                // then ETIMEDOUT (Linux tcp_retries2)
+  uint32_t max_syn_retransmits = 6;             // Linux tcp_syn_retries
+  Duration delayed_ack = Duration(40'000);      // RFC 9293 §3.8.6.3: < 0.5 s; Linux's minimum
+  bool nodelay = false;                         // disables Nagle (RFC 9293 §3.7.4)
+  bool keepalive = false;                       // RFC 9293 §3.8.4, off by default
+  Duration keepalive_idle = Duration(7200'000'000);
+  Duration keepalive_interval = Duration(75'000'000);
+  uint32_t keepalive_count = 9;
+  uint32_t rcvbuf = 256 * 1024;
+  uint32_t sndbuf = 256 * 1024;
+  uint32_t challenge_ack_limit = 100;           // per second per connection (RFC 5961 §7)
+};
+
+// Where a connection's segments go. `repr.payload` is ignored: the payload is `p1`
+// followed by `p2` (two pieces when it wraps in the send ring). Returns false when the
+// device has no room; the connection then keeps the data and tries again later.
+class SegmentSink {
+ public:
+  virtual ~SegmentSink() = default;
+  virtual bool send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_t> p1,
+                    std::span<const uint8_t> p2) = 0;
+};
+
+// The RST that answers `seg` when no connection takes it (RFC 9293 §3.10.7.1), or
+// nothing when `seg` itself is a RST.
+std::optional<TcpRepr> rst_reply(const TcpRepr& seg);
+
+// Everything needed to continue a connection elsewhere (paper §3.4): see state_export.h.
+struct ConnectionState;
+
+class Connection {
+ public:
+  // `mss_local` is the MSS this side can receive: device MTU - 40 (RFC 9293 §3.7.1).
+  Connection(const TcpConfig& cfg, const FourTuple& tuple, uint16_t mss_local);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // --- opening (RFC 9293 §3.10.1) ---
+  // Active open: SYN-SENT; the SYN goes out on the next dispatch().
+  void open_active(Instant now, SeqNum iss);
+  // Passive open for this exact tuple: LISTEN, taking the first SYN (the stack creates
+  // one such connection per SYN arriving at a listener).
+  void open_passive(SeqNum iss);
+
+  // --- segment arrival (input.cc) ---
+  // RFC 9293 §3.10.7. One-off replies (RST, challenge ACK, ACK for an unacceptable
+  // segment) go straight to `out`; ordinary ACKs and data wait for dispatch().
+  void process(Instant now, const TcpRepr& seg, SegmentSink& out);
+
+  // --- output (output.cc) ---
+  // Handles expired timers, then sends what the windows, Nagle and pending ACKs allow.
+  void dispatch(Instant now, SegmentSink& out);
+  // When dispatch() next has work: kInstantZero-ish (<= now) for "now", a timer deadline,
+  // or kInstantNever.
+  Instant poll_at() const;
+
+  // --- user calls (connection.cc) ---
+  // Queues data; returns bytes taken (0 when the send buffer is full) or -errno
+  // (-EPIPE after shutdown/close, -ENOTCONN before open, the error of a dead connection).
+  int64_t send(std::span<const uint8_t> data);
+  // Reads in-order data; returns bytes read, 0 at end of stream (FIN received and all
+  // read), -EAGAIN when nothing is there yet, or -errno of a dead connection.
+  int64_t recv(std::span<uint8_t> out);
+  // RFC 9293 §3.10.4 CLOSE: a FIN after the queued data (half-close: reading goes on).
+  void shutdown_write();
+  // RFC 9293 §3.10.5 ABORT: RST to the peer (SO_LINGER 0), queues discarded, CLOSED.
+  void abort(SegmentSink& out);
+
+  // --- socket options ---
+  void set_nodelay(bool on) { cfg_.nodelay = on; }
+  void set_keepalive(Instant now, bool on, Duration idle, Duration interval, uint32_t count);
+  // Buffer sizes can change only while nothing is queued (before data flows).
+  bool set_buffers(uint32_t rcvbuf, uint32_t sndbuf);
+  const TcpConfig& config() const { return cfg_; }
+
+  // --- state for the socket layer and tests ---
+  TcpState state() const { return state_; }
+  const FourTuple& tuple() const { return tuple_; }
+  int error() const { return error_; }  // errno that killed the connection, 0 if none
+  bool readable() const { return !rx_.empty() || fin_received_ || error_ != 0; }
+  bool writable() const;
+  bool at_eof() const { return fin_received_ && rx_.empty(); }
+  bool is_synchronized() const { return state_ >= TcpState::kEstablished; }
+  bool was_passive() const { return passive_; }
+  size_t send_queued() const { return tx_.size(); }
+  size_t recv_queued() const { return rx_.size(); }
+  size_t send_space() const { return tx_.free(); }
+
+  SeqNum iss() const { return iss_; }
+  SeqNum irs() const { return irs_; }
+  SeqNum snd_una() const { return snd_una_; }
+  SeqNum snd_nxt() const { return snd_nxt_; }
+  SeqNum snd_max() const { return snd_max_; }
+  uint32_t snd_wnd() const { return snd_wnd_; }
+  SeqNum rcv_nxt() const { return rcv_nxt_; }
+  uint32_t rcv_wnd() const { return uint32_t(rx_.free()); }
+  uint16_t snd_mss() const { return snd_mss_; }
+  uint16_t rcv_mss() const { return rcv_mss_; }
+  Duration rto() const { return rto_; }
+  Duration srtt() const { return srtt_; }
+  Duration rttvar() const { return rttvar_; }
+  uint32_t cwnd() const { return cc_->cwnd(); }
+  uint32_t ssthresh() const { return cc_->ssthresh(); }
+  bool in_recovery() const { return in_recovery_; }
+  uint32_t retransmits() const { return rexmit_count_; }
+  Instant rto_deadline() const { return rto_at_; }
+  Instant persist_deadline() const { return persist_at_; }
+  Instant delack_deadline() const { return delack_at_; }
+  Instant keepalive_deadline() const { return keepalive_at_; }
+  Instant timewait_deadline() const { return timewait_at_; }
+
+  struct Stats {
+    uint64_t segs_in = 0, segs_out = 0, bytes_in = 0, bytes_out = 0;
+    uint64_t retransmits = 0, fast_retransmits = 0, timeouts = 0, dupacks = 0;
+    uint64_t challenge_acks = 0, ooo_segments = 0, ooo_dropped = 0;
+  };
+  const Stats& stats() const { return stats_; }
+
+  // --- moving a connection (state_export.cc) ---
+  ConnectionState export_state(Instant now) const;
+  // Builds a connection from exported state; nullptr (and `err` set) when inconsistent.
+  static std::unique_ptr<Connection> import_state(const TcpConfig& cfg, const ConnectionState& st,
+                                                  Instant now, const char** err);
+
+ private:
+  friend struct ConnectionTestPeer;
+
+  // input.cc
+  void process_listen(Instant now, const TcpRepr& seg, SegmentSink& out);
+  void process_syn_sent(Instant now, const TcpRepr& seg, SegmentSink& out);
+  bool segment_acceptable(const TcpRepr& seg) const;
+  bool process_ack(Instant now, const TcpRepr& seg, SegmentSink& out);
+  void process_text(Instant now, SeqNum seq, std::span<const uint8_t> data, bool fin);
+  void process_fin(Instant now);
+  void update_send_window(const TcpRepr& seg);
+  void take_options(const TcpRepr& syn);
+  void send_challenge_ack(Instant now, SegmentSink& out);
+
+  // output.cc
+  bool send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqNum seq, size_t data_off,
+                    size_t len);
+  bool send_ack(SegmentSink& out, Instant now);
+  void send_rst(SegmentSink& out, SeqNum seq);
+  uint16_t window_to_advertise();
+  size_t sendable_now(Instant now, bool* fin) const;
+  bool want_window_update() const;
+  bool retransmit_first(Instant now, SegmentSink& out);
+
+  // timers.cc
+  void on_timers(Instant now, SegmentSink& out);
+  void arm_rto(Instant now);
+  void rtt_sample(Duration r);
+  void enter_time_wait(Instant now);
+  void touch_keepalive(Instant now);
+  void die(int err);  // to CLOSED with an error for the user
+
+  // connection.cc
+  void set_state(TcpState s) { state_ = s; }
+  uint32_t flight_size() const { return uint32_t(snd_max_ - snd_una_); }
+  bool fin_acked() const { return fin_queued_ && snd_una_ > fin_seq_; }
+  bool syn_acked() const { return snd_una_ > iss_; }
+  // Offset into tx_ of the data byte with sequence number `s` (s >= data start).
+  size_t tx_offset(SeqNum s) const { return size_t(s - (snd_una_ + (syn_acked() ? 0 : 1))); }
+
+  TcpConfig cfg_;
+  FourTuple tuple_;
+  TcpState state_ = TcpState::kClosed;
+  bool passive_ = false;
+  int error_ = 0;
+
+  // RFC 9293 §3.3.1 send sequence variables.
+  SeqNum iss_, snd_una_, snd_nxt_, snd_max_;  // snd_max_: highest sequence sent + 1
+  uint32_t snd_wnd_ = 0, max_snd_wnd_ = 0;
+  SeqNum snd_wl1_, snd_wl2_;
+  uint8_t snd_wnd_shift_ = 0;  // RFC 7323 window scaling: not negotiated yet
+  // Receive sequence variables.
+  SeqNum irs_, rcv_nxt_;
+  SeqNum rcv_adv_;  // right edge of the window last advertised
+  uint8_t rcv_wnd_shift_ = 0;
+
+  uint16_t rcv_mss_;        // what we advertise
+  uint16_t snd_mss_ = 536;  // RFC 9293 §3.7.1: default when the peer sends no MSS option
+  bool peer_sent_mss_ = false;
+
+  RingBuffer tx_, rx_;
+  Assembler ooo_;
+  std::optional<SeqNum> ooo_fin_;  // a FIN seen past a hole
+  bool fin_queued_ = false;        // user closed the sending side
+  SeqNum fin_seq_;                 // sequence number of our FIN, once queued
+  bool fin_received_ = false;
+
+  // ACK policy (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
+  bool ack_now_ = false;
+  uint32_t unacked_bytes_ = 0;  // in-order bytes received since our last ACK
+  Instant delack_at_ = kInstantNever;
+
+  // RFC 6298 estimator and retransmission timer.
+  bool have_rtt_ = false;
+  Duration srtt_{0}, rttvar_{0}, rto_;
+  bool rtt_timing_ = false;
+  SeqNum rtt_seq_;
+  Instant rtt_start_;
+  Instant rto_at_ = kInstantNever;
+  uint32_t rexmit_count_ = 0;  // consecutive timeouts
+
+  // Loss recovery (RFC 5681 §3.2, RFC 6582).
+  std::unique_ptr<CongestionControl> cc_;
+  uint32_t dupacks_ = 0;
+  bool in_recovery_ = false;
+  SeqNum recover_;
+  bool rexmit_one_ = false;  // fast retransmit / partial ack: resend the first segment
+
+  // Zero-window probing (RFC 9293 §3.8.6.1).
+  Instant persist_at_ = kInstantNever;
+  Duration persist_backoff_{0};
+  bool probe_now_ = false;
+
+  // Keepalive (RFC 9293 §3.8.4).
+  Instant keepalive_at_ = kInstantNever;
+  uint32_t keepalive_probes_ = 0;
+  bool keepalive_now_ = false;
+
+  Instant timewait_at_ = kInstantNever;
+
+  // RFC 5961 §7 challenge ACK rate limit.
+  Instant challenge_window_start_ = kInstantZero;
+  uint32_t challenge_count_ = 0;
+
+  Stats stats_;
+  LiveToken<LiveKind::kConnection> live_;
+};
+
+}  // namespace utcp

@@ -1,0 +1,513 @@
+// input.cc - segment arrival (RFC 9293 §3.10.7), in the RFC's order: sequence number,
+// RST, SYN, ACK, URG, text, FIN; with the RFC 5961 protections.
+#include <algorithm>
+
+#include "tcp/connection.h"
+
+namespace utcp {
+
+using namespace tcp_flags;
+
+std::optional<TcpRepr> rst_reply(const TcpRepr& seg) {
+  // RFC 9293 §3.10.7.1: "An incoming segment containing a RST is discarded."
+  if (seg.has(kRst)) return std::nullopt;
+  TcpRepr r;
+  r.src_port = seg.dst_port;
+  r.dst_port = seg.src_port;
+  if (seg.has(kAck)) {
+    // "If the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>"
+    r.seq = seg.ack;
+    r.flags = kRst;
+  } else {
+    // "<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>"
+    r.seq = SeqNum(0);
+    r.ack = seg.seq + seg.seg_len();
+    r.flags = kRst | kAck;
+  }
+  return r;
+}
+
+void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
+  ++stats_.segs_in;
+  switch (state_) {
+    case TcpState::kClosed:
+      // RFC 9293 §3.10.7.1: CLOSED answers everything but a RST with a RST.
+      if (auto r = rst_reply(seg)) out.send(tuple_, *r, {}, {});
+      return;
+    case TcpState::kListen:
+      process_listen(now, seg, out);
+      return;
+    case TcpState::kSynSent:
+      process_syn_sent(now, seg, out);
+      return;
+    default:
+      break;
+  }
+
+  SeqNum seq = seg.seq;
+  bool syn = seg.has(kSyn);
+  bool fin = seg.has(kFin);
+  std::span<const uint8_t> data = seg.payload;
+  bool simultaneous_synack = false;
+
+  if (state_ == TcpState::kSynReceived && syn && seq == irs_) {
+    if (!seg.has(kAck)) {
+      // The peer retransmitted its SYN: our SYN-ACK was lost. Resend it now (as Linux
+      // does) rather than waiting for our retransmission timer.
+      if (passive_) snd_nxt_ = iss_;
+      return;
+    }
+    // Simultaneous open (RFC 9293 §3.5 figure 7): the peer's SYN,ACK repeats the SYN
+    // we already took; its ACK is what moves us to ESTABLISHED. Skip the SYN.
+    syn = false;
+    seq = seq + 1;
+    simultaneous_synack = true;
+  }
+
+  // RFC 9293 §3.10.7.4 first: check the sequence number.
+  if (!simultaneous_synack && !segment_acceptable(seg)) {
+    // RFC 9293: "If an incoming segment is not acceptable, an acknowledgment should be
+    // sent in reply (unless the RST bit is set ...)". RFC 5961 §4.2: a SYN gets a
+    // (rate-limited) challenge ACK; RFC 5961 §3.2: an out-of-window RST is dropped.
+    if (seg.has(kRst)) return;
+    if (syn) {
+      send_challenge_ack(now, out);
+      return;
+    }
+    if (state_ == TcpState::kTimeWait && fin) {
+      // RFC 9293 §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN restarts the 2 MSL timeout.
+      enter_time_wait(now);
+    }
+    send_ack(out, now);
+    return;
+  }
+
+  // Trim to the window: RFC 9293 §3.10.7.4 "segments with higher beginning sequence
+  // numbers may be held for later processing"; only the part inside the window is used.
+  if (seq < rcv_nxt_) {
+    uint32_t old = uint32_t(rcv_nxt_ - seq);
+    if (syn) {
+      syn = false;
+      --old;
+      seq = seq + 1;
+    }
+    size_t cut = std::min<size_t>(old, data.size());
+    data = data.subspan(cut);
+    seq = seq + uint32_t(cut);
+  }
+  const SeqNum wnd_end = rcv_nxt_ + rcv_wnd();
+  if (seq + uint32_t(data.size()) > wnd_end) {
+    uint32_t keep = seq < wnd_end ? uint32_t(wnd_end - seq) : 0;
+    data = data.first(keep);
+    fin = false;
+    ack_now_ = true;  // RFC 9293 §3.8.6.1: a probe past a zero window gets an ACK
+  }
+
+  // Second: the RST bit. RFC 5961 §3.2: reset only on an exact match with RCV.NXT;
+  // any other in-window RST gets a challenge ACK.
+  if (seg.has(kRst)) {
+    if (seg.seq != rcv_nxt_) {
+      send_challenge_ack(now, out);
+      return;
+    }
+    switch (state_) {
+      case TcpState::kSynReceived:
+        if (passive_) {
+          // RFC 9293 §3.10.7.4 second, SYN-RECEIVED: "If this connection was initiated
+          // with a passive OPEN ... then return this connection to LISTEN state".
+          tx_.consume(tx_.size());
+          rto_at_ = kInstantNever;
+          rexmit_count_ = 0;
+          snd_una_ = snd_nxt_ = snd_max_ = iss_;
+          set_state(TcpState::kListen);
+        } else {
+          die(ECONNREFUSED);  // "... active OPEN: connection refused"
+        }
+        return;
+      case TcpState::kEstablished:
+      case TcpState::kFinWait1:
+      case TcpState::kFinWait2:
+      case TcpState::kCloseWait:
+        die(ECONNRESET);  // "any outstanding RECEIVEs and SEND should receive reset responses"
+        return;
+      default:  // CLOSING, LAST-ACK, TIME-WAIT: "enter the CLOSED state ... and return"
+        die(0);
+        return;
+    }
+  }
+
+  // Third: security/compartment (RFC 9293 §3.10.7.4): not used by utcp.
+
+  // Fourth: the SYN bit. RFC 9293 §3.10.7.4 / RFC 5961 §4.2: a SYN in a synchronized
+  // state (or past the first in SYN-RECEIVED) gets a challenge ACK, whatever its sequence.
+  if (syn) {
+    if (state_ == TcpState::kSynReceived && passive_) {
+      // RFC 9293: "If the connection was initiated with a passive OPEN, then return this
+      // connection to the LISTEN state and return."
+      snd_una_ = snd_nxt_ = snd_max_ = iss_;
+      rto_at_ = kInstantNever;
+      set_state(TcpState::kListen);
+      return;
+    }
+    send_challenge_ack(now, out);
+    return;
+  }
+
+  // Fifth: the ACK field. "if the ACK bit is off, drop the segment and return".
+  if (!seg.has(kAck)) return;
+  touch_keepalive(now);
+  if (!process_ack(now, seg, out)) return;
+
+  // Sixth: URG. utcp delivers urgent data inline and keeps no urgent pointer (RFC 6093
+  // recommends against new uses of urgent data).
+
+  // Seventh: segment text, in ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2 only; the other
+  // states have already received a FIN.
+  switch (state_) {
+    case TcpState::kEstablished:
+    case TcpState::kFinWait1:
+    case TcpState::kFinWait2:
+      process_text(now, seq, data, fin);
+      break;
+    case TcpState::kCloseWait:
+    case TcpState::kClosing:
+    case TcpState::kLastAck:
+      break;  // "This should not occur since a FIN has been received from the remote side."
+    case TcpState::kTimeWait:
+      // Eighth, TIME-WAIT: a FIN (retransmitted) is acknowledged and restarts 2 MSL.
+      if (fin) {
+        ack_now_ = true;
+        enter_time_wait(now);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+bool Connection::segment_acceptable(const TcpRepr& seg) const {
+  // RFC 9293 §3.10.7.4 table of the four cases.
+  const uint32_t len = seg.seg_len();
+  const uint32_t wnd = rcv_wnd();
+  const SeqNum s = seg.seq;
+  if (len == 0) {
+    if (wnd == 0) return s == rcv_nxt_;
+    return rcv_nxt_ <= s && s < rcv_nxt_ + wnd;
+  }
+  if (wnd == 0) {
+    // "If the RCV.WND is zero, no segments will be acceptable, but special allowance
+    // should be made to accept valid ACKs, URGs, and RSTs": take the segment at RCV.NXT
+    // and let trimming drop its text.
+    return s == rcv_nxt_;
+  }
+  const SeqNum last = s + (len - 1);
+  return (rcv_nxt_ <= s && s < rcv_nxt_ + wnd) || (rcv_nxt_ <= last && last < rcv_nxt_ + wnd);
+}
+
+void Connection::process_listen(Instant now, const TcpRepr& seg, SegmentSink& out) {
+  // RFC 9293 §3.10.7.2 LISTEN.
+  if (seg.has(kRst)) return;  // "first, check for a RST: an incoming RST should be ignored"
+  if (seg.has(kAck)) {
+    // "second, check for an ACK: ... form a reset <SEQ=SEG.ACK><CTL=RST>"
+    send_rst(out, seg.ack);
+    return;
+  }
+  if (!seg.has(kSyn)) return;  // "fourth, other text or control: drop"
+  // "third, check for a SYN": RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ; send
+  // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> (on dispatch); SYN-RECEIVED. Text in the SYN is
+  // not kept (the peer retransmits it once we ACK only the SYN).
+  irs_ = seg.seq;
+  rcv_nxt_ = irs_ + 1;
+  rcv_adv_ = rcv_nxt_;
+  take_options(seg);
+  snd_wnd_ = seg.window;  // RFC 7323 §2.2: the window in a SYN is never scaled
+  max_snd_wnd_ = snd_wnd_;
+  snd_wl1_ = seg.seq;
+  snd_wl2_ = iss_;
+  snd_una_ = snd_nxt_ = snd_max_ = iss_;
+  recover_ = iss_;
+  set_state(TcpState::kSynReceived);
+  touch_keepalive(now);
+}
+
+void Connection::process_syn_sent(Instant now, const TcpRepr& seg, SegmentSink& out) {
+  // RFC 9293 §3.10.7.3 SYN-SENT.
+  bool ack_ok = false;
+  if (seg.has(kAck)) {
+    // "first check the ACK bit: If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset
+    // (unless the RST bit is set, if so drop the segment and return)".
+    if (seg.ack <= iss_ || seg.ack > snd_max_) {
+      if (!seg.has(kRst)) send_rst(out, seg.ack);
+      return;
+    }
+    ack_ok = true;  // SND.UNA < SEG.ACK =< SND.NXT
+  }
+  if (seg.has(kRst)) {
+    // "second check the RST bit: If the ACK was acceptable, signal 'connection reset',
+    // drop the segment, enter CLOSED. Otherwise drop" (RFC 5961 §3.2 keeps this).
+    if (ack_ok) die(ECONNREFUSED);
+    return;
+  }
+  if (!seg.has(kSyn)) return;  // "fifth, if neither SYN nor RST is set, drop"
+  // "fourth check the SYN bit": RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ.
+  irs_ = seg.seq;
+  rcv_nxt_ = irs_ + 1;
+  rcv_adv_ = rcv_nxt_;
+  take_options(seg);
+  snd_wnd_ = seg.window;
+  max_snd_wnd_ = snd_wnd_;
+  snd_wl1_ = seg.seq;
+  touch_keepalive(now);
+  if (ack_ok) {
+    // "SND.UNA should be advanced to equal SEG.ACK ... If SND.UNA > ISS (our SYN has
+    // been ACKed), change the connection state to ESTABLISHED, form an ACK segment".
+    snd_una_ = seg.ack;
+    snd_wl2_ = seg.ack;
+    if (snd_nxt_ < snd_una_) snd_nxt_ = snd_una_;
+    if (rtt_timing_ && rexmit_count_ == 0) rtt_sample(now - rtt_start_);  // Karn: only if not retransmitted
+    rtt_timing_ = false;
+    // RFC 6298 §5.7: a SYN timeout without an RTT sample leaves RTO at >= 3 s.
+    if (rexmit_count_ > 0 && !have_rtt_) rto_ = std::max(rto_, Duration(3'000'000));
+    rexmit_count_ = 0;
+    rto_at_ = kInstantNever;
+    recover_ = snd_una_;
+    set_state(TcpState::kEstablished);
+    ack_now_ = true;
+    // "If there are other controls or text in the segment, then continue processing at
+    // the sixth step": text and FIN.
+    std::span<const uint8_t> data = seg.payload;
+    bool fin = seg.has(kFin);
+    if (data.size() > rcv_wnd()) {
+      data = data.first(rcv_wnd());
+      fin = false;
+    }
+    process_text(now, rcv_nxt_, data, fin);
+    return;
+  }
+  // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment <SEQ=ISS><ACK=RCV.NXT>" —
+  // simultaneous open; the SYN,ACK goes out on dispatch (snd_nxt back at ISS).
+  snd_nxt_ = iss_;
+  rtt_timing_ = false;
+  rto_at_ = kInstantNever;
+  set_state(TcpState::kSynReceived);
+}
+
+void Connection::take_options(const TcpRepr& syn) {
+  // RFC 9293 §3.7.1: send MSS = min(peer's MSS option or 536, what our MTU allows).
+  uint16_t peer = syn.options.mss ? *syn.options.mss : 536;
+  peer_sent_mss_ = syn.options.mss.has_value();
+  snd_mss_ = std::max<uint16_t>(64, std::min(peer, rcv_mss_));  // a hostile MSS of 0 must not stall us
+  cc_ = make_congestion_control(snd_mss_);
+}
+
+void Connection::send_challenge_ack(Instant now, SegmentSink& out) {
+  // RFC 5961 §7: limit challenge ACKs (per connection here, per second).
+  if (now - challenge_window_start_ >= Duration(1'000'000)) {
+    challenge_window_start_ = now;
+    challenge_count_ = 0;
+  }
+  if (challenge_count_ >= cfg_.challenge_ack_limit) return;
+  ++challenge_count_;
+  ++stats_.challenge_acks;
+  send_ack(out, now);
+}
+
+void Connection::update_send_window(const TcpRepr& seg) {
+  // RFC 9293 §3.10.7.4 fifth: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
+  // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK".
+  if (snd_wl1_ < seg.seq || (snd_wl1_ == seg.seq && snd_wl2_ <= seg.ack)) {
+    snd_wnd_ = uint32_t(seg.window) << snd_wnd_shift_;
+    snd_wl1_ = seg.seq;
+    snd_wl2_ = seg.ack;
+    max_snd_wnd_ = std::max(max_snd_wnd_, snd_wnd_);
+    if (snd_wnd_ > 0) {
+      persist_at_ = kInstantNever;  // RFC 9293 §3.8.6.1: the window opened
+      persist_backoff_ = Duration(0);
+    }
+  }
+}
+
+bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) {
+  if (state_ == TcpState::kSynReceived) {
+    // RFC 9293 §3.10.7.4 fifth, SYN-RECEIVED: "If SND.UNA < SEG.ACK =< SND.NXT, then
+    // enter ESTABLISHED state ... If the segment acknowledgment is not acceptable, form
+    // a reset segment <SEQ=SEG.ACK><CTL=RST>".
+    if (!(snd_una_ < seg.ack && seg.ack <= snd_max_)) {
+      send_rst(out, seg.ack);
+      return false;
+    }
+    snd_wnd_ = uint32_t(seg.window) << snd_wnd_shift_;
+    max_snd_wnd_ = std::max(max_snd_wnd_, snd_wnd_);
+    snd_wl1_ = seg.seq;
+    snd_wl2_ = seg.ack;
+    if (rtt_timing_ && rexmit_count_ == 0) rtt_sample(now - rtt_start_);
+    rtt_timing_ = false;
+    if (rexmit_count_ > 0 && !have_rtt_) rto_ = std::max(rto_, Duration(3'000'000));  // RFC 6298 §5.7
+    rexmit_count_ = 0;
+    recover_ = seg.ack;
+    // A close() during SYN-RECEIVED queued a FIN: RFC 9293 §3.10.4 sends it now.
+    set_state(fin_queued_ ? TcpState::kFinWait1 : TcpState::kEstablished);
+  }
+
+  // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT]; others get a
+  // challenge ACK and the segment is dropped (RFC 9293 §3.10.7.4: ACK > SND.NXT: "send
+  // an ACK, drop the segment, and return").
+  if (seg.ack > snd_max_ || seg.ack < snd_una_ - std::max<uint32_t>(max_snd_wnd_, 1)) {
+    send_challenge_ack(now, out);
+    return false;
+  }
+  if (seg.ack < snd_una_) return true;  // an old duplicate: "it can be ignored"
+
+  const uint32_t acked = uint32_t(seg.ack - snd_una_);
+  const uint32_t flight_before = flight_size();
+  // RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no SYN/FIN, same
+  // ACK number, same advertised window.
+  // A zero window is not a loss signal: ACKs to window probes repeat themselves.
+  const bool dupack = acked == 0 && flight_before > 0 && snd_wnd_ > 0 && seg.payload.empty() &&
+                      !seg.has(kSyn) && !seg.has(kFin) &&
+                      (uint32_t(seg.window) << snd_wnd_shift_) == snd_wnd_;
+  update_send_window(seg);
+
+  if (acked > 0) {
+    // The data bytes acknowledged exclude our SYN and FIN (RFC 9293 §3.4).
+    uint32_t data_acked = acked;
+    if (!syn_acked()) --data_acked;
+    if (fin_queued_ && seg.ack > fin_seq_ && snd_una_ <= fin_seq_) --data_acked;
+    tx_.consume(data_acked);
+    snd_una_ = seg.ack;
+    if (snd_nxt_ < snd_una_) snd_nxt_ = snd_una_;
+    stats_.bytes_out += data_acked;
+
+    // RFC 6298 §3 / Karn: sample only a segment timed on its first transmission.
+    if (rtt_timing_ && seg.ack > rtt_seq_) {
+      rtt_sample(now - rtt_start_);
+      rtt_timing_ = false;
+    }
+    rexmit_count_ = 0;
+    dupacks_ = 0;
+    // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
+    if (snd_una_ == snd_max_) rto_at_ = kInstantNever; else arm_rto(now);
+
+    if (in_recovery_) {
+      if (seg.ack >= recover_) {
+        // RFC 6582 §3.2 step 6: a full acknowledgment ends fast recovery.
+        in_recovery_ = false;
+        cc_->on_recovery_exit(flight_size());
+      } else {
+        // RFC 6582 §3.2 step 5: partial ACK: retransmit the first unacknowledged
+        // segment, deflate cwnd, and (first partial ACK) reset the timer (done above).
+        rexmit_one_ = true;
+        cc_->on_partial_ack(data_acked);
+      }
+    } else {
+      cc_->on_ack(now, data_acked, flight_before);
+    }
+  } else if (dupack) {
+    ++dupacks_;
+    ++stats_.dupacks;
+    if (in_recovery_) {
+      cc_->on_dupack_in_recovery();  // RFC 6582 §3.2 step 4
+    } else if (dupacks_ == 3 && snd_una_ >= recover_) {
+      // RFC 6582 §3.2 step 2: the third duplicate ACK starts fast retransmit, unless it
+      // does not cover more than "recover" (still inside a previous recovery episode).
+      in_recovery_ = true;
+      recover_ = snd_max_;
+      cc_->on_loss(now, LossEvent::kFastRetransmit, flight_before);
+      rexmit_one_ = true;
+      rtt_timing_ = false;  // Karn: the timed segment may be the one resent
+      ++stats_.fast_retransmits;
+    }
+  }
+
+  // State-specific parts of RFC 9293 §3.10.7.4 fifth.
+  switch (state_) {
+    case TcpState::kFinWait1:
+      if (fin_acked()) set_state(TcpState::kFinWait2);  // "if the FIN segment is now acknowledged"
+      break;
+    case TcpState::kClosing:
+      if (fin_acked()) {
+        enter_time_wait(now);  // "if the ACK acknowledges our FIN, enter TIME-WAIT"
+        return false;
+      }
+      break;
+    case TcpState::kLastAck:
+      if (fin_acked()) {
+        die(0);  // "if our FIN is now acknowledged, delete the TCB, enter CLOSED"
+        return false;
+      }
+      break;
+    default:
+      break;
+  }
+  return true;
+}
+
+void Connection::process_text(Instant now, SeqNum seq, std::span<const uint8_t> data, bool fin) {
+  if (!data.empty()) {
+    const uint32_t off = uint32_t(seq - rcv_nxt_);
+    stats_.bytes_in += data.size();
+    if (off == 0 && ooo_.empty()) {
+      // The common case: in order, nothing waiting behind a hole.
+      size_t n = rx_.write(data);
+      rcv_nxt_ += uint32_t(n);
+      unacked_bytes_ += uint32_t(n);
+      // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK at least every second full-sized segment;
+      // otherwise delay it (bounded by cfg_.delayed_ack, < 0.5 s).
+      if (unacked_bytes_ >= 2u * rcv_mss_) ack_now_ = true;
+      else if (delack_at_ == kInstantNever) delack_at_ = now + cfg_.delayed_ack;
+    } else {
+      ++stats_.ooo_segments;
+      rx_.write_at(off, data);
+      if (!ooo_.add(off, uint32_t(data.size()))) {
+        ++stats_.ooo_dropped;  // too many holes: drop, the sender retransmits
+        fin = false;
+      }
+      uint32_t contig = ooo_.pop_front();
+      rx_.commit(contig);
+      rcv_nxt_ += contig;
+      // RFC 5681 §4.2: immediate ACK for an out-of-order segment and for one that
+      // fills a hole, so fast retransmit and recovery work.
+      ack_now_ = true;
+    }
+  }
+  if (fin) {
+    const SeqNum fin_seq = seq + uint32_t(data.size());
+    if (fin_seq == rcv_nxt_) {
+      process_fin(now);
+    } else {
+      ooo_fin_ = fin_seq;  // a FIN behind a hole: taken when the hole fills
+      ack_now_ = true;
+    }
+  } else if (ooo_fin_ && *ooo_fin_ == rcv_nxt_) {
+    process_fin(now);
+  }
+}
+
+void Connection::process_fin(Instant now) {
+  // RFC 9293 §3.10.7.4 eighth: advance RCV.NXT over the FIN, send an ACK.
+  rcv_nxt_ += 1;
+  fin_received_ = true;
+  ooo_fin_.reset();
+  ooo_.clear();
+  ack_now_ = true;
+  switch (state_) {
+    case TcpState::kSynReceived:
+    case TcpState::kEstablished:
+      set_state(TcpState::kCloseWait);
+      break;
+    case TcpState::kFinWait1:
+      // "If our FIN has been ACKed ... enter TIME-WAIT; otherwise, enter CLOSING".
+      if (fin_acked()) enter_time_wait(now); else set_state(TcpState::kClosing);
+      break;
+    case TcpState::kFinWait2:
+      enter_time_wait(now);
+      break;
+    case TcpState::kTimeWait:
+      enter_time_wait(now);  // restart the 2 MSL timeout
+      break;
+    default:
+      break;  // CLOSE-WAIT, CLOSING, LAST-ACK: remain
+  }
+}
+
+}  // namespace utcp

@@ -1,0 +1,100 @@
+// ring_buffer.h - fixed-capacity byte ring for TCP send and receive queues (no per-packet allocation).
+//
+// Besides FIFO write/read it lets the receive path store out-of-order bytes in the free
+// space past the readable data (write_at) and later make them readable (commit), and
+// the send path look at unacknowledged bytes in place (peek_spans) without copying.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <utility>
+
+#include "tcp/live.h"
+
+namespace utcp {
+
+class RingBuffer {
+ public:
+  explicit RingBuffer(size_t capacity = 0) { reset(capacity); }
+  RingBuffer(RingBuffer&&) = default;
+  RingBuffer& operator=(RingBuffer&&) = default;
+
+  // Drops the contents and reallocates; only for setup (socket options before connect).
+  void reset(size_t capacity) {
+    buf_.reset(capacity ? new uint8_t[capacity] : nullptr);
+    cap_ = capacity;
+    head_ = len_ = 0;
+  }
+
+  size_t capacity() const { return cap_; }
+  size_t size() const { return len_; }
+  size_t free() const { return cap_ - len_; }
+  bool empty() const { return len_ == 0; }
+
+  // Appends up to free() bytes; returns how many.
+  size_t write(std::span<const uint8_t> data) {
+    size_t n = write_at(0, data);
+    len_ += n;
+    return n;
+  }
+  // Copies `data` to the free space starting `offset` bytes past the readable end,
+  // without making it readable. Returns the bytes that fit.
+  size_t write_at(size_t offset, std::span<const uint8_t> data) {
+    if (offset >= free()) return 0;
+    size_t n = std::min(data.size(), free() - offset);
+    copy_in(pos(len_ + offset), data.first(n));
+    return n;
+  }
+  // Makes `n` bytes stored by write_at readable.
+  void commit(size_t n) { len_ += std::min(n, free()); }
+
+  // Copies out and consumes up to out.size() bytes.
+  size_t read(std::span<uint8_t> out) {
+    size_t n = peek(0, out);
+    consume(n);
+    return n;
+  }
+  // Copies out from `offset` without consuming.
+  size_t peek(size_t offset, std::span<uint8_t> out) const {
+    auto [a, b] = peek_spans(offset, out.size());
+    if (!a.empty()) std::memcpy(out.data(), a.data(), a.size());
+    if (!b.empty()) std::memcpy(out.data() + a.size(), b.data(), b.size());
+    return a.size() + b.size();
+  }
+  // Up to `len` readable bytes from `offset`, as at most two contiguous pieces.
+  std::pair<std::span<const uint8_t>, std::span<const uint8_t>> peek_spans(size_t offset,
+                                                                           size_t len) const {
+    if (offset >= len_) return {};
+    len = std::min(len, len_ - offset);
+    size_t p = pos(offset);
+    size_t first = std::min(len, cap_ - p);
+    return {{buf_.get() + p, first}, {buf_.get(), len - first}};
+  }
+  void consume(size_t n) {
+    n = std::min(n, len_);
+    head_ = pos(n);
+    len_ -= n;
+    if (len_ == 0) head_ = 0;  // keeps later writes contiguous
+  }
+
+ private:
+  size_t pos(size_t off) const {
+    size_t p = head_ + off;
+    return p >= cap_ ? p - cap_ : p;
+  }
+  void copy_in(size_t p, std::span<const uint8_t> data) {
+    size_t first = std::min(data.size(), cap_ - p);
+    if (first) std::memcpy(buf_.get() + p, data.data(), first);
+    if (data.size() > first) std::memcpy(buf_.get(), data.data() + first, data.size() - first);
+  }
+
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t cap_ = 0, head_ = 0, len_ = 0;
+  LiveToken<LiveKind::kBuffer> live_;
+};
+
+}  // namespace utcp
