@@ -172,8 +172,9 @@ TEST(ParseFrameInto, ReusedFrameCarriesNothingStale) {
   EXPECT_FALSE(f.tcp);
   // Options from an earlier segment do not leak into a later one without them.
   auto data = hex(test::kLinuxData);
+  auto syn2 = hex(test::kLinuxSyn);
   TcpRepr t;
-  ASSERT_TRUE(parse_tcp_into(std::span(hex(test::kLinuxSyn)).subspan(34), kClient, kServer, true, &t));
+  ASSERT_TRUE(parse_tcp_into(std::span(syn2).subspan(34), kClient, kServer, true, &t));
   ASSERT_TRUE(t.options.mss);
   ASSERT_TRUE(parse_tcp_into(std::span(data).subspan(34), kClient, kServer, true, &t));
   EXPECT_FALSE(t.options.mss);
