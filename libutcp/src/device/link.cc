@@ -193,8 +193,15 @@ class LinkPair::Direction {
     if (cfg_.bandwidth_bps > 0) {
       const int64_t now_ns = now.time_since_epoch().count() * 1000;
       // Frames whose last bit has left by now no longer occupy the queue.
-      while (!waiting_.empty() && waiting_.front() <= now_ns) waiting_.pop_front();
-      if (cfg_.queue_limit > 0 && waiting_.size() >= cfg_.queue_limit) {
+      while (head_ < waiting_.size() && waiting_[head_] <= now_ns) ++head_;
+      if (head_ == waiting_.size()) {
+        waiting_.clear();  // keeps capacity: no allocation in steady state
+        head_ = 0;
+      } else if (head_ >= 1024 && head_ * 2 >= waiting_.size()) {
+        waiting_.erase(waiting_.begin(), waiting_.begin() + long(head_));
+        head_ = 0;
+      }
+      if (cfg_.queue_limit > 0 && waiting_.size() - head_ >= cfg_.queue_limit) {
         ++line_.stats().sent;
         ++line_.stats().dropped_queue;
         return;
@@ -217,7 +224,10 @@ class LinkPair::Direction {
   LinkConfig cfg_;
   DelayLine line_;
   int64_t wire_free_ns_ = 0;     // when the wire finishes the last accepted frame
-  std::deque<int64_t> waiting_;  // finish times of frames not yet fully on the wire
+  // Finish times of frames not yet fully on the wire, from waiting_[head_] on; a vector
+  // rather than a deque, which would allocate a block every 64 frames.
+  std::vector<int64_t> waiting_;
+  size_t head_ = 0;
 };
 
 class LinkPair::Endpoint final : public Device {
