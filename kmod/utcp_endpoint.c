@@ -407,6 +407,18 @@ static long utcp_ep_ioctl(struct file *file, unsigned int cmd, unsigned long arg
 	case UTCP_IOC_EP_STATS:
 		utcp_endpoint_fill_stats(ep, &st);
 		return copy_to_user((void __user *)arg, &st, sizeof(st)) ? -EFAULT : 0;
+	case UTCP_IOC_EP_INFO: {
+		struct utcp_endpoint_info info = {
+			.id = ep->id,
+			.flags = READ_ONCE(ep->detached) ? UTCP_EPF_DETACHED : 0,
+			.layout = ep->layout,
+		};
+
+		mutex_lock(&ep->tx_lock);
+		info.tmpl = ep->tmpl;
+		mutex_unlock(&ep->tx_lock);
+		return copy_to_user((void __user *)arg, &info, sizeof(info)) ? -EFAULT : 0;
+	}
 	case UTCP_IOC_ABI_INFO: {
 		/* Answered here too so a library holding only an endpoint can check the ABI. */
 		struct utcp_abi_info info = {
@@ -423,9 +435,28 @@ static long utcp_ep_ioctl(struct file *file, unsigned int cmd, unsigned long arg
 	}
 }
 
+/*
+ * The last fd (and, through vm_file, the last mapping) is gone: nobody can use the
+ * rings any more, so the endpoint leaves its control file's table now rather than
+ * filling a ring nobody reads. A registry that wants to inherit a connection keeps a
+ * dup of the fd.
+ */
 static int utcp_ep_release(struct inode *inode, struct file *file)
 {
-	utcp_endpoint_put(file->private_data);
+	struct utcp_endpoint *ep = file->private_data;
+	struct utcp_ctl *ctl = ep->ctl;
+	bool drop_idr_ref = false;
+
+	mutex_lock(&ctl->lock);
+	if (ep->id && idr_find(&ctl->endpoints, ep->id) == ep) {
+		idr_remove(&ctl->endpoints, ep->id);
+		utcp_endpoint_detach(ep);
+		drop_idr_ref = true;
+	}
+	mutex_unlock(&ctl->lock);
+	if (drop_idr_ref)
+		utcp_endpoint_put(ep);
+	utcp_endpoint_put(ep);
 	return 0;
 }
 

@@ -33,8 +33,9 @@ struct utcp_ctl {
 };
 
 /*
- * One endpoint. Lifetime: a kref held by the control file's idr (dropped on destroy or
- * control close), one by the endpoint file, one by each vma. The rx path finds it in
+ * One endpoint. Lifetime: a kref held by the control file's idr (dropped on destroy,
+ * control close, or when the endpoint file's last reference goes), one by the endpoint
+ * file, one by each vma (which also pins the file through vm_file). The rx path finds it in
  * the idr under RCU without a kref; freeing therefore waits for an RCU grace period
  * (queue_rcu_work) before the ring memory goes.
  */

@@ -462,6 +462,7 @@ static void utcp_pin_abi(void)
 	BUILD_BUG_ON(sizeof(struct utcp_endpoint_stats) != 112);
 	BUILD_BUG_ON(sizeof(struct utcp_global_stats) != 160);
 	BUILD_BUG_ON(sizeof(struct utcp_tx_result) != 24);
+	BUILD_BUG_ON(sizeof(struct utcp_endpoint_info) != 112);
 	BUILD_BUG_ON(sizeof(struct utcp_flow_key) != 16);
 	BUILD_BUG_ON(sizeof(struct utcp_listen_key) != 8);
 	BUILD_BUG_ON(UTCP_MAX_SLOT_SIZE % UTCP_SLOT_ALIGN);

@@ -28,6 +28,7 @@ _Static_assert(sizeof(struct utcp_global_stats) == 160, "utcp_global_stats size"
 _Static_assert(sizeof(struct utcp_tx_result) == 24, "utcp_tx_result size");
 _Static_assert(sizeof(struct utcp_flow_key) == 16, "utcp_flow_key size");
 _Static_assert(sizeof(struct utcp_listen_key) == 8, "utcp_listen_key size");
+_Static_assert(sizeof(struct utcp_endpoint_info) == 112, "utcp_endpoint_info size");
 
 int main(void)
 {

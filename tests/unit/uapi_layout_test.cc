@@ -31,6 +31,7 @@ static_assert(sizeof(utcp_global_stats) == 160, "utcp_global_stats size");
 static_assert(sizeof(utcp_tx_result) == 24, "utcp_tx_result size");
 static_assert(sizeof(utcp_flow_key) == 16, "utcp_flow_key size");
 static_assert(sizeof(utcp_listen_key) == 8, "utcp_listen_key size");
+static_assert(sizeof(utcp_endpoint_info) == 112);
 
 TEST(UapiLayout, AbiInfoOffsets) {
   EXPECT_EQ(offsetof(utcp_abi_info, size), 0u);
@@ -49,7 +50,8 @@ TEST(UapiLayout, ControlAndEndpointIoctlsAreDistinct) {
   const unsigned cmds[] = {UTCP_IOC_ATTACH, UTCP_IOC_DETACH, UTCP_IOC_SET_CLASSIFIER,
                            UTCP_IOC_ENDPOINT_CREATE, UTCP_IOC_SET_TEMPLATE, UTCP_IOC_SET_RATE,
                            UTCP_IOC_GLOBAL_STATS, UTCP_IOC_ENDPOINT_STATS,
-                           UTCP_IOC_ENDPOINT_DESTROY, UTCP_IOC_TX, UTCP_IOC_EP_STATS};
+                           UTCP_IOC_ENDPOINT_DESTROY, UTCP_IOC_TX, UTCP_IOC_EP_STATS,
+                           UTCP_IOC_EP_INFO};
   for (size_t i = 0; i < std::size(cmds); ++i) {
     EXPECT_EQ(_IOC_TYPE(cmds[i]), unsigned(UTCP_IOC_MAGIC));
     for (size_t j = i + 1; j < std::size(cmds); ++j) EXPECT_NE(_IOC_NR(cmds[i]), _IOC_NR(cmds[j]));

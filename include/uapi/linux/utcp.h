@@ -285,8 +285,21 @@ struct utcp_tx_result {
 	__u64 reserved;
 };
 
+/*
+ * UTCP_IOC_EP_INFO: what an endpoint file is (so an fd received over SCM_RIGHTS
+ * describes itself): its id, its template (read-only here) and its ring layout.
+ */
+struct utcp_endpoint_info {
+	__u32 id;
+	__u32 flags;		/* UTCP_EPF_* */
+	struct utcp_template tmpl;
+	struct utcp_ring_layout layout;
+	__u64 reserved[2];
+};
+
 #define UTCP_IOC_TX		_IOR(UTCP_IOC_MAGIC, 0x10, struct utcp_tx_result)
 #define UTCP_IOC_EP_STATS	_IOR(UTCP_IOC_MAGIC, 0x11, struct utcp_endpoint_stats)
+#define UTCP_IOC_EP_INFO	_IOR(UTCP_IOC_MAGIC, 0x12, struct utcp_endpoint_info)
 
 /*
  * Classifier maps (BPF hash maps of the classifier program, filled by user space).

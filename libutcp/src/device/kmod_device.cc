@@ -1,0 +1,151 @@
+// kmod_device.cc - a utcp::Device over an endpoint file of the utcp kernel module.
+#include "device/kmod_device.h"
+
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace utcp {
+
+namespace {
+
+// The shared indices are plain __u32 in the uapi struct; atomic_ref gives them the
+// acquire/release semantics the ring protocol needs (see the diagram in utcp.h).
+uint32_t load_acquire(uint32_t* p) { return std::atomic_ref<uint32_t>(*p).load(std::memory_order_acquire); }
+void store_release(uint32_t* p, uint32_t v) { std::atomic_ref<uint32_t>(*p).store(v, std::memory_order_release); }
+
+}  // namespace
+
+std::unique_ptr<KmodDevice> KmodDevice::open(int fd, uint32_t mtu, std::string* error) {
+  utcp_endpoint_info info{};
+  if (::ioctl(fd, UTCP_IOC_EP_INFO, &info) < 0) {
+    int e = errno;
+    *error = std::string("not a utcp endpoint file (UTCP_IOC_EP_INFO: ") + std::strerror(e) +
+             "); endpoint fds come from UTCP_IOC_ENDPOINT_CREATE or from utcpd";
+    ::close(fd);
+    return nullptr;
+  }
+  const utcp_ring_layout& l = info.layout;
+  if (l.rx_entries == 0 || (l.rx_entries & (l.rx_entries - 1)) || l.tx_entries == 0 ||
+      (l.tx_entries & (l.tx_entries - 1)) || l.map_size < uint64_t(l.slots_off) + uint64_t(l.slot_count) * l.slot_size) {
+    *error = "utcp endpoint reports an impossible ring layout: module and library disagree on the ABI";
+    ::close(fd);
+    return nullptr;
+  }
+  void* map = ::mmap(nullptr, l.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) {
+    int e = errno;
+    *error = std::string("cannot map the endpoint rings: ") + std::strerror(e);
+    ::close(fd);
+    return nullptr;
+  }
+  auto dev = std::unique_ptr<KmodDevice>(new KmodDevice(fd, info, static_cast<uint8_t*>(map)));
+  dev->mtu_ = mtu;
+  return dev;
+}
+
+KmodDevice::KmodDevice(int fd, const utcp_endpoint_info& info, uint8_t* map)
+    : fd_(fd), info_(info), map_(map) {
+  const utcp_ring_layout& l = info_.layout;
+  hdr_ = reinterpret_cast<utcp_ring_header*>(map_ + l.header_off);
+  rx_desc_ = reinterpret_cast<utcp_desc*>(map_ + l.rx_desc_off);
+  tx_desc_ = reinterpret_cast<utcp_desc*>(map_ + l.tx_desc_off);
+  // Another process may have used these rings before (fd passed over SCM_RIGHTS):
+  // resume from the shared indices rather than from zero.
+  rx_cons_ = std::atomic_ref<uint32_t>(hdr_->rx_cons.value).load(std::memory_order_relaxed);
+  tx_prod_ = std::atomic_ref<uint32_t>(hdr_->tx_prod.value).load(std::memory_order_relaxed);
+  tx_cons_seen_ = load_acquire(index(hdr_->tx_cons));
+}
+
+KmodDevice::~KmodDevice() {
+  ::munmap(map_, info_.layout.map_size);
+  ::close(fd_);
+}
+
+DeviceCaps KmodDevice::caps() const {
+  DeviceCaps c;
+  c.mtu = mtu_;
+  uint32_t slot = info_.layout.slot_size;
+  c.max_tx_frame = std::min<uint32_t>(slot, UTCP_MAX_FRAME_LEN);
+  c.max_rx_frame = std::min<uint32_t>(slot, UTCP_MAX_FRAME_LEN);
+  return c;
+}
+
+size_t KmodDevice::receive(Instant, const std::function<void(std::span<const uint8_t>)>& fn, size_t max) {
+  const utcp_ring_layout& l = info_.layout;
+  // Acquire: pairs with the module's release store of rx_prod, so the descriptors and
+  // slot bytes it wrote before publishing are visible to the reads below.
+  uint32_t prod = load_acquire(index(hdr_->rx_prod));
+  size_t n = 0;
+  while (rx_cons_ != prod && n < max) {
+    const utcp_desc& d = rx_desc_[rx_cons_ & (l.rx_entries - 1)];
+    // The module is trusted, but a stale or torn ring must not make us read outside the map.
+    if (uint64_t(d.offset) + d.len <= l.map_size && d.offset >= l.slots_off)
+      fn(std::span<const uint8_t>(map_ + d.offset, d.len));
+    ++rx_cons_;
+    ++n;
+  }
+  // Release: we are done reading those slots before the module may refill them.
+  if (n) store_release(index(hdr_->rx_cons), rx_cons_);
+  return n;
+}
+
+uint32_t KmodDevice::tx_queued() const {
+  return tx_prod_ - std::atomic_ref<uint32_t>(hdr_->tx_cons.value).load(std::memory_order_acquire);
+}
+
+std::span<uint8_t> KmodDevice::tx_buffer(size_t len) {
+  const utcp_ring_layout& l = info_.layout;
+  if (len > l.slot_size || len > UTCP_MAX_FRAME_LEN) return {};
+  if (tx_prod_ - tx_cons_seen_ >= l.tx_entries) {
+    // Acquire: the module finished with the slots before it published tx_cons.
+    tx_cons_seen_ = load_acquire(index(hdr_->tx_cons));
+    if (tx_prod_ - tx_cons_seen_ >= l.tx_entries) return {};
+  }
+  uint32_t slot = l.rx_entries + (tx_prod_ & (l.tx_entries - 1));
+  return {map_ + l.slots_off + uint64_t(slot) * l.slot_size, l.slot_size};
+}
+
+void KmodDevice::tx_commit(size_t len) {
+  const utcp_ring_layout& l = info_.layout;
+  uint32_t i = tx_prod_ & (l.tx_entries - 1);
+  utcp_desc& d = tx_desc_[i];
+  d.offset = uint32_t(l.slots_off + uint64_t(l.rx_entries + i) * l.slot_size);
+  d.len = uint32_t(len);
+  d.flags = 0;
+  d.reserved = 0;
+  ++tx_prod_;
+}
+
+void KmodDevice::flush(Instant) {
+  // Release: descriptors and frame bytes are written before the module sees tx_prod.
+  store_release(index(hdr_->tx_prod), tx_prod_);
+  if (tx_queued() == 0) return;
+  last_tx_ = {};
+  int rc = ::ioctl(fd_, UTCP_IOC_TX, &last_tx_);
+  last_tx_rc_ = rc < 0 ? -errno : rc;
+  tx_cons_seen_ = load_acquire(index(hdr_->tx_cons));
+}
+
+int KmodDevice::wait(Duration timeout) {
+  if (load_acquire(index(hdr_->rx_prod)) != rx_cons_) return 1;
+  pollfd p{fd_, POLLIN, 0};
+  int64_t us = timeout.count();
+  int ms = us < 0 ? -1 : int(std::min<int64_t>((us + 999) / 1000, 1 << 30));
+  int rc = ::poll(&p, 1, ms);
+  if (rc < 0) return errno == EINTR ? 0 : -errno;
+  if (rc == 0) return 0;
+  if (p.revents & (POLLHUP | POLLERR)) return -EPIPE;
+  return 1;
+}
+
+int KmodDevice::stats(utcp_endpoint_stats* out) const {
+  return ::ioctl(fd_, UTCP_IOC_EP_STATS, out) < 0 ? -errno : 0;
+}
+
+}  // namespace utcp

@@ -1,0 +1,67 @@
+// kmod_device.h - a utcp::Device over an endpoint file of the utcp kernel module.
+//
+// The endpoint's RX/TX rings are mmap'd; receive() consumes RX descriptors in place,
+// tx_buffer()/tx_commit() build frames directly in TX slots, flush() publishes them
+// and sends the whole batch with one UTCP_IOC_TX. wait() sleeps in poll().
+#pragma once
+
+#include <linux/utcp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "device/device.h"
+
+namespace utcp {
+
+class KmodDevice final : public Device {
+ public:
+  // Takes ownership of `endpoint_fd` (also on failure). Reads the endpoint's layout
+  // with UTCP_IOC_EP_INFO and maps its rings. `mtu` is the attached link's IP MTU.
+  // Returns nullptr with `error` set when the fd is not a usable endpoint.
+  static std::unique_ptr<KmodDevice> open(int endpoint_fd, uint32_t mtu, std::string* error);
+  ~KmodDevice() override;
+  KmodDevice(const KmodDevice&) = delete;
+  KmodDevice& operator=(const KmodDevice&) = delete;
+
+  DeviceCaps caps() const override;
+  size_t receive(Instant now, const std::function<void(std::span<const uint8_t>)>& fn,
+                 size_t max = 64) override;
+  std::span<uint8_t> tx_buffer(size_t len) override;
+  void tx_commit(size_t len) override;
+  void flush(Instant now) override;
+
+  // Sleeps until the RX ring has a frame or `timeout` passes (negative: forever).
+  // Returns 1 when frames are there, 0 on timeout, -errno on error (-EPIPE when the
+  // endpoint was destroyed or its control file closed).
+  int wait(Duration timeout);
+
+  int fd() const { return fd_; }
+  const utcp_endpoint_info& info() const { return info_; }
+  // The result of the last UTCP_IOC_TX and its return value (frames sent or -errno).
+  const utcp_tx_result& last_tx() const { return last_tx_; }
+  int last_tx_rc() const { return last_tx_rc_; }
+  // Frames committed but not yet accepted by the module (unflushed or rate-limited).
+  uint32_t tx_queued() const;
+  int stats(utcp_endpoint_stats* out) const;
+
+ private:
+  KmodDevice(int fd, const utcp_endpoint_info& info, uint8_t* map);
+  uint32_t* index(utcp_ring_index& i) { return &i.value; }
+
+  int fd_;
+  utcp_endpoint_info info_;
+  uint8_t* map_;
+  utcp_ring_header* hdr_;
+  utcp_desc* rx_desc_;
+  utcp_desc* tx_desc_;
+  uint32_t mtu_ = 1500;
+  uint32_t rx_cons_ = 0;      // our copy of rx_cons (we are its only writer)
+  uint32_t tx_prod_ = 0;      // committed, possibly not yet published
+  uint32_t tx_cons_seen_ = 0; // last tx_cons read from the kernel
+  utcp_tx_result last_tx_{};
+  int last_tx_rc_ = 0;
+};
+
+}  // namespace utcp

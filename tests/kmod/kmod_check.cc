@@ -1,0 +1,983 @@
+// kmod_check.cc - the module's checks inside the VM: errno table, template enforcement,
+// user-to-user exchange, isolation, kernel peer, lifecycle and fuzzing. One subcommand
+// per area; each prints PASS/FAIL lines and exits 0 only if everything passed.
+#include <grp.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <random>
+
+#include "kmod_test_util.h"
+#include "wire/frame.h"
+
+namespace {
+
+using kt::Report;
+
+struct Env {
+  std::string ns_a = kt::env("UTCP_NS_A", "utcp-a"), ns_b = kt::env("UTCP_NS_B", "utcp-b");
+  std::string if_a = kt::env("UTCP_IF_A", "va"), if_b = kt::env("UTCP_IF_B", "vb");
+  std::string ip_a = kt::env("UTCP_IP_A", "10.77.0.1"), ip_b = kt::env("UTCP_IP_B", "10.77.0.2");
+};
+
+int xioctl(int fd, unsigned long cmd, void* arg) {
+  return ::ioctl(fd, cmd, arg) < 0 ? errno : 0;
+}
+
+const char* ename(int e) {
+  static char buf[32];
+  if (!e) return "0";
+  const char* n = strerrorname_np(e);
+  if (n) return n;
+  std::snprintf(buf, sizeof(buf), "%d", e);
+  return buf;
+}
+
+// Checks that `got` is the expected errno (0 = success).
+void expect_errno(Report& r, const char* name, int want, int got) {
+  r.check(want == got, name, "want %s got %s", ename(want), ename(got));
+}
+
+utcp_template udp_tmpl(const kt::Side& s, uint16_t lport, utcp::Ipv4Addr remote, uint16_t rport) {
+  return utcp::make_template(s.mac, IPPROTO_UDP, s.addr, lport, remote, rport);
+}
+
+utcp_global_stats gstats(int ctl) {
+  utcp_global_stats g{};
+  utcp::ctl_global_stats(ctl, &g);
+  return g;
+}
+
+// ---- errno table ----
+
+int cmd_errno(const Env& e) {
+  Report r;
+  kt::Side a;
+  std::string err;
+  if (!a.setup(e.ns_a, e.if_a, e.ip_a, false, &err)) return std::printf("FAIL: errno_setup %s\n", err.c_str()), 1;
+  int ctl = a.ctl;
+  int ifindex = int(if_nametoindex(e.if_a.c_str()));
+
+  utcp_abi_info abi{};
+  expect_errno(r, "abi_info_size_zero", EINVAL, xioctl(ctl, UTCP_IOC_ABI_INFO, &abi));
+  abi.size = sizeof(abi);
+  abi.reserved[2] = 1;
+  expect_errno(r, "abi_info_reserved", EINVAL, xioctl(ctl, UTCP_IOC_ABI_INFO, &abi));
+  expect_errno(r, "abi_info_bad_pointer", EFAULT, xioctl(ctl, UTCP_IOC_ABI_INFO, reinterpret_cast<void*>(8)));
+  expect_errno(r, "unknown_ioctl", ENOTTY, xioctl(ctl, _IOW(UTCP_IOC_MAGIC, 0x7f, int), &ifindex));
+  expect_errno(r, "tx_on_control_file", ENOTTY, xioctl(ctl, UTCP_IOC_TX, nullptr));
+  utcp_endpoint_stats es{};
+  expect_errno(r, "ep_stats_on_control_file", ENOTTY, xioctl(ctl, UTCP_IOC_EP_STATS, &es));
+
+  // attach
+  utcp_attach at{};
+  at.ifindex = ifindex;
+  expect_errno(r, "attach_again", EISCONN, xioctl(ctl, UTCP_IOC_ATTACH, &at));
+  int ctl2 = utcp::open_module(&err);
+  at.reserved = 1;
+  expect_errno(r, "attach_reserved", EINVAL, xioctl(ctl2, UTCP_IOC_ATTACH, &at));
+  at.reserved = 0;
+  at.flags = 1;
+  expect_errno(r, "attach_flags", EINVAL, xioctl(ctl2, UTCP_IOC_ATTACH, &at));
+  at.flags = 0;
+  at.ifindex = 0;
+  expect_errno(r, "attach_ifindex_zero", ENODEV, xioctl(ctl2, UTCP_IOC_ATTACH, &at));
+  at.ifindex = 99999;
+  expect_errno(r, "attach_ifindex_absent", ENODEV, xioctl(ctl2, UTCP_IOC_ATTACH, &at));
+  at.ifindex = int(if_nametoindex("lo"));
+  expect_errno(r, "attach_loopback_not_ethernet", EOPNOTSUPP, xioctl(ctl2, UTCP_IOC_ATTACH, &at));
+  at.ifindex = ifindex;
+  expect_errno(r, "attach_device_taken", EBUSY, xioctl(ctl2, UTCP_IOC_ATTACH, &at));
+  expect_errno(r, "attach_bad_pointer", EFAULT, xioctl(ctl2, UTCP_IOC_ATTACH, reinterpret_cast<void*>(8)));
+  expect_errno(r, "detach_not_attached", ENOTCONN, xioctl(ctl2, UTCP_IOC_DETACH, nullptr));
+
+  // classifier
+  utcp_classifier c{};
+  c.prog_fd = 12345;
+  expect_errno(r, "classifier_bad_fd", EBADF, xioctl(ctl, UTCP_IOC_SET_CLASSIFIER, &c));
+  c.prog_fd = -7;
+  expect_errno(r, "classifier_negative_fd", EBADF, xioctl(ctl, UTCP_IOC_SET_CLASSIFIER, &c));
+  int devnull = ::open("/dev/null", O_RDONLY);
+  c.prog_fd = devnull;
+  expect_errno(r, "classifier_not_bpf", EINVAL, xioctl(ctl, UTCP_IOC_SET_CLASSIFIER, &c));
+  ::close(devnull);
+  c.prog_fd = -1;
+  c.reserved = 1;
+  expect_errno(r, "classifier_reserved", EINVAL, xioctl(ctl, UTCP_IOC_SET_CLASSIFIER, &c));
+  c.reserved = 0;
+  expect_errno(r, "classifier_remove", 0, xioctl(ctl, UTCP_IOC_SET_CLASSIFIER, &c));
+  int map = bpf_map_create(BPF_MAP_TYPE_ARRAY, "x", 4, 4, 1, nullptr);
+  c.prog_fd = map;
+  expect_errno(r, "classifier_map_fd", EINVAL, xioctl(ctl, UTCP_IOC_SET_CLASSIFIER, &c));
+  if (map >= 0) ::close(map);
+
+  // endpoint create
+  utcp_template good = udp_tmpl(a, 5000, kt::ip(e.ip_b), 6000);
+  struct Case {
+    const char* name;
+    int want;
+    void (*mutate)(utcp_endpoint_create&);
+  };
+  const Case cases[] = {
+      {"create_rx_not_pow2", EINVAL, [](utcp_endpoint_create& x) { x.rx_entries = 3; }},
+      {"create_rx_zero", EINVAL, [](utcp_endpoint_create& x) { x.rx_entries = 0; }},
+      {"create_rx_huge", EINVAL, [](utcp_endpoint_create& x) { x.rx_entries = 8192; }},
+      {"create_tx_not_pow2", EINVAL, [](utcp_endpoint_create& x) { x.tx_entries = 100; }},
+      {"create_tx_2pow31", EINVAL, [](utcp_endpoint_create& x) { x.tx_entries = 1u << 31; }},
+      {"create_slot_small", EINVAL, [](utcp_endpoint_create& x) { x.slot_size = 64; }},
+      {"create_slot_unaligned", EINVAL, [](utcp_endpoint_create& x) { x.slot_size = 2050; }},
+      {"create_slot_huge", EINVAL, [](utcp_endpoint_create& x) { x.slot_size = UTCP_MAX_SLOT_SIZE + 64; }},
+      {"create_area_too_big", E2BIG, [](utcp_endpoint_create& x) {
+         x.rx_entries = x.tx_entries = 4096;
+         x.slot_size = UTCP_MAX_SLOT_SIZE;
+       }},
+      {"create_flags", EINVAL, [](utcp_endpoint_create& x) { x.flags = 2; }},
+      {"create_reserved", EINVAL, [](utcp_endpoint_create& x) { x.reserved[1] = 1; }},
+      {"create_out_fields_nonzero", EINVAL, [](utcp_endpoint_create& x) { x.fd = 3; }},
+      {"create_layout_nonzero", EINVAL, [](utcp_endpoint_create& x) { x.layout.map_size = 1; }},
+      {"create_proto_icmp", EPROTONOSUPPORT, [](utcp_endpoint_create& x) { x.tmpl.proto = 1; }},
+      {"create_no_local_ip", EINVAL, [](utcp_endpoint_create& x) { x.tmpl.local_ip = 0; }},
+      {"create_no_local_port", EINVAL, [](utcp_endpoint_create& x) { x.tmpl.local_port = 0; }},
+      {"create_multicast_mac", EINVAL, [](utcp_endpoint_create& x) { x.tmpl.src_mac[0] = 1; }},
+      {"create_connected_no_port", EINVAL, [](utcp_endpoint_create& x) { x.tmpl.remote_port = 0; }},
+      {"create_listener_with_remote", EINVAL, [](utcp_endpoint_create& x) { x.tmpl.flags = UTCP_TMPL_F_LISTENER; }},
+      {"create_template_flags", EINVAL, [](utcp_endpoint_create& x) { x.tmpl.flags = 0x80; }},
+      {"create_template_reserved", EINVAL, [](utcp_endpoint_create& x) { x.tmpl.reserved1 = 1; }},
+  };
+  for (const Case& k : cases) {
+    utcp_endpoint_create x{};
+    x.rx_entries = x.tx_entries = 64;
+    x.slot_size = 2048;
+    x.tmpl = good;
+    k.mutate(x);
+    int got = xioctl(ctl, UTCP_IOC_ENDPOINT_CREATE, &x);
+    if (!got) ::close(x.fd);
+    expect_errno(r, k.name, k.want, got);
+  }
+  expect_errno(r, "create_bad_pointer", EFAULT, xioctl(ctl, UTCP_IOC_ENDPOINT_CREATE, reinterpret_cast<void*>(8)));
+
+  utcp::EndpointHandle h;
+  int fd = utcp::ctl_create_endpoint(ctl, good, 64, 64, 2048, &h);
+  r.check(fd >= 0 && h.id > 0, "create_ok", "rc %d", fd);
+  r.check((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0, "create_fd_cloexec");
+  r.check(h.layout.map_size >= h.layout.slots_off + uint64_t(128) * 2048 && h.layout.slots_off % 4096 == 0,
+          "create_layout_sane", "map %llu slots_off %u", (unsigned long long)h.layout.map_size, h.layout.slots_off);
+
+  // set template / rate / stats / destroy on bad ids and bad input
+  utcp_endpoint_template et{};
+  et.tmpl = good;
+  et.id = 0;
+  expect_errno(r, "template_id_zero", ENOENT, xioctl(ctl, UTCP_IOC_SET_TEMPLATE, &et));
+  et.id = 4000;
+  expect_errno(r, "template_id_absent", ENOENT, xioctl(ctl, UTCP_IOC_SET_TEMPLATE, &et));
+  et.id = h.id;
+  et.tmpl.proto = 47;
+  expect_errno(r, "template_bad_proto", EPROTONOSUPPORT, xioctl(ctl, UTCP_IOC_SET_TEMPLATE, &et));
+  et.tmpl = good;
+  et.flags = 1;
+  expect_errno(r, "template_flags", EINVAL, xioctl(ctl, UTCP_IOC_SET_TEMPLATE, &et));
+  et.flags = 0;
+  expect_errno(r, "template_ok", 0, xioctl(ctl, UTCP_IOC_SET_TEMPLATE, &et));
+  expect_errno(r, "template_ctl_ioctl_on_other_ctl", ENOENT, xioctl(ctl2, UTCP_IOC_SET_TEMPLATE, &et));
+
+  utcp_rate_limit rl{};
+  rl.id = h.id;
+  rl.bytes_per_sec = UTCP_MAX_RATE + 1;
+  rl.burst_bytes = 1000;
+  expect_errno(r, "rate_too_high", ERANGE, xioctl(ctl, UTCP_IOC_SET_RATE, &rl));
+  rl.bytes_per_sec = 1000;
+  rl.burst_bytes = 0;
+  expect_errno(r, "rate_no_burst", EINVAL, xioctl(ctl, UTCP_IOC_SET_RATE, &rl));
+  rl.burst_bytes = 100;
+  rl.reserved = 1;
+  expect_errno(r, "rate_reserved", EINVAL, xioctl(ctl, UTCP_IOC_SET_RATE, &rl));
+  rl.reserved = 0;
+  rl.id = 77;
+  expect_errno(r, "rate_id_absent", ENOENT, xioctl(ctl, UTCP_IOC_SET_RATE, &rl));
+
+  utcp_endpoint_stats st{};
+  st.id = 99;
+  expect_errno(r, "ep_stats_id_absent", ENOENT, xioctl(ctl, UTCP_IOC_ENDPOINT_STATS, &st));
+  st.id = h.id;
+  st.rx_frames = 5;
+  expect_errno(r, "ep_stats_nonzero_in", EINVAL, xioctl(ctl, UTCP_IOC_ENDPOINT_STATS, &st));
+  st.rx_frames = 0;
+  expect_errno(r, "ep_stats_ok", 0, xioctl(ctl, UTCP_IOC_ENDPOINT_STATS, &st));
+
+  // endpoint file: data only
+  expect_errno(r, "attach_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_ATTACH, &at));
+  expect_errno(r, "set_template_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_SET_TEMPLATE, &et));
+  expect_errno(r, "create_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_ENDPOINT_CREATE, &st));
+  expect_errno(r, "ep_stats_on_endpoint_file", 0, xioctl(fd, UTCP_IOC_EP_STATS, &es));
+  r.check(es.id == h.id, "ep_stats_reports_id", "id %u want %u", es.id, h.id);
+  void* m = ::mmap(nullptr, h.layout.map_size - 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  r.check(m == MAP_FAILED && errno == EINVAL, "mmap_short_refused");
+  m = ::mmap(nullptr, h.layout.map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  r.check(m == MAP_FAILED && errno == EINVAL, "mmap_private_refused");
+  m = ::mmap(nullptr, h.layout.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 4096);
+  r.check(m == MAP_FAILED && errno == EINVAL, "mmap_offset_refused");
+  m = ::mmap(nullptr, h.layout.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  r.check(m != MAP_FAILED, "mmap_ok");
+
+  // TX: hostile indices and descriptors
+  auto* base = static_cast<uint8_t*>(m);
+  auto* hdr = reinterpret_cast<utcp_ring_header*>(base);
+  auto* txd = reinterpret_cast<utcp_desc*>(base + h.layout.tx_desc_off);
+  hdr->tx_prod.value = 1000;
+  expect_errno(r, "tx_prod_beyond_ring", EINVAL, xioctl(fd, UTCP_IOC_TX, nullptr));
+  hdr->tx_prod.value = 0;
+  expect_errno(r, "tx_nothing_pending", 0, xioctl(fd, UTCP_IOC_TX, nullptr));
+  struct DescCase {
+    const char* name;
+    utcp_desc d;
+  };
+  const uint32_t so = h.layout.slots_off;
+  const uint32_t end = uint32_t(h.layout.map_size);
+  const DescCase dcases[] = {
+      {"tx_desc_offset_in_header", {0, 60, 0, 0}},
+      {"tx_desc_offset_in_desc_ring", {h.layout.tx_desc_off, 60, 0, 0}},
+      {"tx_desc_past_end", {end - 30, 60, 0, 0}},
+      {"tx_desc_offset_wraps", {0xffffffc0u, 0x100, 0, 0}},
+      {"tx_desc_len_zero", {so, 0, 0, 0}},
+      {"tx_desc_len_huge", {so, 0x7fffffff, 0, 0}},
+      {"tx_desc_flags", {so, 60, 4, 0}},
+      {"tx_desc_reserved", {so, 60, 0, 9}},
+      {"tx_desc_garbage_frame", {so, 60, 0, 0}},
+  };
+  uint32_t prod = 0;
+  std::memset(base + so, 0xee, 256);
+  for (const DescCase& k : dcases) {
+    txd[prod & 63] = k.d;
+    ++prod;
+    hdr->tx_prod.value = prod;
+    utcp_tx_result res{};
+    int got = xioctl(fd, UTCP_IOC_TX, &res);
+    bool ok = got == (std::string(k.name) == "tx_desc_garbage_frame" ? EPERM : EINVAL) && res.refused == 1 &&
+              (txd[(prod - 1) & 63].flags & (UTCP_TXF_ERR_MALFORMED | UTCP_TXF_ERR_TEMPLATE)) &&
+              hdr->tx_cons.value == prod;
+    r.check(ok, k.name, "errno %s refused %u flags 0x%x cons %u", ename(got), res.refused,
+            txd[(prod - 1) & 63].flags, hdr->tx_cons.value);
+  }
+  st = {};
+  st.id = h.id;
+  xioctl(ctl, UTCP_IOC_ENDPOINT_STATS, &st);
+  r.check(st.tx_malformed == 9 && st.tx_template_rejects == 1 && st.tx_frames == 0, "tx_refusals_counted",
+          "malformed %llu template %llu", (unsigned long long)st.tx_malformed,
+          (unsigned long long)st.tx_template_rejects);
+
+  // A valid frame over a rate limit: the first fits the burst, the second waits.
+  auto f = utcp::frame_for_template(good, kt::read_mac(e.if_a));
+  std::string pl(100, 'r');
+  f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
+  std::vector<uint8_t> frame(200);
+  frame.resize(utcp::build_frame(f, frame));
+  rl = {};
+  rl.id = h.id;
+  rl.bytes_per_sec = 10;
+  rl.burst_bytes = frame.size() + 10;
+  expect_errno(r, "rate_set_ok", 0, xioctl(ctl, UTCP_IOC_SET_RATE, &rl));
+  for (int i = 0; i < 2; ++i) {
+    std::memcpy(base + so + i * 2048, frame.data(), frame.size());
+    txd[prod & 63] = {so + uint32_t(i) * 2048, uint32_t(frame.size()), 0, 0};
+    ++prod;
+  }
+  hdr->tx_prod.value = prod;
+  utcp_tx_result res{};
+  int rc = ::ioctl(fd, UTCP_IOC_TX, &res);
+  r.check(rc == 1 && res.sent == 1 && res.pending == 1, "rate_limit_first_sent", "rc %d sent %u pending %u", rc,
+          res.sent, res.pending);
+  res = {};
+  rc = ::ioctl(fd, UTCP_IOC_TX, &res);
+  r.check(rc < 0 && errno == EAGAIN && res.pending == 1, "rate_limit_second_eagain", "rc %d errno %s pending %u",
+          rc, ename(errno), res.pending);
+  rl.bytes_per_sec = 0;
+  xioctl(ctl, UTCP_IOC_SET_RATE, &rl);
+  rc = ::ioctl(fd, UTCP_IOC_TX, &res);
+  r.check(rc == 1 && hdr->tx_cons.value == prod, "rate_limit_lifted_sends_pending", "rc %d", rc);
+
+  // destroy
+  utcp_endpoint_id eid{};
+  eid.id = 999;
+  expect_errno(r, "destroy_id_absent", ENOENT, xioctl(ctl, UTCP_IOC_ENDPOINT_DESTROY, &eid));
+  eid.id = h.id;
+  eid.flags = 1;
+  expect_errno(r, "destroy_flags", EINVAL, xioctl(ctl, UTCP_IOC_ENDPOINT_DESTROY, &eid));
+  eid.flags = 0;
+  expect_errno(r, "destroy_ok", 0, xioctl(ctl, UTCP_IOC_ENDPOINT_DESTROY, &eid));
+  expect_errno(r, "destroy_twice", ENOENT, xioctl(ctl, UTCP_IOC_ENDPOINT_DESTROY, &eid));
+  expect_errno(r, "tx_after_destroy", ENOTCONN, xioctl(fd, UTCP_IOC_TX, nullptr));
+  pollfd p{fd, POLLIN, 0};
+  r.check(::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP), "poll_hup_after_destroy", "revents 0x%x", p.revents);
+  hdr->rx_cons.value = 5;  // the mapping stays usable until munmap
+  ::munmap(m, h.layout.map_size);
+  ::close(fd);
+  ::close(ctl2);
+  return r.exit_code();
+}
+
+// ---- unprivileged caller ----
+
+int cmd_unpriv(const Env&) {
+  Report r;
+  std::string err;
+  int ctl = utcp::open_module(&err);
+  r.check(ctl >= 0, "unpriv_open_and_abi", "%s", err.c_str());
+  if (ctl < 0) return 1;
+  utcp_attach at{};
+  at.ifindex = 1;
+  expect_errno(r, "unpriv_attach", EPERM, xioctl(ctl, UTCP_IOC_ATTACH, &at));
+  utcp_global_stats g{};
+  expect_errno(r, "unpriv_global_stats", EPERM, xioctl(ctl, UTCP_IOC_GLOBAL_STATS, &g));
+  utcp_endpoint_create c{};
+  expect_errno(r, "unpriv_create", EPERM, xioctl(ctl, UTCP_IOC_ENDPOINT_CREATE, &c));
+  expect_errno(r, "unpriv_detach", EPERM, xioctl(ctl, UTCP_IOC_DETACH, nullptr));
+  ::close(ctl);
+  return r.exit_code();
+}
+
+// ---- template enforcement, seen from the peer ----
+
+int cmd_template(const Env& e) {
+  Report r;
+  std::string err;
+  kt::Side a;
+  if (!kt::enter_netns(e.ns_b)) return std::printf("FAIL: template_setup netns\n"), 1;
+  kt::Capture cap(e.if_b);  // created in B: sees what reaches B's wire end
+  utcp::MacAddr mac_b = kt::read_mac(e.if_b);
+  if (cap.fd < 0 || !a.setup(e.ns_a, e.if_a, e.ip_a, false, &err))
+    return std::printf("FAIL: template_setup %s\n", err.c_str()), 1;
+  utcp_template t = udp_tmpl(a, 5000, kt::ip(e.ip_b), 6000);
+  auto dev = a.endpoint(t);
+  if (!dev) return std::printf("FAIL: template_endpoint\n"), 1;
+
+  struct Spoof {
+    const char* name;
+    int want;  // errno the TX ioctl reports
+    void (*mutate)(utcp::FrameSpec&);
+  };
+  const Spoof spoofs[] = {
+      {"template_valid_frame_sent", 0, [](utcp::FrameSpec&) {}},
+      {"template_spoof_src_mac", EPERM, [](utcp::FrameSpec& f) { f.src_mac.b[5] ^= 1; }},
+      {"template_spoof_src_ip", EPERM, [](utcp::FrameSpec& f) { f.src_ip.v ^= 0x100; }},
+      {"template_spoof_dst_ip", EPERM, [](utcp::FrameSpec& f) { f.dst_ip.v ^= 1; }},
+      {"template_spoof_src_port", EPERM, [](utcp::FrameSpec& f) { f.src_port = 22; }},
+      {"template_spoof_dst_port", EPERM, [](utcp::FrameSpec& f) { f.dst_port = 53; }},
+      {"template_spoof_proto_tcp", EPERM, [](utcp::FrameSpec& f) { f.proto = IPPROTO_TCP; }},
+  };
+  int i = 0;
+  for (const Spoof& s : spoofs) {
+    auto f = utcp::frame_for_template(t, mac_b);
+    std::string marker = "utcp-spoof-" + std::to_string(i++);
+    f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(marker.data()), marker.size());
+    s.mutate(f);
+    cap.drain();
+    int rc = kt::send_frame(*dev, f);
+    auto seen = cap.collect(300);
+    bool on_wire = std::any_of(seen.begin(), seen.end(), [&](auto& fr) { return kt::contains(fr, marker); });
+    bool ok = s.want ? (rc == -s.want && !on_wire) : (rc == 1 && on_wire);
+    r.check(ok, s.name, "tx rc %d (%s) on_wire %d", rc, rc < 0 ? ename(-rc) : "sent", on_wire);
+  }
+  // Byte-level spoofs: malformed or non-IPv4 frames built from a valid one.
+  struct ByteSpoof {
+    const char* name;
+    int want;
+    size_t at;
+    uint8_t value;
+  };
+  const ByteSpoof bytes[] = {
+      {"template_spoof_ethertype_arp", EPERM, 13, 0x06},
+      {"template_spoof_fragment_mf", EPERM, 20, 0x20},
+      {"template_spoof_fragment_offset", EPERM, 21, 0x08},
+      {"template_malformed_ip_version", EINVAL, 14, 0x65},
+      {"template_malformed_ihl", EINVAL, 14, 0x44},
+      {"template_malformed_ihl_past_end", EINVAL, 14, 0x4f},
+      {"template_malformed_total_length", EINVAL, 17, 0x10},
+      {"template_malformed_udp_length", EINVAL, 39, 0x02},
+  };
+  for (const ByteSpoof& b : bytes) {
+    auto f = utcp::frame_for_template(t, mac_b);
+    std::string marker = "utcp-spoof-" + std::to_string(i++);
+    f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(marker.data()), marker.size());
+    std::vector<uint8_t> fr(100);
+    fr.resize(utcp::build_frame(f, fr));
+    fr[b.at] = b.value;
+    cap.drain();
+    dev->transmit(fr);
+    dev->flush(utcp::kInstantZero);
+    int rc = dev->last_tx_rc();
+    auto seen = cap.collect(200);
+    bool on_wire = std::any_of(seen.begin(), seen.end(), [&](auto& x) { return kt::contains(x, marker); });
+    r.check(rc == -b.want && !on_wire, b.name, "tx rc %d (%s) on_wire %d", rc, rc < 0 ? ename(-rc) : "sent",
+            on_wire);
+  }
+  // A batch mixing good and bad frames: good ones leave, the count says so.
+  {
+    auto f = utcp::frame_for_template(t, mac_b);
+    std::string ok_marker = "utcp-batch-ok", bad_marker = "utcp-batch-bad";
+    f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(ok_marker.data()), ok_marker.size());
+    std::vector<uint8_t> good(100), bad(100);
+    good.resize(utcp::build_frame(f, good));
+    f.src_port = 7;
+    f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bad_marker.data()), bad_marker.size());
+    bad.resize(utcp::build_frame(f, bad));
+    cap.drain();
+    dev->transmit(good);
+    dev->transmit(bad);
+    dev->transmit(good);
+    dev->flush(utcp::kInstantZero);
+    auto res = dev->last_tx();
+    auto seen = cap.collect(300);
+    size_t goods = std::count_if(seen.begin(), seen.end(), [&](auto& x) { return kt::contains(x, ok_marker); });
+    size_t bads = std::count_if(seen.begin(), seen.end(), [&](auto& x) { return kt::contains(x, bad_marker); });
+    r.check(dev->last_tx_rc() == 2 && res.refused == 1 && res.first_error == -EPERM && goods == 2 && bads == 0,
+            "template_mixed_batch", "rc %d refused %u goods %zu bads %zu", dev->last_tx_rc(), res.refused, goods, bads);
+  }
+  // A listener template accepts any remote, still only its own source.
+  {
+    utcp_endpoint_template et{};
+    et.id = dev->info().id;
+    et.tmpl = utcp::make_template(a.mac, IPPROTO_UDP, a.addr, 5000, {}, 0, true);
+    r.check(xioctl(a.ctl, UTCP_IOC_SET_TEMPLATE, &et) == 0, "template_replace_with_listener");
+    auto f = utcp::frame_for_template(t, mac_b);
+    f.dst_port = 4444;
+    std::string marker = "utcp-listener";
+    f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(marker.data()), marker.size());
+    cap.drain();
+    int rc = kt::send_frame(*dev, f);
+    auto seen = cap.collect(300);
+    bool on_wire = std::any_of(seen.begin(), seen.end(), [&](auto& x) { return kt::contains(x, marker); });
+    r.check(rc == 1 && on_wire, "template_listener_any_remote", "rc %d on_wire %d", rc, on_wire);
+    f.src_port = 5001;
+    r.check(kt::send_frame(*dev, f) == -EPERM, "template_listener_src_port_enforced");
+  }
+  return r.exit_code();
+}
+
+// ---- user-to-user exchange, isolation, kernel peer ----
+
+bool valid_frame(const std::vector<uint8_t>& fr) {
+  return utcp::parse_frame(fr, true).has_value();
+}
+
+int cmd_exchange(const Env& e) {
+  Report r;
+  std::string err;
+  kt::Side a, b;
+  if (!a.setup(e.ns_a, e.if_a, e.ip_a, true, &err) || !b.setup(e.ns_b, e.if_b, e.ip_b, true, &err))
+    return std::printf("FAIL: exchange_setup %s\n", err.c_str()), 1;
+  auto ea = a.endpoint(udp_tmpl(a, 5000, b.addr, 6000));
+  auto eb = b.endpoint(udp_tmpl(b, 6000, a.addr, 5000));
+  if (!ea || !eb) return std::printf("FAIL: exchange_endpoints\n"), 1;
+
+  // A sleeping receiver is woken by the first frame.
+  int woke = -1;
+  std::thread waiter([&] { woke = eb->wait(std::chrono::seconds(5)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const int n = 50;
+  int sent = 0;
+  for (int i = 0; i < n; ++i) {
+    std::string pl = "a2b-" + std::to_string(i);
+    auto f = utcp::frame_for_template(udp_tmpl(a, 5000, b.addr, 6000), b.mac);
+    f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
+    std::vector<uint8_t> fr(100);
+    fr.resize(utcp::build_frame(f, fr));
+    ea->transmit(fr);
+    if (i % 10 == 9) {
+      ea->flush(utcp::kInstantZero);
+      sent += std::max(ea->last_tx_rc(), 0);
+    }
+  }
+  waiter.join();
+  r.check(woke == 1, "exchange_poll_wakeup", "wait returned %d", woke);
+  r.check(sent == n, "exchange_a_sent", "sent %d of %d", sent, n);
+  auto got = kt::recv_frames(*eb, 3000, n);
+  bool all_valid = std::all_of(got.begin(), got.end(), valid_frame);
+  bool in_order = got.size() == size_t(n);
+  for (int i = 0; in_order && i < n; ++i) in_order = kt::contains(got[i], "a2b-" + std::to_string(i) + "");
+  r.check(got.size() == size_t(n) && all_valid && in_order, "exchange_a_to_b", "got %zu valid %d ordered %d",
+          got.size(), all_valid, in_order);
+
+  for (int i = 0; i < n; ++i) {
+    std::string pl = "b2a-" + std::to_string(i);
+    auto f = utcp::frame_for_template(udp_tmpl(b, 6000, a.addr, 5000), a.mac);
+    f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
+    std::vector<uint8_t> fr(100);
+    fr.resize(utcp::build_frame(f, fr));
+    eb->transmit(fr);
+  }
+  eb->flush(utcp::kInstantZero);
+  got = kt::recv_frames(*ea, 3000, n);
+  r.check(got.size() == size_t(n) && std::all_of(got.begin(), got.end(), valid_frame), "exchange_b_to_a",
+          "got %zu", got.size());
+
+  // A TCP frame beyond the MTU leaves as GSO and arrives whole (veth keeps GSO
+  // frames intact) or as segments, always with valid checksums.
+  utcp_template ta = utcp::make_template(a.mac, IPPROTO_TCP, a.addr, 7000, b.addr, 8000);
+  utcp_template tb = utcp::make_template(b.mac, IPPROTO_TCP, b.addr, 8000, a.addr, 7000);
+  auto ga = a.endpoint(ta, nullptr, UTCP_MAX_SLOT_SIZE, 16);
+  auto gb = b.endpoint(tb, nullptr, UTCP_MAX_SLOT_SIZE, 16);
+  if (!ga || !gb) return r.check(false, "exchange_gso_endpoints"), 1;
+  std::vector<uint8_t> big(30000);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = uint8_t(i * 7);
+  auto f = utcp::frame_for_template(ta, b.mac);
+  f.payload = big;
+  int rc = kt::send_frame(*ga, f);
+  r.check(rc == 1, "exchange_gso_sent", "rc %d (%s)", rc, rc < 0 ? ename(-rc) : "");
+  got = kt::recv_frames(*gb, 3000, 64);
+  size_t payload = 0;
+  bool ok = !got.empty();
+  for (auto& fr : got) {
+    auto p = utcp::parse_frame(fr, true);
+    if (!p || !p->tcp) {
+      ok = false;
+      break;
+    }
+    payload += p->tcp->payload.size();
+  }
+  r.check(ok && payload == big.size(), "exchange_gso_received_valid", "frames %zu payload %zu ok %d", got.size(),
+          payload, ok);
+
+  // Stats moved on both sides.
+  utcp_endpoint_stats s{};
+  eb->stats(&s);
+  r.check(s.rx_frames >= size_t(n) && s.tx_frames == size_t(n), "exchange_stats", "rx %llu tx %llu",
+          (unsigned long long)s.rx_frames, (unsigned long long)s.tx_frames);
+  auto g = gstats(a.ctl);
+  r.check(g.classifier_runs > 0 && g.rx_frames >= 2 * size_t(n), "exchange_global_stats",
+          "runs %llu rx %llu", (unsigned long long)g.classifier_runs, (unsigned long long)g.rx_frames);
+
+  // Ring full: B stops consuming; drops are counted, nothing breaks.
+  std::vector<uint8_t> small(100);
+  small.resize(utcp::build_frame(utcp::frame_for_template(udp_tmpl(a, 5000, b.addr, 6000), b.mac), small));
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 40; ++i) ea->transmit(small);
+    ea->flush(utcp::kInstantZero);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  eb->stats(&s);
+  r.check(s.rx_drops_full > 0, "exchange_ring_full_counted", "drops %llu", (unsigned long long)s.rx_drops_full);
+  got = kt::recv_frames(*eb, 500, 1000);
+  r.check(got.size() == 64, "exchange_ring_full_keeps_ring", "drained %zu (ring 64)", got.size());
+  return r.exit_code();
+}
+
+int cmd_isolation(const Env& e) {
+  Report r;
+  std::string err;
+  kt::Side a, b;
+  if (!a.setup(e.ns_a, e.if_a, e.ip_a, true, &err) || !b.setup(e.ns_b, e.if_b, e.ip_b, true, &err))
+    return std::printf("FAIL: isolation_setup %s\n", err.c_str()), 1;
+  auto a1 = a.endpoint(udp_tmpl(a, 5001, b.addr, 6001));
+  auto a2 = a.endpoint(udp_tmpl(a, 5002, b.addr, 6002));
+  auto b1 = b.endpoint(udp_tmpl(b, 6001, a.addr, 5001));
+  auto b2 = b.endpoint(udp_tmpl(b, 6002, a.addr, 5002));
+  auto b3 = b.endpoint(utcp::make_template(b.mac, IPPROTO_UDP, b.addr, 6100, {}, 0, true));
+  if (!a1 || !a2 || !b1 || !b2 || !b3) return std::printf("FAIL: isolation_endpoints\n"), 1;
+  auto send = [&](utcp::KmodDevice& dev, uint16_t sp, uint16_t dp, const std::string& pl, int count) {
+    for (int i = 0; i < count; ++i) {
+      auto f = utcp::frame_for_template(dev.info().tmpl, b.mac);
+      f.src_port = sp;
+      f.dst_port = dp;
+      f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
+      std::vector<uint8_t> fr(100);
+      fr.resize(utcp::build_frame(f, fr));
+      dev.transmit(fr);
+    }
+    dev.flush(utcp::kInstantZero);
+  };
+  send(*a1, 5001, 6001, "to-one", 20);
+  send(*a2, 5002, 6002, "to-two", 20);
+  // a listener-templated A endpoint reaches B's listener from a new port
+  utcp_endpoint_template et{};
+  et.id = a2->info().id;
+  et.tmpl = utcp::make_template(a.mac, IPPROTO_UDP, a.addr, 5002, {}, 0, true);
+  xioctl(a.ctl, UTCP_IOC_SET_TEMPLATE, &et);
+  send(*a2, 5002, 6100, "to-listener", 10);
+  auto g1 = kt::recv_frames(*b1, 1500, 100);
+  auto g2 = kt::recv_frames(*b2, 500, 100);
+  auto g3 = kt::recv_frames(*b3, 500, 100);
+  auto all = [](auto& v, const char* m) {
+    return std::all_of(v.begin(), v.end(), [&](auto& f) { return kt::contains(f, m); });
+  };
+  r.check(g1.size() == 20 && all(g1, "to-one"), "isolation_endpoint_one_only_its_frames", "got %zu", g1.size());
+  r.check(g2.size() == 20 && all(g2, "to-two"), "isolation_endpoint_two_only_its_frames", "got %zu", g2.size());
+  r.check(g3.size() == 10 && all(g3, "to-listener"), "isolation_listener_gets_new_flow", "got %zu", g3.size());
+  // A frame with no flow reaches the kernel (and neither endpoint).
+  send(*a2, 5002, 6200, "to-nobody", 5);
+  auto n1 = kt::recv_frames(*b1, 300, 100), n2 = kt::recv_frames(*b2, 100, 100), n3 = kt::recv_frames(*b3, 100, 100);
+  r.check(n1.empty() && n2.empty() && n3.empty(), "isolation_unmatched_not_delivered", "%zu %zu %zu", n1.size(),
+          n2.size(), n3.size());
+  // Another control file's endpoints are out of reach: B's classifier naming an id
+  // only resolves within its own control file.
+  auto g = gstats(b.ctl);
+  r.check(g.rx_passed >= 5, "isolation_unmatched_passed_to_kernel", "passed %llu", (unsigned long long)g.rx_passed);
+  return r.exit_code();
+}
+
+// Kernel sockets still talk across the link while both ends are attached.
+int cmd_kernel_peer(const Env& e) {
+  Report r;
+  std::string err;
+  kt::Side a, b;
+  if (!a.setup(e.ns_a, e.if_a, e.ip_a, true, &err) || !b.setup(e.ns_b, e.if_b, e.ip_b, true, &err))
+    return std::printf("FAIL: kernel_peer_setup %s\n", err.c_str()), 1;
+  auto eb = b.endpoint(udp_tmpl(b, 6000, a.addr, 5000));
+  // b is the current netns: a kernel UDP socket in B
+  int sb = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(7000);
+  addr.sin_addr.s_addr = htonl(b.addr.v);
+  bool bound = ::bind(sb, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  kt::enter_netns(e.ns_a);
+  int sa = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const char msg[] = "kernel-peer";
+  int got = 0;
+  for (int i = 0; i < 5; ++i) {
+    ::sendto(sa, msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    pollfd p{sb, POLLIN, 0};
+    if (::poll(&p, 1, 1000) == 1) {
+      char buf[64];
+      if (::recv(sb, buf, sizeof(buf), 0) == ssize_t(sizeof(msg))) ++got;
+    }
+  }
+  r.check(bound && got == 5, "kernel_peer_udp_passes", "bound %d got %d of 5", bound, got);
+  // The same 4-tuple as an endpoint's flow goes to the endpoint, not the kernel socket.
+  addr.sin_port = htons(6000);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  src.sin_port = htons(5000);
+  src.sin_addr.s_addr = htonl(a.addr.v);
+  int sf = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  bool src_bound = ::bind(sf, reinterpret_cast<sockaddr*>(&src), sizeof(src)) == 0;
+  ::sendto(sf, msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::close(sf);
+  r.check(src_bound, "kernel_peer_bind_flow_source");
+  auto frames = eb ? kt::recv_frames(*eb, 2000, 1) : decltype(kt::recv_frames(*eb, 0)){};
+  r.check(frames.size() == 1 && kt::contains(frames[0], "kernel-peer") && valid_frame(frames[0]),
+          "kernel_peer_flow_to_endpoint", "got %zu", frames.size());
+  int rc = std::system(("ip netns exec " + e.ns_a + " ping -c 3 -W 2 -i 0.2 " + e.ip_b + " >/dev/null 2>&1").c_str());
+  if (std::system("command -v ping >/dev/null 2>&1") == 0)
+    r.check(rc == 0, "kernel_peer_ping", "ping exit %d", rc);
+  ::close(sa);
+  ::close(sb);
+  return r.exit_code();
+}
+
+// ---- lifecycle ----
+
+bool wait_counters(int ctl, uint64_t eps, uint64_t bytes, utcp_global_stats* last) {
+  for (int i = 0; i < 100; ++i) {
+    *last = gstats(ctl);
+    if (last->live_endpoints == eps && last->live_ring_bytes == bytes) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+int send_fd(int sock, int fd) {
+  char dummy = 'x';
+  iovec iov{&dummy, 1};
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctrl;
+  msg.msg_controllen = sizeof(ctrl);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  return int(::sendmsg(sock, &msg, 0));
+}
+
+int recv_fd(int sock) {
+  char dummy;
+  iovec iov{&dummy, 1};
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctrl;
+  msg.msg_controllen = sizeof(ctrl);
+  if (::recvmsg(sock, &msg, 0) <= 0) return -1;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return fd;
+}
+
+int cmd_lifecycle(const Env& e) {
+  Report r;
+  std::string err;
+  kt::Side a;
+  if (!a.setup(e.ns_a, e.if_a, e.ip_a, false, &err)) return std::printf("FAIL: lifecycle_setup %s\n", err.c_str()), 1;
+  utcp_template t = udp_tmpl(a, 5000, kt::ip(e.ip_b), 6000);
+  utcp_global_stats base{}, last{};
+  wait_counters(a.ctl, gstats(a.ctl).live_endpoints, gstats(a.ctl).live_ring_bytes, &base);
+
+  // 1000 endpoints created and destroyed (half by id, half by closing the fd first).
+  int failures = 0;
+  for (int i = 0; i < 1000; ++i) {
+    utcp::EndpointHandle h;
+    if (utcp::ctl_create_endpoint(a.ctl, t, 1, 1, 128, &h) < 0) {
+      ++failures;
+      continue;
+    }
+    if (i % 2) {
+      // Closing the last fd destroys it: the id is gone at once.
+      ::close(h.fd);
+      if (utcp::ctl_destroy_endpoint(a.ctl, h.id) != -ENOENT) ++failures;
+    } else {
+      if (utcp::ctl_destroy_endpoint(a.ctl, h.id) < 0) ++failures;
+      ::close(h.fd);
+    }
+  }
+  r.check(failures == 0, "lifecycle_1000_endpoints", "%d failures", failures);
+  bool back = wait_counters(a.ctl, base.live_endpoints, base.live_ring_bytes, &last);
+  r.check(back, "lifecycle_counters_back_to_start", "live %llu bytes %llu (start %llu %llu)",
+          (unsigned long long)last.live_endpoints, (unsigned long long)last.live_ring_bytes,
+          (unsigned long long)base.live_endpoints, (unsigned long long)base.live_ring_bytes);
+
+  // An endpoint (mapped) outlives its control file, detached, then is freed.
+  {
+    int ctl = utcp::open_module(&err);
+    utcp::ctl_attach(ctl, int(if_nametoindex(e.if_a.c_str())));  // EBUSY (a has it); not needed
+    utcp::EndpointHandle h;
+    utcp::ctl_create_endpoint(ctl, t, 64, 64, 2048, &h);
+    void* m = ::mmap(nullptr, h.layout.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, h.fd, 0);
+    auto mid = gstats(a.ctl);
+    r.check(mid.live_endpoints == base.live_endpoints + 1, "lifecycle_live_counted");
+    ::close(ctl);
+    utcp_endpoint_stats s{};
+    ::ioctl(h.fd, UTCP_IOC_EP_STATS, &s);
+    r.check(s.flags & UTCP_EPF_DETACHED, "lifecycle_control_close_detaches");
+    r.check(xioctl(h.fd, UTCP_IOC_TX, nullptr) == ENOTCONN, "lifecycle_tx_after_control_close");
+    ::close(h.fd);  // the mapping still holds it
+    static_cast<volatile uint8_t*>(m)[0] = 1;
+    r.check(gstats(a.ctl).live_endpoints == base.live_endpoints + 1, "lifecycle_mapping_holds_endpoint");
+    ::munmap(m, h.layout.map_size);
+    back = wait_counters(a.ctl, base.live_endpoints, base.live_ring_bytes, &last);
+    r.check(back, "lifecycle_munmap_frees", "live %llu", (unsigned long long)last.live_endpoints);
+  }
+
+  // SCM_RIGHTS to an unprivileged process: the endpoint works there, the control ioctls don't.
+  {
+    utcp::EndpointHandle h;
+    utcp::ctl_create_endpoint(a.ctl, t, 64, 64, 2048, &h);
+    int sv[2];
+    ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(sv[0]);
+      int fd = recv_fd(sv[1]);
+      // Drop to nobody with no capabilities.
+      if (::setgroups(0, nullptr) || ::setgid(65534) || ::setuid(65534)) _exit(10);
+      std::string e2;
+      auto dev = utcp::KmodDevice::open(fd, 1500, &e2);
+      if (!dev) _exit(11);
+      auto f = utcp::frame_for_template(dev->info().tmpl, utcp::MacAddr::broadcast());
+      if (kt::send_frame(*dev, f) != 1) _exit(12);
+      utcp_attach at{};
+      at.ifindex = 1;
+      if (xioctl(dev->fd(), UTCP_IOC_ATTACH, &at) != ENOTTY) _exit(13);
+      utcp_endpoint_template et{};
+      if (xioctl(dev->fd(), UTCP_IOC_SET_TEMPLATE, &et) != ENOTTY) _exit(14);
+      int ctl = utcp::open_module(&e2);
+      if (ctl < 0 || xioctl(ctl, UTCP_IOC_SET_TEMPLATE, &et) != EPERM) _exit(15);
+      _exit(0);
+    }
+    ::close(sv[1]);
+    send_fd(sv[0], h.fd);
+    ::close(h.fd);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    r.check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "lifecycle_scm_rights_unprivileged",
+            "child status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    ::close(sv[0]);
+    utcp::ctl_destroy_endpoint(a.ctl, h.id);
+    back = wait_counters(a.ctl, base.live_endpoints, base.live_ring_bytes, &last);
+    r.check(back, "lifecycle_passed_endpoint_freed");
+  }
+
+  // Detach and reattach; the device can go away under an attached control file.
+  r.check(xioctl(a.ctl, UTCP_IOC_DETACH, nullptr) == 0, "lifecycle_detach");
+  utcp_attach at{};
+  at.ifindex = int(if_nametoindex(e.if_a.c_str()));
+  r.check(xioctl(a.ctl, UTCP_IOC_ATTACH, &at) == 0, "lifecycle_reattach");
+  {
+    int rc = std::system(("ip -n " + e.ns_a + " link add utcpdummy0 type veth peer name utcpdummy1").c_str());
+    if (rc == 0) {
+      int ctl = utcp::open_module(&err);
+      at.ifindex = int(if_nametoindex("utcpdummy0"));
+      int arc = xioctl(ctl, UTCP_IOC_ATTACH, &at);
+      utcp::EndpointHandle h;
+      utcp::ctl_create_endpoint(ctl, t, 64, 64, 2048, &h);
+      std::system(("ip -n " + e.ns_a + " link del utcpdummy0").c_str());
+      r.check(arc == 0 && xioctl(h.fd, UTCP_IOC_TX, nullptr) == ENOTCONN, "lifecycle_netdev_unregister_detaches",
+              "attach %s", ename(arc));
+      r.check(xioctl(ctl, UTCP_IOC_DETACH, nullptr) == ENOTCONN, "lifecycle_unregistered_is_detached");
+      r.check(xioctl(ctl, UTCP_IOC_ATTACH, &at) == ENODEV, "lifecycle_gone_device_enodev");
+      ::close(h.fd);
+      ::close(ctl);
+    }
+  }
+  return r.exit_code();
+}
+
+// ---- fuzz ----
+
+int cmd_fuzz(const Env& e, int seconds) {
+  Report r;
+  std::string err;
+  kt::Side a, b;
+  if (!a.setup(e.ns_a, e.if_a, e.ip_a, true, &err) || !b.setup(e.ns_b, e.if_b, e.ip_b, true, &err))
+    return std::printf("FAIL: fuzz_setup %s\n", err.c_str()), 1;
+  uint64_t seed = std::random_device{}();
+  if (const char* s = std::getenv("UTCP_FUZZ_SEED")) seed = std::strtoull(s, nullptr, 0);
+  std::printf("fuzz seed %llu, %d s\n", (unsigned long long)seed, seconds);
+  std::mt19937_64 rng(seed);
+  utcp_global_stats base{};
+  wait_counters(b.ctl, gstats(b.ctl).live_endpoints, gstats(b.ctl).live_ring_bytes, &base);
+
+  const unsigned long cmds[] = {UTCP_IOC_ABI_INFO, UTCP_IOC_ATTACH, UTCP_IOC_DETACH, UTCP_IOC_SET_CLASSIFIER,
+                                UTCP_IOC_ENDPOINT_CREATE, UTCP_IOC_SET_TEMPLATE, UTCP_IOC_SET_RATE,
+                                UTCP_IOC_GLOBAL_STATS, UTCP_IOC_ENDPOINT_STATS, UTCP_IOC_ENDPOINT_DESTROY,
+                                UTCP_IOC_TX, UTCP_IOC_EP_STATS, UTCP_IOC_EP_INFO};
+  struct Ep {
+    utcp::EndpointHandle h;
+    uint8_t* map = nullptr;
+  };
+  std::vector<Ep> eps;
+  auto tmpl = udp_tmpl(b, 6000, a.addr, 5000);
+  // A sender in A keeps frames flowing to B's flow while B's rings are abused.
+  auto ea = a.endpoint(udp_tmpl(a, 5000, b.addr, 6000));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  uint64_t ops = 0;
+  std::vector<uint8_t> buf(512);
+  while (std::chrono::steady_clock::now() < deadline) {
+    ++ops;
+    switch (rng() % 6) {
+      case 0: {  // create an endpoint with random-ish sizes and route the flow to it
+        if (eps.size() > 16) break;
+        Ep ep;
+        uint32_t rx = 1u << (rng() % 8), tx = 1u << (rng() % 8);
+        if (utcp::ctl_create_endpoint(b.ctl, tmpl, rx, tx, 128 + 64 * uint32_t(rng() % 40), &ep.h) < 0) break;
+        void* m = ::mmap(nullptr, ep.h.layout.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, ep.h.fd, 0);
+        ep.map = m == MAP_FAILED ? nullptr : static_cast<uint8_t*>(m);
+        utcp_flow_key k{tmpl.local_ip, tmpl.remote_ip, tmpl.local_port, tmpl.remote_port, IPPROTO_UDP, {}};
+        bpf_map_update_elem(b.flow_map, &k, &ep.h.id, BPF_ANY);
+        eps.push_back(ep);
+        break;
+      }
+      case 1: {  // destroy / close one, in random order of unmap, destroy, close
+        if (eps.empty()) break;
+        size_t i = rng() % eps.size();
+        Ep ep = eps[i];
+        eps.erase(eps.begin() + long(i));
+        if (rng() % 2) utcp::ctl_destroy_endpoint(b.ctl, ep.h.id);
+        ::close(ep.h.fd);
+        if (ep.map) ::munmap(ep.map, ep.h.layout.map_size);
+        break;
+      }
+      case 2: {  // scribble on ring indices and descriptors, then TX
+        if (eps.empty()) break;
+        Ep& ep = eps[rng() % eps.size()];
+        if (!ep.map) break;
+        auto* hdr = reinterpret_cast<utcp_ring_header*>(ep.map);
+        if (rng() % 2) hdr->rx_cons.value = uint32_t(rng());
+        hdr->tx_prod.value = rng() % 3 ? hdr->tx_cons.value + uint32_t(rng() % (ep.h.layout.tx_entries + 2)) : uint32_t(rng());
+        auto* tx = reinterpret_cast<utcp_desc*>(ep.map + ep.h.layout.tx_desc_off);
+        for (uint32_t j = 0; j < ep.h.layout.tx_entries; ++j) {
+          if (rng() % 4) continue;
+          tx[j].offset = rng() % 2 ? uint32_t(rng()) : ep.h.layout.slots_off + uint32_t(rng() % 4096);
+          tx[j].len = rng() % 2 ? uint32_t(rng()) : uint32_t(rng() % 2000);
+          tx[j].flags = rng() % 8 ? 0 : uint32_t(rng());
+          tx[j].reserved = 0;
+        }
+        uint32_t off = ep.h.layout.slots_off + uint32_t(rng() % (ep.h.layout.slot_count)) * ep.h.layout.slot_size;
+        for (uint32_t j = 0; j < 64 && off + j < ep.h.layout.map_size; ++j) ep.map[off + j] = uint8_t(rng());
+        utcp_tx_result res{};
+        ::ioctl(ep.h.fd, UTCP_IOC_TX, rng() % 4 ? &res : nullptr);
+        break;
+      }
+      case 3: {  // random ioctl with a random buffer (sometimes a bad pointer) on a random file
+        for (auto& x : buf) x = uint8_t(rng());
+        int fd = eps.empty() || rng() % 2 ? b.ctl : eps[rng() % eps.size()].h.fd;
+        unsigned long cmd = rng() % 5 ? cmds[rng() % std::size(cmds)] : _IOC(rng() % 4, UTCP_IOC_MAGIC, rng() % 32, rng() % 256);
+        // Never let it detach or replace the setup under us, or attach elsewhere.
+        if (cmd == UTCP_IOC_DETACH || cmd == UTCP_IOC_SET_CLASSIFIER || cmd == UTCP_IOC_ATTACH) break;
+        void* arg = rng() % 10 ? static_cast<void*>(buf.data()) : reinterpret_cast<void*>(rng() % 2 ? 8 : 0);
+        if (cmd == UTCP_IOC_ENDPOINT_CREATE && ::ioctl(fd, cmd, arg) == 0) {
+          ::close(reinterpret_cast<utcp_endpoint_create*>(buf.data())->fd);
+        } else {
+          ::ioctl(fd, cmd, arg);
+        }
+        break;
+      }
+      case 4: {  // frames from A towards B
+        if (!ea) break;
+        auto f = utcp::frame_for_template(ea->info().tmpl, b.mac);
+        std::vector<uint8_t> fr(64 + rng() % 1400);
+        f.payload = std::span<const uint8_t>(buf.data(), std::min<size_t>(fr.size() - 42, buf.size()));
+        size_t n = utcp::build_frame(f, fr);
+        fr.resize(n);
+        for (int j = 0; j < 8; ++j) ea->transmit(fr);
+        ea->flush(utcp::kInstantZero);
+        break;
+      }
+      case 5: {  // consume what arrived, poll with zero timeout
+        for (auto& ep : eps) {
+          pollfd p{ep.h.fd, POLLIN | POLLOUT, 0};
+          ::poll(&p, 1, 0);
+        }
+        break;
+      }
+    }
+  }
+  for (auto& ep : eps) {
+    if (ep.map) ::munmap(ep.map, ep.h.layout.map_size);
+    ::close(ep.h.fd);
+    utcp::ctl_destroy_endpoint(b.ctl, ep.h.id);
+  }
+  std::printf("fuzz ops %llu\n", (unsigned long long)ops);
+  utcp_global_stats last{};
+  bool back = wait_counters(b.ctl, base.live_endpoints, base.live_ring_bytes, &last);
+  r.check(back, "fuzz_no_leak", "live %llu bytes %llu (start %llu %llu)", (unsigned long long)last.live_endpoints,
+          (unsigned long long)last.live_ring_bytes, (unsigned long long)base.live_endpoints,
+          (unsigned long long)base.live_ring_bytes);
+  // The module still works after the abuse.
+  auto eb = b.endpoint(tmpl);
+  auto f = utcp::frame_for_template(ea->info().tmpl, b.mac);
+  bool sent = eb && kt::send_frame(*ea, f) == 1;
+  auto got = eb ? kt::recv_frames(*eb, 2000, 1) : std::vector<std::vector<uint8_t>>{};
+  r.check(sent && got.size() == 1, "fuzz_still_works", "sent %d got %zu", sent, got.size());
+  return r.exit_code();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr,
+                 "usage: kmod_check errno|unpriv|template|exchange|isolation|kernel-peer|lifecycle|fuzz [SECONDS]\n"
+                 "Runs inside the utcp VM (tools/utcp-vm --net); prints PASS:/FAIL: lines.\n");
+    return 2;
+  }
+  Env e;
+  std::string c = argv[1];
+  if (c == "errno") return cmd_errno(e);
+  if (c == "unpriv") return cmd_unpriv(e);
+  if (c == "template") return cmd_template(e);
+  if (c == "exchange") return cmd_exchange(e);
+  if (c == "isolation") return cmd_isolation(e);
+  if (c == "kernel-peer") return cmd_kernel_peer(e);
+  if (c == "lifecycle") return cmd_lifecycle(e);
+  if (c == "fuzz") return cmd_fuzz(e, argc > 2 ? std::atoi(argv[2]) : 20);
+  std::fprintf(stderr, "kmod_check: unknown check '%s'\n", argv[1]);
+  return 2;
+}
