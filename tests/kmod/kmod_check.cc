@@ -841,9 +841,6 @@ int cmd_fuzz(const Env& e, int seconds) {
   if (const char* s = std::getenv("UTCP_FUZZ_SEED")) seed = std::strtoull(s, nullptr, 0);
   std::printf("fuzz seed %llu, %d s\n", (unsigned long long)seed, seconds);
   std::mt19937_64 rng(seed);
-  utcp_global_stats base{};
-  wait_counters(b.ctl, gstats(b.ctl).live_endpoints, gstats(b.ctl).live_ring_bytes, &base);
-
   const unsigned long cmds[] = {UTCP_IOC_ABI_INFO, UTCP_IOC_ATTACH, UTCP_IOC_DETACH, UTCP_IOC_SET_CLASSIFIER,
                                 UTCP_IOC_ENDPOINT_CREATE, UTCP_IOC_SET_TEMPLATE, UTCP_IOC_SET_RATE,
                                 UTCP_IOC_GLOBAL_STATS, UTCP_IOC_ENDPOINT_STATS, UTCP_IOC_ENDPOINT_DESTROY,
@@ -856,6 +853,7 @@ int cmd_fuzz(const Env& e, int seconds) {
   auto tmpl = udp_tmpl(b, 6000, a.addr, 5000);
   // A sender in A keeps frames flowing to B's flow while B's rings are abused.
   auto ea = a.endpoint(udp_tmpl(a, 5000, b.addr, 6000));
+  utcp_global_stats base = gstats(b.ctl);  // the sender's endpoint included
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   uint64_t ops = 0;
   std::vector<uint8_t> buf(512);
