@@ -19,7 +19,7 @@ namespace utcp {
 // complemented, not necessarily folded to 16 bits). Partial sums chain: sum the pieces
 // of a message in order, passing each result on. Every piece but the last must have an
 // even length, since a piece starting at an odd offset would pair its bytes differently.
-// Processes 8 bytes per step with 64-bit accumulation.
+// Loads 8 bytes at a time into four independent 64-bit accumulators (no carry chain).
 uint32_t checksum_add(std::span<const uint8_t> data, uint32_t sum = 0);
 
 // Adds two partial sums (ones'-complement addition, RFC 1071 §2(A): commutative and
