@@ -76,9 +76,10 @@ class RingBuffer {
   }
   void consume(size_t n) {
     n = std::min(n, len_);
+    // head_ is not reset when the ring empties: bytes stored past the end by write_at
+    // are addressed relative to head_ + len_, which must not move.
     head_ = pos(n);
     len_ -= n;
-    if (len_ == 0) head_ = 0;  // keeps later writes contiguous
   }
 
  private:

@@ -1,0 +1,655 @@
+// stack.cc - the stack: frame demultiplexing, connection and socket tables, timers, output.
+#include "api/stack.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "tcp/state_export.h"
+#include "wire/ethernet.h"
+#include "wire/ipv4.h"
+#include "wire/tcp.h"
+
+namespace utcp {
+
+using namespace tcp_flags;
+
+// A connection as the stack keeps it: the TCB, its timer, and who may see it.
+struct Stack::ConnEntry {
+  explicit ConnEntry(std::unique_ptr<Connection> c) : conn(std::move(c)), timer(this) {}
+  std::unique_ptr<Connection> conn;
+  TimerEntry timer;
+  int handle = -1;    // user's socket handle; -1 while in an accept queue or orphaned
+  int listener = -1;  // listener handle for a passive connection not yet accepted
+  bool queued = false;  // in the listener's accept queue
+  bool dirty = false;
+};
+
+struct Stack::Listener {
+  int backlog = 0;
+  int embryonic = 0;  // SYN-RECEIVED children
+  std::deque<ConnEntry*> ready;
+};
+
+struct Stack::Socket {
+  enum class Kind { kFresh, kListener, kConnection } kind = Kind::kFresh;
+  uint16_t port = 0;  // bound local port, 0 if none
+  ConnEntry* entry = nullptr;
+  std::unique_ptr<Listener> listener;
+  bool nodelay = false;
+  bool keepalive = false;
+  Duration keep_idle, keep_intvl;
+  uint32_t keep_cnt = 0;
+  LingerOpt linger{0, 0};
+  uint32_t rcvbuf = 0, sndbuf = 0;
+  bool shut_rd = false;
+  int pending_error = 0;
+  LiveToken<LiveKind::kSocket> live;
+};
+
+Stack::Stack(Device* dev, const StackConfig& cfg)
+    : dev_(dev),
+      cfg_(cfg),
+      isn_(cfg.isn_key ? *cfg.isn_key : IsnGenerator::random_key()),
+      wheel_(cfg.timer_tick),
+      next_ephemeral_(cfg.ephemeral_lo) {}
+
+Stack::~Stack() {
+  wheel_.clear();
+  conns_.clear();
+}
+
+uint16_t Stack::mss_from_mtu() const {
+  // RFC 9293 §3.7.1 / RFC 879: MSS = MTU - 20 (IPv4) - 20 (TCP), no options counted.
+  const uint32_t mtu = dev_ ? dev_->caps().mtu : 1500;
+  return uint16_t(std::clamp<uint32_t>(mtu, 576, 65535) - 40);
+}
+
+// ------------------------------------------------------------------ output
+
+bool Stack::send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_t> p1,
+                 std::span<const uint8_t> p2) {
+  MacAddr dst_mac;
+  if (auto it = neighbors_.find(t.remote_ip.v); it != neighbors_.end()) {
+    dst_mac = it->second;
+  } else if (cfg_.default_neighbor) {
+    dst_mac = *cfg_.default_neighbor;
+  } else {
+    // No link address: the segment is lost on the floor, like one dropped by the
+    // network; retransmission covers it once the neighbour is known.
+    ++stats_.no_neighbor;
+    return true;
+  }
+  const size_t tcp_hlen = tcp_header_len(repr);
+  const size_t payload = p1.size() + p2.size();
+  const size_t l3 = Ipv4Repr::kHeaderLen;
+  const size_t total = EthernetRepr::kHeaderLen + l3 + tcp_hlen + payload;
+  auto buf = dev_->tx_buffer(total);
+  if (buf.size() < total) {
+    ++stats_.tx_full;
+    return false;
+  }
+  // Build in place: payload first, then headers around it (emit_tcp sums the payload
+  // where it already lies).
+  uint8_t* tcp_at = buf.data() + EthernetRepr::kHeaderLen + l3;
+  uint8_t* pay_at = tcp_at + tcp_hlen;
+  if (!p1.empty()) std::memcpy(pay_at, p1.data(), p1.size());
+  if (!p2.empty()) std::memcpy(pay_at + p1.size(), p2.data(), p2.size());
+  TcpRepr r = repr;
+  r.payload = {pay_at, payload};
+  const bool offload = dev_->caps().tx_checksum_offload;
+  size_t n = emit_tcp(r, t.local_ip, t.remote_ip, {tcp_at, tcp_hlen + payload}, !offload);
+  if (n == 0) return true;  // cannot be encoded (too long): drop, never wedge
+  Ipv4Repr ip;
+  ip.src = t.local_ip;
+  ip.dst = t.remote_ip;
+  ip.protocol = uint8_t(IpProto::kTcp);
+  ip.ident = ip_ident_++;
+  ip.payload_len = uint16_t(n);
+  emit_ipv4(ip, buf.subspan(EthernetRepr::kHeaderLen, l3));
+  EthernetRepr eth{dst_mac, cfg_.mac, uint16_t(EtherType::kIpv4)};
+  emit_ethernet(eth, buf);
+  dev_->tx_commit(EthernetRepr::kHeaderLen + l3 + n);
+  ++stats_.frames_out;
+  return true;
+}
+
+// ------------------------------------------------------------------ input
+
+void Stack::on_frame(Instant now, std::span<const uint8_t> frame) {
+  ++stats_.frames_in;
+  ParseError err;
+  const bool verify = !dev_->caps().rx_checksum_verified;
+  if (!parse_frame_into(frame, verify, &parsed_, &err)) {
+    ++stats_.parse_errors;
+    return;
+  }
+  // ARP answers come from the registry (static neighbour table): nothing to do here.
+  if (parsed_.arp || !parsed_.tcp) {
+    ++stats_.not_for_us;
+    return;
+  }
+  if (parsed_.ip.dst != cfg_.ip || (parsed_.eth.dst != cfg_.mac && parsed_.eth.dst != MacAddr::broadcast())) {
+    ++stats_.not_for_us;
+    return;
+  }
+  on_tcp(now, parsed_.ip, *parsed_.tcp);
+}
+
+void Stack::on_tcp(Instant now, const Ipv4Repr& ip, const TcpRepr& seg) {
+  const FourTuple t{ip.dst, seg.dst_port, ip.src, seg.src_port};
+  if (auto it = conns_.find(t); it != conns_.end()) {
+    ConnEntry* e = it->second.get();
+    e->conn->process(now, seg, *this);
+    mark_dirty(e);
+    return;
+  }
+  if (auto lit = listeners_.find(seg.dst_port); lit != listeners_.end()) {
+    Socket* ls = sock(lit->second);
+    Listener& l = *ls->listener;
+    // RFC 9293 §3.10.7.2 LISTEN: a RST is ignored, an ACK draws a RST, a SYN opens.
+    if (seg.has(kRst)) return;
+    if (seg.has(kAck)) {
+      if (auto r = rst_reply(seg)) send(t, *r, {}, {});
+      return;
+    }
+    if (!seg.has(kSyn)) return;
+    if (l.embryonic + int(l.ready.size()) >= l.backlog) {
+      ++stats_.syn_dropped_backlog;  // the peer retransmits its SYN (Linux drops too)
+      return;
+    }
+    auto c = std::make_unique<Connection>(cfg_.tcp, t, mss_from_mtu());
+    apply_options(*ls, *c, now);
+    c->open_passive(isn_.isn(now, t.local_ip, t.local_port, t.remote_ip, t.remote_port));
+    c->process(now, seg, *this);
+    if (c->state() != TcpState::kSynReceived) return;
+    ConnEntry* e = add_connection(t, std::move(c));
+    e->listener = lit->second;
+    ++l.embryonic;
+    mark_dirty(e);
+    return;
+  }
+  // RFC 9293 §3.10.7.1: no connection: answer with a RST (unless it is one).
+  if (auto r = rst_reply(seg)) {
+    ++stats_.rst_sent_no_connection;
+    send(t, *r, {}, {});
+  }
+}
+
+// ------------------------------------------------------------------ polling
+
+void Stack::mark_dirty(ConnEntry* e) {
+  if (e->dirty) return;
+  e->dirty = true;
+  dirty_.push_back(e);
+}
+
+void Stack::poll(Instant now) {
+  now_ = now;
+  size_t budget = cfg_.max_rx_per_poll;
+  while (budget > 0) {
+    size_t n = dev_->receive(now, [&](std::span<const uint8_t> f) { on_frame(now, f); },
+                             std::min<size_t>(budget, 64));
+    if (n == 0) break;
+    budget -= std::min(budget, n);
+  }
+  wheel_.advance(now, [&](TimerEntry& te) { mark_dirty(static_cast<ConnEntry*>(te.owner)); });
+  // service() may mark entries dirty again (into the fresh dirty_) and removes only the
+  // entry it serves; the two vectors are swapped so no allocation happens per poll.
+  work_.swap(dirty_);
+  for (ConnEntry* e : work_) e->dirty = false;
+  for (ConnEntry* e : work_) service(now, e);
+  work_.clear();
+  dev_->flush(now);
+}
+
+void Stack::service(Instant now, ConnEntry* e) {
+  Connection& c = *e->conn;
+  c.dispatch(now, *this);
+  // A passive child that went back to LISTEN (RST or SYN in SYN-RECEIVED) is dropped:
+  // the listener itself stays (RFC 9293 §3.10.7.4 second/fourth).
+  if (e->listener >= 0 && !e->queued) {
+    Socket* ls = sock(e->listener);
+    if (c.state() == TcpState::kListen || c.state() == TcpState::kClosed) {
+      if (ls && ls->listener) --ls->listener->embryonic;
+      remove(e);
+      return;
+    }
+    if (c.state() != TcpState::kSynReceived && ls && ls->listener) {
+      --ls->listener->embryonic;
+      ls->listener->ready.push_back(e);
+      e->queued = true;
+    }
+  }
+  if (c.state() == TcpState::kClosed && e->handle < 0 && e->listener < 0) {
+    remove(e);  // orphaned and finished (after TIME-WAIT, or reset)
+    return;
+  }
+  const Instant at = c.poll_at();
+  if (at <= now) {
+    // Still has work (the device was full): try again on the next poll.
+    wheel_.cancel(e->timer);
+    mark_dirty(e);
+  } else {
+    wheel_.schedule(e->timer, at);
+  }
+}
+
+Instant Stack::poll_at() const {
+  if (!dirty_.empty()) return now_;
+  return std::min(wheel_.next_expiry(), dev_ ? dev_->poll_at() : kInstantNever);
+}
+
+Stack::ConnEntry* Stack::add_connection(const FourTuple& t, std::unique_ptr<Connection> c) {
+  auto e = std::make_unique<ConnEntry>(std::move(c));
+  ConnEntry* p = e.get();
+  conns_.emplace(t, std::move(e));
+  port_ref(t.local_port, +1);
+  return p;
+}
+
+void Stack::remove(ConnEntry* e) {
+  wheel_.cancel(e->timer);
+  if (e->dirty) {
+    dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), e), dirty_.end());
+  }
+  const FourTuple t = e->conn->tuple();
+  port_ref(t.local_port, -1);
+  conns_.erase(t);
+}
+
+void Stack::port_ref(uint16_t port, int delta) {
+  int& r = port_refs_[port];
+  r += delta;
+  if (r <= 0) port_refs_.erase(port);
+}
+
+// ------------------------------------------------------------------ sockets
+
+Stack::Socket* Stack::sock(int h) {
+  if (h < 0 || size_t(h) >= sockets_.size()) return nullptr;
+  return sockets_[h].get();
+}
+const Stack::Socket* Stack::sock(int h) const {
+  if (h < 0 || size_t(h) >= sockets_.size()) return nullptr;
+  return sockets_[h].get();
+}
+
+int Stack::new_handle(std::unique_ptr<Socket> s) {
+  if (!free_handles_.empty()) {
+    int h = free_handles_.back();
+    free_handles_.pop_back();
+    sockets_[h] = std::move(s);
+    return h;
+  }
+  sockets_.push_back(std::move(s));
+  return int(sockets_.size() - 1);
+}
+
+int Stack::socket() {
+  auto s = std::make_unique<Socket>();
+  s->rcvbuf = cfg_.tcp.rcvbuf;
+  s->sndbuf = cfg_.tcp.sndbuf;
+  s->nodelay = cfg_.tcp.nodelay;
+  s->keepalive = cfg_.tcp.keepalive;
+  s->keep_idle = cfg_.tcp.keepalive_idle;
+  s->keep_intvl = cfg_.tcp.keepalive_interval;
+  s->keep_cnt = cfg_.tcp.keepalive_count;
+  return new_handle(std::move(s));
+}
+
+int Stack::alloc_ephemeral(uint16_t* port) {
+  const uint32_t range = uint32_t(cfg_.ephemeral_hi - cfg_.ephemeral_lo) + 1;
+  for (uint32_t i = 0; i < range; ++i) {
+    uint16_t p = next_ephemeral_;
+    next_ephemeral_ = p >= cfg_.ephemeral_hi ? cfg_.ephemeral_lo : uint16_t(p + 1);
+    if (!port_refs_.count(p)) {
+      *port = p;
+      return 0;
+    }
+  }
+  return -EADDRINUSE;  // Linux says EADDRNOTAVAIL; EADDRINUSE is what callers check
+}
+
+int Stack::bind(int h, uint16_t port) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  if (s->kind != Socket::Kind::kFresh || s->port != 0) return -EINVAL;
+  if (port == 0) {
+    if (int r = alloc_ephemeral(&port); r < 0) return r;
+  } else if (port_refs_.count(port)) {
+    return -EADDRINUSE;
+  }
+  s->port = port;
+  port_ref(port, +1);
+  return 0;
+}
+
+int Stack::listen(int h, int backlog) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  if (s->kind == Socket::Kind::kListener) {
+    s->listener->backlog = backlog > 0 ? backlog : cfg_.default_backlog;
+    return 0;
+  }
+  if (s->kind != Socket::Kind::kFresh) return -EINVAL;
+  if (s->port == 0) {
+    if (int r = bind(h, 0); r < 0) return r;
+  }
+  if (listeners_.count(s->port)) return -EADDRINUSE;
+  s->kind = Socket::Kind::kListener;
+  s->listener = std::make_unique<Listener>();
+  s->listener->backlog = backlog > 0 ? backlog : cfg_.default_backlog;
+  listeners_[s->port] = h;
+  return 0;
+}
+
+int Stack::accept(int h, FourTuple* peer) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  if (s->kind != Socket::Kind::kListener) return -EINVAL;
+  auto& q = s->listener->ready;
+  if (q.empty()) return -EAGAIN;
+  ConnEntry* e = q.front();
+  q.pop_front();
+  auto ns = std::make_unique<Socket>();
+  ns->kind = Socket::Kind::kConnection;
+  ns->entry = e;
+  ns->port = e->conn->tuple().local_port;
+  ns->nodelay = s->nodelay;
+  ns->keepalive = s->keepalive;
+  ns->keep_idle = s->keep_idle;
+  ns->keep_intvl = s->keep_intvl;
+  ns->keep_cnt = s->keep_cnt;
+  ns->linger = s->linger;
+  ns->rcvbuf = s->rcvbuf;
+  ns->sndbuf = s->sndbuf;
+  e->listener = -1;
+  e->queued = false;
+  if (peer) *peer = e->conn->tuple();
+  int nh = new_handle(std::move(ns));
+  e->handle = nh;
+  return nh;
+}
+
+void Stack::apply_options(const Socket& s, Connection& c, Instant now) {
+  c.set_buffers(s.rcvbuf, s.sndbuf);
+  c.set_nodelay(s.nodelay);
+  c.set_keepalive(now, s.keepalive, s.keep_idle, s.keep_intvl, s.keep_cnt);
+}
+
+int Stack::connect(int h, Ipv4Addr ip, uint16_t port, Instant now) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  if (s->kind == Socket::Kind::kConnection) {
+    Connection& c = *s->entry->conn;
+    if (c.state() == TcpState::kSynSent || c.state() == TcpState::kSynReceived) return -EALREADY;
+    if (c.error()) return -c.error();
+    return -EISCONN;
+  }
+  if (s->kind != Socket::Kind::kFresh) return -EINVAL;
+  if (port == 0) return -EINVAL;
+  if (s->port == 0) {
+    if (int r = bind(h, 0); r < 0) return r;
+  }
+  const FourTuple t{cfg_.ip, s->port, ip, port};
+  if (conns_.count(t)) return -EADDRINUSE;
+  auto c = std::make_unique<Connection>(cfg_.tcp, t, mss_from_mtu());
+  apply_options(*s, *c, now);
+  // RFC 6528: ISN = M + F(4-tuple, secret).
+  c->open_active(now, isn_.isn(now, t.local_ip, t.local_port, t.remote_ip, t.remote_port));
+  ConnEntry* e = add_connection(t, std::move(c));
+  port_ref(s->port, -1);  // the connection now holds the port reference
+  e->handle = h;
+  s->kind = Socket::Kind::kConnection;
+  s->entry = e;
+  mark_dirty(e);
+  return -EINPROGRESS;
+}
+
+int64_t Stack::write(int h, std::span<const uint8_t> data) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  if (s->kind != Socket::Kind::kConnection) return -ENOTCONN;
+  Connection& c = *s->entry->conn;
+  if (c.state() == TcpState::kSynSent || c.state() == TcpState::kSynReceived) return -EAGAIN;
+  int64_t n = c.send(data);
+  if (n == 0 && !data.empty()) return -EAGAIN;
+  if (n > 0) mark_dirty(s->entry);
+  return n;
+}
+
+int64_t Stack::read(int h, std::span<uint8_t> out) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  if (s->kind != Socket::Kind::kConnection) return -ENOTCONN;
+  if (s->shut_rd) return 0;
+  Connection& c = *s->entry->conn;
+  if (c.state() == TcpState::kSynSent || c.state() == TcpState::kSynReceived) return -EAGAIN;
+  int64_t n = c.recv(out);
+  if (n > 0 && c.poll_at() <= now_) mark_dirty(s->entry);  // a window update is due
+  return n;
+}
+
+int Stack::shutdown(int h, int how) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  if (how < 0 || how > 2) return -EINVAL;
+  if (s->kind != Socket::Kind::kConnection) return -ENOTCONN;
+  if (how == 0 || how == 2) s->shut_rd = true;
+  if (how == 1 || how == 2) {
+    s->entry->conn->shutdown_write();
+    mark_dirty(s->entry);
+  }
+  return 0;
+}
+
+int Stack::close(int h) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  switch (s->kind) {
+    case Socket::Kind::kFresh:
+      if (s->port) port_ref(s->port, -1);
+      break;
+    case Socket::Kind::kListener: {
+      listeners_.erase(s->port);
+      port_ref(s->port, -1);
+      // Connections nobody accepted are reset, as Linux does on closing a listener.
+      std::vector<ConnEntry*> children;
+      for (auto& [t, e] : conns_)
+        if (e->listener == h) children.push_back(e.get());
+      for (ConnEntry* e : children) {
+        e->conn->abort(*this);
+        remove(e);
+      }
+      break;
+    }
+    case Socket::Kind::kConnection: {
+      ConnEntry* e = s->entry;
+      Connection& c = *e->conn;
+      e->handle = -1;
+      // SO_LINGER with zero timeout, or unread data (RFC 2525 §2.17), aborts with RST;
+      // otherwise a graceful close goes on without the user (orphan).
+      if ((s->linger.onoff && s->linger.seconds == 0) || c.recv_queued() > 0) c.abort(*this);
+      else c.shutdown_write();
+      mark_dirty(e);
+      break;
+    }
+  }
+  sockets_[h].reset();
+  free_handles_.push_back(h);
+  return 0;
+}
+
+int Stack::events(int h) const {
+  const Socket* s = sock(h);
+  if (!s) return -EBADF;
+  uint32_t ev = 0;
+  switch (s->kind) {
+    case Socket::Kind::kFresh:
+      return kEventOut | kEventHup;  // like Linux for an unconnected TCP socket
+    case Socket::Kind::kListener:
+      return s->listener->ready.empty() ? 0 : kEventIn;
+    case Socket::Kind::kConnection: {
+      const Connection& c = *s->entry->conn;
+      if (c.readable() || s->shut_rd) ev |= kEventIn;
+      if (c.is_synchronized() && c.writable()) ev |= kEventOut;
+      if (c.error()) ev |= kEventErr | kEventOut;
+      if (c.state() == TcpState::kClosed || (c.at_eof() && c.state() != TcpState::kCloseWait &&
+                                              c.state() != TcpState::kEstablished))
+        ev |= kEventHup;
+      return int(ev);
+    }
+  }
+  return 0;
+}
+
+int Stack::local_port(int h) const {
+  const Socket* s = sock(h);
+  if (!s) return -EBADF;
+  return s->port;
+}
+
+int Stack::setsockopt(int h, SockOpt opt, const void* val, size_t len, Instant now) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  Connection* c = s->kind == Socket::Kind::kConnection ? s->entry->conn.get() : nullptr;
+  auto get_int = [&](int* out) {
+    if (!val || len < sizeof(int)) return false;
+    std::memcpy(out, val, sizeof(int));
+    return true;
+  };
+  int v = 0;
+  switch (opt) {
+    case SockOpt::kNoDelay:
+      if (!get_int(&v)) return -EINVAL;
+      s->nodelay = v != 0;
+      if (c) {
+        c->set_nodelay(s->nodelay);
+        mark_dirty(s->entry);  // held data may go now
+      }
+      return 0;
+    case SockOpt::kKeepAlive:
+    case SockOpt::kKeepIdle:
+    case SockOpt::kKeepIntvl:
+    case SockOpt::kKeepCnt:
+      if (!get_int(&v)) return -EINVAL;
+      if (opt == SockOpt::kKeepAlive) s->keepalive = v != 0;
+      else if (v <= 0 || v > 32767) return -EINVAL;  // Linux's bounds
+      else if (opt == SockOpt::kKeepIdle) s->keep_idle = Duration(int64_t(v) * 1'000'000);
+      else if (opt == SockOpt::kKeepIntvl) s->keep_intvl = Duration(int64_t(v) * 1'000'000);
+      else s->keep_cnt = uint32_t(v);
+      if (c) {
+        c->set_keepalive(now, s->keepalive, s->keep_idle, s->keep_intvl, s->keep_cnt);
+        mark_dirty(s->entry);
+      }
+      return 0;
+    case SockOpt::kLinger:
+      if (!val || len < sizeof(LingerOpt)) return -EINVAL;
+      std::memcpy(&s->linger, val, sizeof(LingerOpt));
+      if (s->linger.seconds < 0) return -EINVAL;
+      return 0;
+    case SockOpt::kRcvBuf:
+    case SockOpt::kSndBuf: {
+      if (!get_int(&v)) return -EINVAL;
+      if (v < 256 || uint32_t(v) > ConnectionState::kMaxBuffer) return -EINVAL;
+      uint32_t& field = opt == SockOpt::kRcvBuf ? s->rcvbuf : s->sndbuf;
+      uint32_t old = field;
+      field = uint32_t(v);
+      // Buffers are fixed once data can flow (the window was advertised).
+      if (c && !c->set_buffers(s->rcvbuf, s->sndbuf)) {
+        field = old;
+        return -EINVAL;
+      }
+      return 0;
+    }
+    case SockOpt::kError:
+      return -ENOPROTOOPT;  // read-only
+  }
+  return -ENOPROTOOPT;
+}
+
+int Stack::getsockopt(int h, SockOpt opt, void* val, size_t* len) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  if (!val || !len) return -EINVAL;
+  Connection* c = s->kind == Socket::Kind::kConnection ? s->entry->conn.get() : nullptr;
+  auto put_int = [&](int v) {
+    if (*len < sizeof(int)) return -EINVAL;
+    std::memcpy(val, &v, sizeof(int));
+    *len = sizeof(int);
+    return 0;
+  };
+  switch (opt) {
+    case SockOpt::kNoDelay: return put_int(s->nodelay);
+    case SockOpt::kKeepAlive: return put_int(s->keepalive);
+    case SockOpt::kKeepIdle: return put_int(int(s->keep_idle.count() / 1'000'000));
+    case SockOpt::kKeepIntvl: return put_int(int(s->keep_intvl.count() / 1'000'000));
+    case SockOpt::kKeepCnt: return put_int(int(s->keep_cnt));
+    case SockOpt::kRcvBuf: return put_int(int(s->rcvbuf));
+    case SockOpt::kSndBuf: return put_int(int(s->sndbuf));
+    case SockOpt::kLinger:
+      if (*len < sizeof(LingerOpt)) return -EINVAL;
+      std::memcpy(val, &s->linger, sizeof(LingerOpt));
+      *len = sizeof(LingerOpt);
+      return 0;
+    case SockOpt::kError: {
+      int e = s->pending_error;
+      if (c && c->error() && !e) e = c->error();
+      if (c && c->error()) s->pending_error = -1;  // reported once, like SO_ERROR
+      if (e < 0) e = 0;
+      return put_int(e);
+    }
+  }
+  return -ENOPROTOOPT;
+}
+
+Connection* Stack::connection(int h) {
+  Socket* s = sock(h);
+  if (!s || s->kind != Socket::Kind::kConnection) return nullptr;
+  return s->entry->conn.get();
+}
+
+// ------------------------------------------------------------------ moving connections
+
+int Stack::export_connection(int h, Instant now, std::vector<uint8_t>* out) {
+  Socket* s = sock(h);
+  if (!s) return -EBADF;
+  if (s->kind != Socket::Kind::kConnection) return -ENOTCONN;
+  ConnEntry* e = s->entry;
+  ConnectionState st = e->conn->export_state(now);
+  if (const char* why = st.validate(); why != nullptr) return -EINVAL;  // e.g. not synchronized
+  *out = st.serialize();
+  remove(e);
+  sockets_[h].reset();
+  free_handles_.push_back(h);
+  return 0;
+}
+
+int Stack::import_connection(std::span<const uint8_t> bytes, Instant now) {
+  const char* err = nullptr;
+  auto st = ConnectionState::parse(bytes, &err);
+  if (!st) return -EINVAL;
+  if (st->tuple.local_ip != cfg_.ip) return -EINVAL;
+  if (conns_.count(st->tuple)) return -EADDRINUSE;
+  auto c = Connection::import_state(cfg_.tcp, *st, now, &err);
+  if (!c) return -EINVAL;
+  auto ns = std::make_unique<Socket>();
+  ns->kind = Socket::Kind::kConnection;
+  ns->port = st->tuple.local_port;
+  ns->nodelay = st->nodelay;
+  ns->keepalive = st->keepalive;
+  ns->keep_idle = c->config().keepalive_idle;
+  ns->keep_intvl = c->config().keepalive_interval;
+  ns->keep_cnt = c->config().keepalive_count;
+  ns->rcvbuf = st->rcvbuf;
+  ns->sndbuf = st->sndbuf;
+  ConnEntry* e = add_connection(st->tuple, std::move(c));
+  ns->entry = e;
+  int h = new_handle(std::move(ns));
+  e->handle = h;
+  mark_dirty(e);
+  return h;
+}
+
+}  // namespace utcp

@@ -1,0 +1,160 @@
+// stack.h - a TCP/IPv4 stack instance: device, addresses, neighbours, sockets, connections, timers.
+//
+// The Stack owns the connection table (hash on the 4-tuple), the listeners, a timing
+// wheel with one entry per connection (armed at Connection::poll_at()), and the socket
+// handles the public API (include/utcp/utcp.h) hands out. It reads no clock: every call
+// that needs time takes an Instant, so tests drive it on a virtual clock.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "base/time.h"
+#include "device/device.h"
+#include "tcp/connection.h"
+#include "tcp/isn.h"
+#include "tcp/live.h"
+#include "tcp/timer_wheel.h"
+#include "wire/frame.h"
+#include "wire/types.h"
+
+namespace utcp {
+
+struct StackConfig {
+  Ipv4Addr ip;
+  MacAddr mac;
+  TcpConfig tcp;
+  // RFC 6528 secret; a random one when unset.
+  std::optional<std::array<uint8_t, 16>> isn_key;
+  // Used for destinations missing from the neighbour table (e.g. the raw API's link).
+  std::optional<MacAddr> default_neighbor;
+  Duration timer_tick = Duration(1000);
+  uint16_t ephemeral_lo = 32768, ephemeral_hi = 60999;  // Linux's ip_local_port_range
+  size_t max_rx_per_poll = 1024;
+  int default_backlog = 128;
+};
+
+// Socket events, the values of poll(2).
+enum : uint32_t { kEventIn = 0x001, kEventOut = 0x004, kEventErr = 0x008, kEventHup = 0x010 };
+
+// Socket options understood by setsockopt/getsockopt (values of include/utcp/utcp.h).
+enum class SockOpt : int {
+  kNoDelay = 1,
+  kKeepAlive = 2,
+  kKeepIdle = 3,   // seconds
+  kKeepIntvl = 4,  // seconds
+  kKeepCnt = 5,
+  kLinger = 6,     // struct { int onoff; int seconds; }
+  kRcvBuf = 7,
+  kSndBuf = 8,
+  kError = 9,      // get only: pending error, cleared by reading
+};
+
+struct LingerOpt {
+  int onoff;
+  int seconds;
+};
+
+struct StackStats {
+  uint64_t frames_in = 0, frames_out = 0, parse_errors = 0, not_for_us = 0;
+  uint64_t rst_sent_no_connection = 0, syn_dropped_backlog = 0, no_neighbor = 0;
+  uint64_t tx_full = 0;
+};
+
+class Stack : private SegmentSink {
+ public:
+  Stack(Device* dev, const StackConfig& cfg);
+  ~Stack();
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+
+  void add_neighbor(Ipv4Addr ip, MacAddr mac) { neighbors_[ip.v] = mac; }
+  Ipv4Addr ip() const { return cfg_.ip; }
+  const StackConfig& config() const { return cfg_; }
+
+  // One round: receive and demultiplex frames, run expired timers, send what is due,
+  // flush the device once.
+  void poll(Instant now);
+  // When poll() next has work (<= now: at once).
+  Instant poll_at() const;
+
+  // --- sockets: integer handles, results as -errno ---
+  int socket();
+  int bind(int h, uint16_t port);
+  int listen(int h, int backlog);
+  // A new handle for an established connection, -EAGAIN when none is waiting.
+  int accept(int h, FourTuple* peer = nullptr);
+  // -EINPROGRESS: the SYN leaves on the next poll(); poll for kEventOut or read kError.
+  int connect(int h, Ipv4Addr ip, uint16_t port, Instant now);
+  int64_t write(int h, std::span<const uint8_t> data);
+  int64_t read(int h, std::span<uint8_t> out);
+  // how: 0 read, 1 write, 2 both (SHUT_RD/WR/RDWR).
+  int shutdown(int h, int how);
+  int close(int h);
+  // kEvent* bits, or -EBADF.
+  int events(int h) const;
+  int setsockopt(int h, SockOpt opt, const void* val, size_t len, Instant now);
+  int getsockopt(int h, SockOpt opt, void* val, size_t* len);
+  int local_port(int h) const;
+
+  // --- moving connections (paper §3.4) ---
+  // Serialises handle `h`'s connection and removes it from this stack without a word to
+  // the peer; the handle is freed. Returns 0 or -errno.
+  int export_connection(int h, Instant now, std::vector<uint8_t>* out);
+  // Continues a connection from exported bytes here (the local address must be ours);
+  // returns a handle, or -EINVAL for bytes that do not validate, -EADDRINUSE if taken.
+  int import_connection(std::span<const uint8_t> bytes, Instant now);
+
+  // For tests and tools.
+  Connection* connection(int h);
+  size_t connection_count() const { return conns_.size(); }
+  const StackStats& stats() const { return stats_; }
+  const TimerWheel& timers() const { return wheel_; }
+
+ private:
+  struct Listener;
+  struct ConnEntry;
+  struct Socket;
+
+  bool send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_t> p1,
+            std::span<const uint8_t> p2) override;
+  void on_frame(Instant now, std::span<const uint8_t> frame);
+  void on_tcp(Instant now, const Ipv4Repr& ip, const TcpRepr& seg);
+  void mark_dirty(ConnEntry* e);
+  void service(Instant now, ConnEntry* e);
+  void remove(ConnEntry* e);
+  ConnEntry* add_connection(const FourTuple& t, std::unique_ptr<Connection> c);
+  Socket* sock(int h);
+  const Socket* sock(int h) const;
+  int new_handle(std::unique_ptr<Socket> s);
+  int alloc_ephemeral(uint16_t* port);
+  void port_ref(uint16_t port, int delta);
+  void apply_options(const Socket& s, Connection& c, Instant now);
+  uint16_t mss_from_mtu() const;
+
+  Device* dev_;
+  StackConfig cfg_;
+  IsnGenerator isn_;
+  TimerWheel wheel_;
+  std::unordered_map<uint32_t, MacAddr> neighbors_;
+  std::unordered_map<FourTuple, std::unique_ptr<ConnEntry>, FourTupleHash> conns_;
+  std::unordered_map<uint16_t, int> listeners_;  // port -> listener handle
+  std::unordered_map<uint16_t, int> port_refs_;  // local ports in use
+  std::vector<std::unique_ptr<Socket>> sockets_;  // index = handle
+  std::vector<int> free_handles_;
+  std::vector<ConnEntry*> dirty_, work_;
+  uint16_t next_ephemeral_;
+  uint16_t ip_ident_ = 0;
+  ParsedFrame parsed_;
+  Instant now_ = kInstantZero;
+  StackStats stats_;
+  LiveToken<LiveKind::kStack> live_;
+};
+
+}  // namespace utcp

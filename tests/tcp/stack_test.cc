@@ -1,0 +1,418 @@
+// stack_test.cc - two stacks over the simulated link: handshakes, transfers (every byte
+// checked) with loss/reorder/duplication, closes, resets, keepalive, connection moving.
+#include <gtest/gtest.h>
+
+#include "stack_harness.h"
+#include "tcp/state_export.h"
+
+namespace utcp::test {
+namespace {
+
+class StackTest : public LeakChecked {};
+
+LinkConfig lossy(double loss, uint64_t seed) {
+  LinkConfig c;
+  c.seed = seed;
+  c.loss = loss;
+  c.reorder = loss;
+  c.duplicate = loss / 2;
+  c.delay = Duration(500);
+  c.bandwidth_bps = 10'000'000'000ull;
+  c.queue_limit = 4096;
+  return c;
+}
+
+TEST_F(StackTest, ConnectAcceptTransferClose) {
+  TcpConfig tcp;
+  tcp.msl = Duration(1'000'000);
+  {
+    StackPair p(lossy(0, 1), tcp);
+    Connected c = connect_pair(p);
+    ASSERT_GE(c.server, 0);
+    auto r = transfer(p, *p.a, c.client, *p.b, c.server, 1 << 20);
+    EXPECT_TRUE(r.ok) << r.bytes;
+    EXPECT_EQ(p.b->shutdown(c.server, 1), 0);
+    ASSERT_TRUE(p.run_until([&] {
+      std::vector<uint8_t> b(16);
+      return p.a->read(c.client, b) == 0;
+    }));
+    EXPECT_EQ(p.a->close(c.client), 0);
+    EXPECT_EQ(p.b->close(c.server), 0);
+    EXPECT_EQ(p.b->close(c.listener), 0);
+    // The active closer (A) waits 2 MSL in TIME-WAIT; then both tables are empty.
+    ASSERT_TRUE(p.run_until([&] { return p.a->connection_count() == 0 && p.b->connection_count() == 0; }));
+    EXPECT_EQ(p.a->timers().size(), 0u);
+  }
+}
+
+TEST_F(StackTest, ConnectToClosedPortIsRefused) {  // RFC 9293 §3.10.7.1 / §3.10.7.3
+  StackPair p(lossy(0, 2));
+  int s = p.a->socket();
+  ASSERT_EQ(p.a->connect(s, kIpB, 9999, p.now), -EINPROGRESS);
+  ASSERT_TRUE(p.run_until([&] { return (p.a->events(s) & kEventErr) != 0; }));
+  int err = 0;
+  size_t len = sizeof(err);
+  EXPECT_EQ(p.a->getsockopt(s, SockOpt::kError, &err, &len), 0);
+  EXPECT_EQ(err, ECONNREFUSED);
+  EXPECT_EQ(p.b->stats().rst_sent_no_connection, 1u);
+  p.a->close(s);
+  p.step();
+}
+
+TEST_F(StackTest, SimultaneousOpenBetweenStacks) {  // RFC 9293 §3.5 figure 7
+  StackPair p(lossy(0, 3));
+  int sa = p.a->socket(), sb = p.b->socket();
+  ASSERT_EQ(p.a->bind(sa, 5000), 0);
+  ASSERT_EQ(p.b->bind(sb, 6000), 0);
+  ASSERT_EQ(p.a->connect(sa, kIpB, 6000, p.now), -EINPROGRESS);
+  ASSERT_EQ(p.b->connect(sb, kIpA, 5000, p.now), -EINPROGRESS);
+  ASSERT_TRUE(p.run_until([&] {
+    return (p.a->events(sa) & kEventOut) && (p.b->events(sb) & kEventOut);
+  }));
+  EXPECT_EQ(p.a->connection(sa)->state(), TcpState::kEstablished);
+  EXPECT_EQ(p.b->connection(sb)->state(), TcpState::kEstablished);
+  auto r = transfer(p, *p.a, sa, *p.b, sb, 100'000);
+  EXPECT_TRUE(r.ok);
+  p.a->close(sa);
+  p.b->close(sb);
+}
+
+TEST_F(StackTest, SimultaneousCloseBetweenStacks) {  // RFC 9293 §3.6 figure 13
+  TcpConfig tcp;
+  tcp.msl = Duration(1'000'000);
+  StackPair p(lossy(0, 4), tcp);
+  Connected c = connect_pair(p);
+  p.a->shutdown(c.client, 1);
+  p.b->shutdown(c.server, 1);
+  bool saw_closing = false;
+  ASSERT_TRUE(p.run_until([&] {
+    Connection* x = p.a->connection(c.client);
+    if (x && x->state() == TcpState::kClosing) saw_closing = true;
+    return x && x->state() == TcpState::kTimeWait && p.b->connection(c.server)->state() == TcpState::kTimeWait;
+  }));
+  EXPECT_TRUE(saw_closing);
+  p.a->close(c.client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+  ASSERT_TRUE(p.run_until([&] { return p.a->connection_count() == 0 && p.b->connection_count() == 0; }));
+}
+
+TEST_F(StackTest, HalfCloseThenReply) {  // RFC 9293 §3.6 half-close
+  StackPair p(lossy(0, 5));
+  Connected c = connect_pair(p);
+  const char req[] = "request";
+  ASSERT_EQ(p.a->write(c.client, {reinterpret_cast<const uint8_t*>(req), 7}), 7);
+  ASSERT_EQ(p.a->shutdown(c.client, 1), 0);
+  std::vector<uint8_t> buf(100);
+  std::string got;
+  int64_t n = 0;
+  ASSERT_TRUE(p.run_until([&] {
+    n = p.b->read(c.server, buf);
+    if (n > 0) got.append(buf.begin(), buf.begin() + n);
+    return n == 0;
+  }));
+  EXPECT_EQ(got, "request");
+  // The server saw the request and the FIN, and can still answer.
+  ASSERT_EQ(p.b->connection(c.server)->state(), TcpState::kCloseWait);
+  ASSERT_EQ(p.b->write(c.server, {reinterpret_cast<const uint8_t*>("reply"), 5}), 5);
+  ASSERT_TRUE(p.run_until([&] { n = p.a->read(c.client, buf); return n > 0; }));
+  EXPECT_EQ(n, 5);
+  EXPECT_EQ(std::string(buf.begin(), buf.begin() + 5), "reply");
+  p.a->close(c.client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+}
+
+TEST_F(StackTest, LingerZeroAbortsWithReset) {  // RFC 9293 §3.10.5 ABORT, SO_LINGER 0
+  StackPair p(lossy(0, 6));
+  Connected c = connect_pair(p);
+  LingerOpt l{1, 0};
+  ASSERT_EQ(p.a->setsockopt(c.client, SockOpt::kLinger, &l, sizeof(l), p.now), 0);
+  ASSERT_EQ(p.a->close(c.client), 0);
+  std::vector<uint8_t> buf(10);
+  ASSERT_TRUE(p.run_until([&] { return p.b->read(c.server, buf) == -ECONNRESET; }));
+  EXPECT_TRUE(p.b->events(c.server) & kEventErr);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+  p.step();
+  EXPECT_EQ(p.a->connection_count(), 0u);
+  EXPECT_EQ(p.b->connection_count(), 0u);
+}
+
+TEST_F(StackTest, WriteAfterPeerResetIsError) {
+  StackPair p(lossy(0, 7));
+  Connected c = connect_pair(p);
+  LingerOpt l{1, 0};
+  p.b->setsockopt(c.server, SockOpt::kLinger, &l, sizeof(l), p.now);
+  p.b->close(c.server);
+  std::vector<uint8_t> d(10);
+  ASSERT_TRUE(p.run_until([&] { return p.a->write(c.client, d) == -ECONNRESET; }));
+  p.a->close(c.client);
+  p.b->close(c.listener);
+}
+
+TEST_F(StackTest, KeepaliveDetectsDeadPeer) {  // RFC 9293 §3.8.4
+  StackPair p(lossy(0, 8));
+  Connected c = connect_pair(p);
+  int on = 1, idle = 10, intvl = 2, cnt = 3;
+  p.a->setsockopt(c.client, SockOpt::kKeepAlive, &on, sizeof(on), p.now);
+  p.a->setsockopt(c.client, SockOpt::kKeepIdle, &idle, sizeof(idle), p.now);
+  p.a->setsockopt(c.client, SockOpt::kKeepIntvl, &intvl, sizeof(intvl), p.now);
+  p.a->setsockopt(c.client, SockOpt::kKeepCnt, &cnt, sizeof(cnt), p.now);
+  // Peer answers: still alive after a minute.
+  const Instant t0 = p.now;
+  ASSERT_TRUE(p.run_until([&] { return p.now > t0 + Duration(60'000'000); }));
+  EXPECT_EQ(p.a->connection(c.client)->state(), TcpState::kEstablished);
+  // The peer stack vanishes (no RST, nothing): ETIMEDOUT after idle + cnt * intvl.
+  p.b.reset();
+  const Instant t1 = p.now;
+  std::vector<uint8_t> buf(4);
+  ASSERT_TRUE(p.run_until([&] { return p.a->read(c.client, buf) == -ETIMEDOUT; }));
+  EXPECT_LE(p.now - t1, Duration((10 + 3 * 2 + 2) * 1'000'000));
+  p.a->close(c.client);
+}
+
+TEST_F(StackTest, RetransmissionsGiveUpWithTimeout) {  // RFC 9293 §3.8.3 R2
+  TcpConfig tcp;
+  tcp.max_retransmits = 5;
+  StackPair p(lossy(0, 9), tcp);
+  Connected c = connect_pair(p);
+  p.b.reset();
+  std::vector<uint8_t> d(1000, 7);
+  ASSERT_EQ(p.a->write(c.client, d), 1000);
+  ASSERT_TRUE(p.run_until([&] { return p.a->write(c.client, d) == -ETIMEDOUT; }));
+  p.a->close(c.client);
+}
+
+TEST_F(StackTest, SegmentToNoConnectionGetsReset) {  // RFC 9293 §3.10.7.1
+  StackPair p(lossy(0, 10));
+  Connected c = connect_pair(p);
+  // B forgets the connection silently (as after a crash); A's next data draws a RST.
+  std::vector<uint8_t> bytes;
+  ASSERT_EQ(p.b->export_connection(c.server, p.now, &bytes), 0);
+  p.b->close(c.listener);  // else LISTEN answers (RFC 9293 §3.10.7.2), also with a RST
+  std::vector<uint8_t> d(100, 1);
+  ASSERT_EQ(p.a->write(c.client, d), 100);
+  std::vector<uint8_t> buf(4);
+  ASSERT_TRUE(p.run_until([&] { return p.a->read(c.client, buf) == -ECONNRESET; }));
+  EXPECT_GE(p.b->stats().rst_sent_no_connection, 1u);
+  p.a->close(c.client);
+}
+
+TEST_F(StackTest, PortsAndHandles) {
+  StackPair p(lossy(0, 11));
+  int s1 = p.a->socket(), s2 = p.a->socket();
+  EXPECT_EQ(p.a->bind(s1, 7000), 0);
+  EXPECT_EQ(p.a->bind(s2, 7000), -EADDRINUSE);
+  EXPECT_EQ(p.a->bind(s2, 0), 0);
+  EXPECT_GE(p.a->local_port(s2), 32768);
+  EXPECT_EQ(p.a->listen(s1, 4), 0);
+  EXPECT_EQ(p.a->accept(s1), -EAGAIN);
+  EXPECT_EQ(p.a->read(s2, {}), -ENOTCONN);
+  EXPECT_EQ(p.a->write(99, {}), -EBADF);
+  EXPECT_EQ(p.a->close(99), -EBADF);
+  EXPECT_EQ(p.a->shutdown(s1, 7), -EINVAL);
+  EXPECT_EQ(p.a->close(s1), 0);
+  EXPECT_EQ(p.a->close(s1), -EBADF);
+  int s3 = p.a->socket();
+  EXPECT_EQ(p.a->bind(s3, 7000), 0);  // freed by close
+  p.a->close(s2);
+  p.a->close(s3);
+}
+
+TEST_F(StackTest, BacklogLimitsPendingConnections) {
+  StackPair p(lossy(0, 12));
+  int l = p.b->socket();
+  p.b->bind(l, 80);
+  p.b->listen(l, 2);
+  std::vector<int> cs;
+  for (int i = 0; i < 4; ++i) {
+    cs.push_back(p.a->socket());
+    p.a->connect(cs.back(), kIpB, 80, p.now);
+  }
+  const Instant t0 = p.now;
+  p.run_until([&] { return p.now > t0 + Duration(100'000); });
+  EXPECT_EQ(p.b->connection_count(), 2u);
+  EXPECT_GE(p.b->stats().syn_dropped_backlog, 2u);
+  // Accepting makes room; the others get in on their SYN retransmission.
+  int accepted = 0;
+  ASSERT_TRUE(p.run_until([&] {
+    int h = p.b->accept(l);
+    if (h >= 0) {
+      ++accepted;
+      p.b->close(h);
+    }
+    return accepted == 4;
+  }));
+  for (int s : cs) p.a->close(s);
+  p.b->close(l);
+}
+
+// ---------------------------------------------------------------- transfers
+
+struct LossCase {
+  double loss;
+  uint64_t bytes;
+  uint64_t seed;
+};
+
+class TransferTest : public LeakChecked, public ::testing::WithParamInterface<LossCase> {};
+
+TEST_P(TransferTest, EveryByteArrives) {
+  const LossCase lc = GetParam();
+  TcpConfig tcp;
+  tcp.msl = Duration(1'000'000);
+  StackPair p(lossy(lc.loss, lc.seed), tcp);
+  Connected c = connect_pair(p);
+  ASSERT_GE(c.server, 0);
+  auto r = transfer(p, *p.a, c.client, *p.b, c.server, lc.bytes);
+  EXPECT_TRUE(r.ok) << "got " << r.bytes << " of " << lc.bytes;
+  const auto& st = p.a->connection(c.client)->stats();
+  if (lc.loss > 0) EXPECT_GT(st.retransmits, 0u);
+  RecordProperty("virtual_ms", int(r.virtual_time.count() / 1000));
+  RecordProperty("fast_retransmits", int(st.fast_retransmits));
+  RecordProperty("timeouts", int(st.timeouts));
+  p.a->close(c.client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+  ASSERT_TRUE(p.run_until([&] { return p.a->connection_count() == 0 && p.b->connection_count() == 0; }));
+}
+
+INSTANTIATE_TEST_SUITE_P(Loss, TransferTest,
+                         ::testing::Values(LossCase{0.0, 16 << 20, 21}, LossCase{0.01, 8 << 20, 22},
+                                           LossCase{0.01, 4 << 20, 23}, LossCase{0.05, 4 << 20, 24},
+                                           LossCase{0.05, 2 << 20, 25}),
+                         [](const auto& info) {
+                           return "loss" + std::to_string(int(info.param.loss * 100)) + "_" +
+                                  std::to_string(info.param.bytes >> 20) + "MB_seed" +
+                                  std::to_string(info.param.seed);
+                         });
+
+TEST_F(StackTest, BidirectionalTransfer) {
+  StackPair p(lossy(0.01, 31));
+  Connected c = connect_pair(p);
+  // Both directions at once: each side writes and reads.
+  const uint64_t total = 2 << 20;
+  std::vector<uint8_t> out(32768), in(32768);
+  uint64_t sent[2] = {}, got[2] = {};
+  bool bad = false;
+  auto val = [](int dir, uint64_t i) { return uint8_t(i * 31 + dir * 7 + (i >> 11)); };
+  Stack* st[2] = {p.a.get(), p.b.get()};
+  int h[2] = {c.client, c.server};
+  ASSERT_TRUE(p.run_until([&] {
+    for (int d = 0; d < 2; ++d) {
+      if (sent[d] < total) {
+        size_t n = size_t(std::min<uint64_t>(out.size(), total - sent[d]));
+        for (size_t i = 0; i < n; ++i) out[i] = val(d, sent[d] + i);
+        int64_t w = st[d]->write(h[d], {out.data(), n});
+        if (w > 0) sent[d] += uint64_t(w);
+      }
+      int64_t r = st[1 - d]->read(h[1 - d], in);
+      for (int64_t i = 0; i < r; ++i)
+        if (in[size_t(i)] != val(d, got[d] + uint64_t(i))) bad = true;
+      if (r > 0) got[d] += uint64_t(r);
+    }
+    return bad || (got[0] == total && got[1] == total);
+  }));
+  EXPECT_FALSE(bad);
+  p.a->close(c.client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+}
+
+// ---------------------------------------------------------------- moving a connection
+
+TEST_F(StackTest, ExportImportMidTransfer) {  // paper §3.4: state that can move
+  StackPair p(lossy(0.01, 41));
+  Connected c = connect_pair(p);
+  const uint64_t total = 4 << 20;
+  std::vector<uint8_t> chunk(65536), in(65536);
+  uint64_t sent = 0, got = 0;
+  bool bad = false, moved = false;
+  auto val = [](uint64_t i) { return uint8_t((i * 2654435761u) >> 9); };
+  int client = c.client;
+  ASSERT_TRUE(p.run_until([&] {
+    if (!moved && got > total / 3) {
+      // Move the sending side from stack A to a fresh stack A2 on the same link: the
+      // unacknowledged data and all sequence state go along.
+      std::vector<uint8_t> bytes;
+      EXPECT_EQ(p.a->export_connection(client, p.now, &bytes), 0);
+      EXPECT_EQ(p.a->connection_count(), 0u);
+      p.a.reset();
+      p.a = StackPair::make_stack(p.link.a(), kIpA, kMacA, TcpConfig{}, 99);
+      client = p.a->import_connection(bytes, p.now);
+      EXPECT_GE(client, 0);
+      moved = true;
+    }
+    while (sent < total) {
+      size_t n = size_t(std::min<uint64_t>(chunk.size(), total - sent));
+      for (size_t i = 0; i < n; ++i) chunk[i] = val(sent + i);
+      int64_t w = p.a->write(client, {chunk.data(), n});
+      if (w <= 0) break;
+      sent += uint64_t(w);
+    }
+    int64_t r;
+    while ((r = p.b->read(c.server, in)) > 0) {
+      for (int64_t i = 0; i < r; ++i)
+        if (in[size_t(i)] != val(got + uint64_t(i))) bad = true;
+      got += uint64_t(r);
+    }
+    return bad || got == total;
+  }));
+  EXPECT_TRUE(moved);
+  EXPECT_FALSE(bad);
+  EXPECT_EQ(got, total);
+  p.a->close(client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+}
+
+TEST_F(StackTest, ExportedStateRoundTripsAndValidates) {
+  StackPair p(lossy(0, 42));
+  Connected c = connect_pair(p);
+  std::vector<uint8_t> d(5000, 3);
+  p.a->write(c.client, d);
+  p.a->poll(p.now);  // in flight, unacknowledged
+  ConnectionState st = p.a->connection(c.client)->export_state(p.now);
+  EXPECT_EQ(st.validate(), nullptr);
+  EXPECT_EQ(st.send_data.size(), 5000u);
+  auto bytes = st.serialize();
+  const char* err = nullptr;
+  auto back = ConnectionState::parse(bytes, &err);
+  ASSERT_TRUE(back) << err;
+  EXPECT_EQ(back->serialize(), bytes);
+  // Framing: every truncation is refused, as is any trailing byte.
+  for (size_t n = 0; n < bytes.size(); n += 7)
+    EXPECT_FALSE(ConnectionState::parse(std::span(bytes).first(n), &err)) << n;
+  auto longer = bytes;
+  longer.push_back(0);
+  EXPECT_FALSE(ConnectionState::parse(longer, &err));
+  auto badver = bytes;
+  badver[4] = 9;
+  EXPECT_FALSE(ConnectionState::parse(badver, &err));
+  // Semantics: inconsistent values are refused on import.
+  auto expect_refused = [&](auto mutate, const char* what) {
+    ConnectionState s = st;
+    mutate(s);
+    EXPECT_NE(s.validate(), nullptr) << what;
+    EXPECT_LT(p.b->import_connection(s.serialize(), p.now), 0) << what;
+  };
+  expect_refused([](ConnectionState& s) { s.snd_nxt = s.snd_una - 1; }, "SND.NXT < SND.UNA");
+  expect_refused([](ConnectionState& s) { s.snd_max = s.snd_una + 6000; }, "in flight > queued");
+  expect_refused([](ConnectionState& s) { s.state = TcpState::kSynSent; }, "unsynchronized");
+  expect_refused([](ConnectionState& s) { s.fin_queued = true; }, "FIN without state");
+  expect_refused([](ConnectionState& s) { s.snd_mss = 0; }, "MSS 0");
+  expect_refused([](ConnectionState& s) { s.sndbuf = 100; }, "data > buffer");
+  expect_refused([](ConnectionState& s) { s.rcv_adv = s.rcv_nxt + s.rcvbuf + 1; }, "window > buffer");
+  expect_refused([](ConnectionState& s) { s.rto_us = 0; }, "RTO 0");
+  expect_refused([](ConnectionState& s) { s.snd_wnd_shift = 15; }, "shift 15");
+  // Import into a stack with another address is refused; into its own stack: in use.
+  EXPECT_EQ(p.b->import_connection(bytes, p.now), -EINVAL);
+  EXPECT_EQ(p.a->import_connection(bytes, p.now), -EADDRINUSE);
+  p.a->close(c.client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+}
+
+}  // namespace
+}  // namespace utcp::test
