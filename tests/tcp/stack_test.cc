@@ -279,9 +279,10 @@ TEST_P(TransferTest, EveryByteArrives) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Loss, TransferTest,
-                         ::testing::Values(LossCase{0.0, 16 << 20, 21}, LossCase{0.01, 8 << 20, 22},
-                                           LossCase{0.01, 4 << 20, 23}, LossCase{0.05, 4 << 20, 24},
-                                           LossCase{0.05, 2 << 20, 25}),
+                         ::testing::Values(LossCase{0.0, 100 << 20, 21}, LossCase{0.01, 100 << 20, 22},
+                                           LossCase{0.05, 100 << 20, 23}, LossCase{0.01, 8 << 20, 24},
+                                           LossCase{0.02, 8 << 20, 25}, LossCase{0.05, 8 << 20, 26},
+                                           LossCase{0.10, 4 << 20, 27}),
                          [](const auto& info) {
                            return "loss" + std::to_string(int(info.param.loss * 100)) + "_" +
                                   std::to_string(info.param.bytes >> 20) + "MB_seed" +
