@@ -49,9 +49,14 @@ void utcp_endpoint_put(struct utcp_endpoint *ep)
 	kref_put(&ep->ref, utcp_endpoint_release);
 }
 
-/* Caller holds ctl->lock and has removed ep from the idr. */
-void utcp_endpoint_detach(struct utcp_endpoint *ep)
+/*
+ * Takes ep out of its control file's table (the rx path stops finding it) and marks it
+ * detached, waking pollers with EPOLLHUP. Caller holds ctl->lock and then drops the
+ * table's reference with utcp_endpoint_put() outside the lock.
+ */
+void utcp_endpoint_unlink(struct utcp_ctl *ctl, struct utcp_endpoint *ep)
 {
+	idr_remove(&ctl->endpoints, ep->id);
 	WRITE_ONCE(ep->detached, true);
 	wake_up_interruptible_poll(&ep->wq, EPOLLHUP | EPOLLERR);
 }
@@ -449,8 +454,7 @@ static int utcp_ep_release(struct inode *inode, struct file *file)
 
 	mutex_lock(&ctl->lock);
 	if (ep->id && idr_find(&ctl->endpoints, ep->id) == ep) {
-		idr_remove(&ctl->endpoints, ep->id);
-		utcp_endpoint_detach(ep);
+		utcp_endpoint_unlink(ctl, ep);
 		drop_idr_ref = true;
 	}
 	mutex_unlock(&ctl->lock);

@@ -96,7 +96,7 @@ extern struct workqueue_struct *utcp_wq;
 
 /* utcp_endpoint.c */
 int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg);
-void utcp_endpoint_detach(struct utcp_endpoint *ep);
+void utcp_endpoint_unlink(struct utcp_ctl *ctl, struct utcp_endpoint *ep);
 void utcp_endpoint_put(struct utcp_endpoint *ep);
 int utcp_template_check(const struct utcp_template *t);
 void utcp_endpoint_fill_stats(struct utcp_endpoint *ep, struct utcp_endpoint_stats *st);

@@ -296,10 +296,8 @@ static long utcp_ctl_endpoint_destroy(struct utcp_ctl *ctl, void __user *arg)
 		return -EINVAL;
 	mutex_lock(&ctl->lock);
 	ep = utcp_ctl_find(ctl, e.id);
-	if (ep) {
-		idr_remove(&ctl->endpoints, ep->id);
-		utcp_endpoint_detach(ep);
-	}
+	if (ep)
+		utcp_endpoint_unlink(ctl, ep);
 	mutex_unlock(&ctl->lock);
 	if (!ep)
 		return -ENOENT;
@@ -317,11 +315,12 @@ static struct utcp_ctl *utcp_get_ctl(struct file *file)
 	struct net *net = current->nsproxy->net_ns;
 	struct utcp_ctl *ctl, *old;
 
-	if (!ns_capable(net->user_ns, CAP_NET_ADMIN))
-		return ERR_PTR(-EPERM);
+	/* An existing control file answers to the namespace whose devices it drives. */
 	ctl = READ_ONCE(file->private_data);
 	if (ctl)
-		return ctl;
+		return ns_capable(ctl->net->user_ns, CAP_NET_ADMIN) ? ctl : ERR_PTR(-EPERM);
+	if (!ns_capable(net->user_ns, CAP_NET_ADMIN))
+		return ERR_PTR(-EPERM);
 	ctl = kzalloc(sizeof(*ctl), GFP_KERNEL);
 	if (!ctl)
 		return ERR_PTR(-ENOMEM);
@@ -411,8 +410,7 @@ static int utcp_release(struct inode *inode, struct file *file)
 	ctl->closing = true;
 	prog = rcu_replace_pointer(ctl->prog, NULL, lockdep_is_held(&ctl->lock));
 	idr_for_each_entry(&ctl->endpoints, ep, id) {
-		idr_remove(&ctl->endpoints, id);
-		utcp_endpoint_detach(ep);
+		utcp_endpoint_unlink(ctl, ep);
 		utcp_endpoint_put(ep);
 	}
 	mutex_unlock(&ctl->lock);

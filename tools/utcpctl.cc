@@ -328,19 +328,11 @@ int cmd_flow_add(State& st, const Args& a) {
   const utcp_template& t = ep->dev->info().tmpl;
   uint32_t id = ep->handle.id;
   int rc;
-  if (t.flags & UTCP_TMPL_F_LISTENER) {
-    utcp_listen_key k{};
-    k.local_ip = t.local_ip;
-    k.local_port = t.local_port;
-    k.proto = t.proto;
+  if (utcp::is_listener(t)) {
+    utcp_listen_key k = utcp::listen_key_for(t);
     rc = bpf_map_update_elem(st.listen_map, &k, &id, BPF_ANY);
   } else {
-    utcp_flow_key k{};
-    k.local_ip = t.local_ip;
-    k.remote_ip = t.remote_ip;
-    k.local_port = t.local_port;
-    k.remote_port = t.remote_port;
-    k.proto = t.proto;
+    utcp_flow_key k = utcp::flow_key_for(t);
     rc = bpf_map_update_elem(st.flow_map, &k, &id, BPF_ANY);
   }
   if (rc < 0) return errno_fail("flow-add (map update)", errno);

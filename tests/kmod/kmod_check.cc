@@ -867,7 +867,7 @@ int cmd_fuzz(const Env& e, int seconds) {
         if (utcp::ctl_create_endpoint(b.ctl, tmpl, rx, tx, 128 + 64 * uint32_t(rng() % 40), &ep.h) < 0) break;
         void* m = ::mmap(nullptr, ep.h.layout.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, ep.h.fd, 0);
         ep.map = m == MAP_FAILED ? nullptr : static_cast<uint8_t*>(m);
-        utcp_flow_key k{tmpl.local_ip, tmpl.remote_ip, tmpl.local_port, tmpl.remote_port, IPPROTO_UDP, {}};
+        utcp_flow_key k = utcp::flow_key_for(tmpl);
         bpf_map_update_elem(b.flow_map, &k, &ep.h.id, BPF_ANY);
         eps.push_back(ep);
         break;

@@ -135,19 +135,11 @@ struct Side {
     if (!dev) return nullptr;
     if (id) *id = h.id;
     if (flow_map >= 0) {
-      if (t.flags & UTCP_TMPL_F_LISTENER) {
-        utcp_listen_key k{};
-        k.local_ip = t.local_ip;
-        k.local_port = t.local_port;
-        k.proto = t.proto;
+      if (utcp::is_listener(t)) {
+        utcp_listen_key k = utcp::listen_key_for(t);
         bpf_map_update_elem(listen_map, &k, &h.id, BPF_ANY);
       } else {
-        utcp_flow_key k{};
-        k.local_ip = t.local_ip;
-        k.remote_ip = t.remote_ip;
-        k.local_port = t.local_port;
-        k.remote_port = t.remote_port;
-        k.proto = t.proto;
+        utcp_flow_key k = utcp::flow_key_for(t);
         bpf_map_update_elem(flow_map, &k, &h.id, BPF_ANY);
       }
     }

@@ -33,7 +33,8 @@ grep -q 'sent 3 refused 0' "$out_a" && echo "PASS: utcpctl_send_raw" || { echo "
 [ $a_rc = 0 ] && grep -q 'sent 1 refused 0 pending 1' "$out_a" && echo "PASS: utcpctl_rate_limit" || { echo "FAIL: utcpctl_rate_limit rc=$a_rc $(tr '\n' '|' <"$out_a")"; rc=1; }
 [ $b_rc = 0 ] && [ "$(grep -c '^frame len' "$out_b")" = 3 ] && grep -q 'received 3 frames' "$out_b" \
 	&& echo "PASS: utcpctl_recv_raw" || { echo "FAIL: utcpctl_recv_raw rc=$b_rc $(tr '\n' '|' <"$out_b")"; rc=1; }
-grep -q '"rx_frames": 3' "$out_b" && echo "PASS: utcpctl_stats_json" || { echo "FAIL: utcpctl_stats_json"; rc=1; }
+# 3 or 4: the over-budget frame that did leave may arrive before the stats are read.
+grep -qE '"rx_frames": [34],' "$out_b" && echo "PASS: utcpctl_stats_json" || { echo "FAIL: utcpctl_stats_json"; rc=1; }
 grep -q '^classifier_runs' "$out_b" && grep -q '^endpoint rx id' "$out_b" && echo "PASS: utcpctl_stats_ring_dump" || { echo "FAIL: utcpctl_stats_ring_dump"; rc=1; }
 # Unprivileged: attach is refused with a message that says why.
 if command -v setpriv >/dev/null; then

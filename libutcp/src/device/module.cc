@@ -112,6 +112,26 @@ utcp_template make_template(MacAddr src_mac, uint8_t proto, Ipv4Addr local_ip, u
   return t;
 }
 
+bool is_listener(const utcp_template& t) { return t.flags & UTCP_TMPL_F_LISTENER; }
+
+utcp_flow_key flow_key_for(const utcp_template& t) {
+  utcp_flow_key k{};
+  k.local_ip = t.local_ip;
+  k.remote_ip = t.remote_ip;
+  k.local_port = t.local_port;
+  k.remote_port = t.remote_port;
+  k.proto = t.proto;
+  return k;
+}
+
+utcp_listen_key listen_key_for(const utcp_template& t) {
+  utcp_listen_key k{};
+  k.local_ip = t.local_ip;
+  k.local_port = t.local_port;
+  k.proto = t.proto;
+  return k;
+}
+
 FrameSpec frame_for_template(const utcp_template& t, MacAddr dst_mac) {
   FrameSpec f;
   std::memcpy(f.src_mac.b.data(), t.src_mac, 6);

@@ -50,6 +50,12 @@ int ctl_global_stats(int ctl_fd, utcp_global_stats* out);
 utcp_template make_template(MacAddr src_mac, uint8_t proto, Ipv4Addr local_ip, uint16_t local_port,
                             Ipv4Addr remote_ip, uint16_t remote_port, bool listener = false);
 
+// The classifier-map key that routes received frames of template `t`'s flow to its
+// endpoint: a listener template goes to the listener map, any other to the flow map.
+bool is_listener(const utcp_template& t);
+utcp_flow_key flow_key_for(const utcp_template& t);
+utcp_listen_key listen_key_for(const utcp_template& t);
+
 // One Ethernet/IPv4/UDP-or-TCP frame, host byte order; checksums are filled.
 struct FrameSpec {
   MacAddr src_mac, dst_mac;
