@@ -946,6 +946,42 @@ TEST_F(ConnTest, TimeoutResetsCwndAndGoesBackN) {  // RFC 5681 §3.1 (LW), RFC 6
   EXPECT_EQ(s[0].seq(), iss + 1 + kMss);  // resending what followed
 }
 
+// RFC 9293 §3.4: sequence numbers are compared modulo 2^32, so a connection must keep
+// working after 2^31 and 2^32 bytes (nothing may compare against ISS or IRS).
+TEST_F(ConnTest, SequenceSpaceWrapsBothWays) {
+  class Counting : public SegmentSink {
+   public:
+    bool send(const FourTuple&, const TcpRepr& r, std::span<const uint8_t> p1,
+              std::span<const uint8_t> p2) override {
+      bytes += p1.size() + p2.size();
+      last_ack = r.ack;
+      return true;
+    }
+    uint64_t bytes = 0;
+    SeqNum last_ack;
+  } sink;
+  establish_active();
+  c->set_nodelay(true);
+  std::vector<uint8_t> d(8 * kMss, 0x11), rd(8 * kMss);
+  SeqNum peer_seq = irs + 1;
+  const uint64_t total = (5ull << 30) / d.size() * d.size();  // ~5 GiB each way
+  uint64_t moved = 0;
+  while (moved < total) {
+    ASSERT_EQ(c->send(d), int64_t(d.size()));
+    c->dispatch(now, sink);
+    // The peer acknowledges everything and sends as much back.
+    in(seg(kAck, peer_seq, c->snd_nxt(), 65535, d));
+    peer_seq += uint32_t(d.size());
+    ASSERT_EQ(c->recv(rd), int64_t(rd.size()));
+    moved += d.size();
+  }
+  EXPECT_EQ(sink.bytes, total);
+  EXPECT_EQ(c->snd_una(), iss + 1 + uint32_t(total));
+  EXPECT_EQ(c->rcv_nxt(), peer_seq);
+  EXPECT_EQ(c->state(), TcpState::kEstablished);
+  EXPECT_EQ(c->send_queued(), 0u);
+}
+
 TEST_F(ConnTest, SendBufferFullReturnsZero) {
   cfg.sndbuf = 1000;
   establish_active();

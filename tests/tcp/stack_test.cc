@@ -268,7 +268,9 @@ TEST_P(TransferTest, EveryByteArrives) {
   auto r = transfer(p, *p.a, c.client, *p.b, c.server, lc.bytes);
   EXPECT_TRUE(r.ok) << "got " << r.bytes << " of " << lc.bytes;
   const auto& st = p.a->connection(c.client)->stats();
-  if (lc.loss > 0) EXPECT_GT(st.retransmits, 0u);
+  if (lc.loss > 0) {
+    EXPECT_GT(st.retransmits, 0u);
+  }
   RecordProperty("virtual_ms", int(r.virtual_time.count() / 1000));
   RecordProperty("fast_retransmits", int(st.fast_retransmits));
   RecordProperty("timeouts", int(st.timeouts));

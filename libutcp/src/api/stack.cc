@@ -489,7 +489,7 @@ int Stack::events(int h) const {
     case Socket::Kind::kFresh:
       return kEventOut | kEventHup;  // like Linux for an unconnected TCP socket
     case Socket::Kind::kListener:
-      return s->listener->ready.empty() ? 0 : kEventIn;
+      return s->listener->ready.empty() ? 0 : int(kEventIn);
     case Socket::Kind::kConnection: {
       const Connection& c = *s->entry->conn;
       if (c.readable() || s->shut_rd) ev |= kEventIn;

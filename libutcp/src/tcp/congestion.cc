@@ -10,7 +10,11 @@ NewReno::NewReno(uint32_t smss) : smss_(smss) {
   cwnd_ = std::min(4 * smss, std::max(2 * smss, 4380u));
 }
 
-void NewReno::on_ack(Instant, uint32_t acked, uint32_t) {
+void NewReno::on_ack(Instant, uint32_t acked, uint32_t flight) {
+  // RFC 7661 §4.1 (cwnd validation): grow cwnd only while the sender uses it; an
+  // application-limited sender would otherwise grow it without bound.
+  if (flight < cwnd_ / 2) return;
+  if (cwnd_ >= kMaxCwnd) return;
   if (cwnd_ < ssthresh_) {
     // RFC 5681 §3.1 eq. (2): slow start, cwnd += min(N, SMSS) per ACK.
     cwnd_ += std::min(acked, smss_);

@@ -58,6 +58,7 @@ class NewReno final : public CongestionControl {
   }
 
  private:
+  static constexpr uint32_t kMaxCwnd = 1u << 30;
   uint32_t smss_;
   uint32_t cwnd_;
   uint32_t ssthresh_ = UINT32_MAX;

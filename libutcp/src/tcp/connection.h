@@ -208,6 +208,7 @@ class Connection {
   bool send_ack(SegmentSink& out, Instant now);
   void send_rst(SegmentSink& out, SeqNum seq);
   uint16_t window_to_advertise();
+  uint32_t advertisable_space() const;
   size_t sendable_now(Instant now, bool* fin) const;
   bool want_window_update() const;
   bool retransmit_first(Instant now, SegmentSink& out);
@@ -224,7 +225,8 @@ class Connection {
   void set_state(TcpState s) { state_ = s; }
   uint32_t flight_size() const { return uint32_t(snd_max_ - snd_una_); }
   bool fin_acked() const { return fin_queued_ && snd_una_ > fin_seq_; }
-  bool syn_acked() const { return snd_una_ > iss_; }
+  // A flag, not SND.UNA > ISS: that comparison breaks once 2^31 bytes have been sent.
+  bool syn_acked() const { return syn_acked_; }
   // Offset into tx_ of the data byte with sequence number `s` (s >= data start).
   size_t tx_offset(SeqNum s) const { return size_t(s - (snd_una_ + (syn_acked() ? 0 : 1))); }
 
@@ -238,6 +240,7 @@ class Connection {
   SeqNum iss_, snd_una_, snd_nxt_, snd_max_;  // snd_max_: highest sequence sent + 1
   uint32_t snd_wnd_ = 0, max_snd_wnd_ = 0;
   SeqNum snd_wl1_, snd_wl2_;
+  bool syn_acked_ = false;     // our SYN has been acknowledged
   uint8_t snd_wnd_shift_ = 0;  // RFC 7323 window scaling: not negotiated yet
   // Receive sequence variables.
   SeqNum irs_, rcv_nxt_;

@@ -262,6 +262,7 @@ void Connection::process_syn_sent(Instant now, const TcpRepr& seg, SegmentSink& 
     // "SND.UNA should be advanced to equal SEG.ACK ... If SND.UNA > ISS (our SYN has
     // been ACKed), change the connection state to ESTABLISHED, form an ACK segment".
     snd_una_ = seg.ack;
+    syn_acked_ = true;
     snd_wl2_ = seg.ack;
     if (snd_nxt_ < snd_una_) snd_nxt_ = snd_una_;
     if (rtt_timing_ && rexmit_count_ == 0) rtt_sample(now - rtt_start_);  // Karn: only if not retransmitted
@@ -371,7 +372,10 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
   if (acked > 0) {
     // The data bytes acknowledged exclude our SYN and FIN (RFC 9293 §3.4).
     uint32_t data_acked = acked;
-    if (!syn_acked()) --data_acked;
+    if (!syn_acked_) {
+      --data_acked;
+      syn_acked_ = true;
+    }
     if (fin_queued_ && seg.ack > fin_seq_ && snd_una_ <= fin_seq_) --data_acked;
     tx_.consume(data_acked);
     snd_una_ = seg.ack;

@@ -7,8 +7,13 @@ namespace utcp {
 
 using namespace tcp_flags;
 
+uint32_t Connection::advertisable_space() const {
+  // What the window field can carry: 16 bits, scaled by our shift (RFC 7323 §2.2).
+  return std::min<uint32_t>(uint32_t(rx_.free()), uint32_t(0xffff) << rcv_wnd_shift_);
+}
+
 uint16_t Connection::window_to_advertise() {
-  const uint32_t free = uint32_t(rx_.free());
+  const uint32_t free = advertisable_space();
   const uint32_t cur = rcv_adv_ > rcv_nxt_ ? uint32_t(rcv_adv_ - rcv_nxt_) : 0;
   // RFC 9293 §3.8.6.2.2 receiver SWS avoidance: move the right edge only by at least
   // min(RCV.BUFF / 2, MSS); never move it left (the window is not shrunk).
@@ -16,7 +21,6 @@ uint16_t Connection::window_to_advertise() {
   const uint32_t step = std::min<uint32_t>(uint32_t(rx_.capacity() / 2), rcv_mss_);
   if (free > cur && free - cur >= step) wnd = free;
   wnd = std::min(wnd, free);
-  wnd = std::min<uint32_t>(wnd, uint32_t(0xffff) << rcv_wnd_shift_);
   rcv_adv_ = rcv_nxt_ + wnd;
   return uint16_t(wnd >> rcv_wnd_shift_);
 }
@@ -24,7 +28,7 @@ uint16_t Connection::window_to_advertise() {
 bool Connection::want_window_update() const {
   // Announce a window that grew by two segments or half the buffer (the usual rule,
   // as in Linux's __tcp_cleanup_rbuf), so a sender stalled by a small window resumes.
-  const uint32_t free = uint32_t(rx_.free());
+  const uint32_t free = advertisable_space();
   const uint32_t cur = rcv_adv_ > rcv_nxt_ ? uint32_t(rcv_adv_ - rcv_nxt_) : 0;
   if (!is_synchronized() || fin_received_ || free <= cur) return false;
   return free - cur >= std::min<uint32_t>(uint32_t(rx_.capacity() / 2), 2u * rcv_mss_);

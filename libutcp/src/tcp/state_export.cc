@@ -179,8 +179,9 @@ const char* ConnectionState::validate() const {
       return "only synchronized connections can move";
   }
   const SeqNum una(snd_una), nxt(snd_nxt), mx(snd_max), is(iss), ir(irs), rn(rcv_nxt), ra(rcv_adv);
-  if (!(is < una)) return "SND.UNA does not follow ISS";
-  if (!(ir < rn)) return "RCV.NXT does not follow IRS";
+  // (ISS/IRS are not compared with SND.UNA/RCV.NXT: after 2^31 bytes they wrap past.)
+  if (una == is) return "our SYN is not acknowledged";
+  if (rn == ir) return "the peer's SYN was not received";
   if (!(una <= nxt && nxt <= mx)) return "need SND.UNA <= SND.NXT <= SND.MAX";
   if (snd_wnd_shift > 14 || rcv_wnd_shift > 14) return "window shift above 14 (RFC 7323 §2.3)";
   if (snd_wnd > (0xffffu << snd_wnd_shift)) return "send window larger than the field allows";
@@ -285,6 +286,7 @@ std::unique_ptr<Connection> Connection::import_state(const TcpConfig& cfg, const
   k.state_ = s.state;
   k.passive_ = s.passive;
   k.iss_ = SeqNum(s.iss);
+  k.syn_acked_ = true;
   k.snd_una_ = SeqNum(s.snd_una);
   // Whatever was in flight is resent from SND.UNA by the new stack (go-back-N), so a
   // segment lost during the move costs no retransmission timeout.
