@@ -17,6 +17,18 @@ using utcp::TimerWheel;
 
 Instant at_us(int64_t us) { return Instant(Duration(us)); }
 
+// A fixed random plan of re-arms: which of n timers, and to what deadline (< 60 s).
+struct RearmPlan {
+  RearmPlan(std::mt19937_64& rng, size_t n) : idx(4096), when(4096) {
+    for (size_t i = 0; i < idx.size(); ++i) {
+      idx[i] = uint32_t(rng() % n);
+      when[i] = int64_t(rng() % 60'000'000);
+    }
+  }
+  std::vector<uint32_t> idx;
+  std::vector<int64_t> when;
+};
+
 // Re-arming a random armed timer (the common TCP case: every ACK moves the RTO).
 void BM_WheelRearm(benchmark::State& state) {
   const size_t n = size_t(state.range(0));
@@ -27,15 +39,10 @@ void BM_WheelRearm(benchmark::State& state) {
     es.push_back(std::make_unique<TimerEntry>());
     w.schedule(*es.back(), at_us(int64_t(rng() % 60'000'000)));
   }
-  std::vector<uint32_t> idx(4096);
-  std::vector<int64_t> when(4096);
-  for (size_t i = 0; i < idx.size(); ++i) {
-    idx[i] = uint32_t(rng() % n);
-    when[i] = int64_t(rng() % 60'000'000);
-  }
+  const RearmPlan plan(rng, n);
   size_t k = 0;
   for (auto _ : state) {
-    w.schedule(*es[idx[k & 4095]], at_us(when[k & 4095]));
+    w.schedule(*es[plan.idx[k & 4095]], at_us(plan.when[k & 4095]));
     ++k;
   }
   state.SetItemsProcessed(int64_t(state.iterations()));
@@ -84,17 +91,12 @@ void BM_MultimapRearm(benchmark::State& state) {
   std::vector<std::multimap<int64_t, size_t>::iterator> pos(n);
   std::mt19937_64 rng(1);
   for (size_t i = 0; i < n; ++i) pos[i] = q.emplace(int64_t(rng() % 60'000'000), i);
-  std::vector<uint32_t> idx(4096);
-  std::vector<int64_t> when(4096);
-  for (size_t i = 0; i < idx.size(); ++i) {
-    idx[i] = uint32_t(rng() % n);
-    when[i] = int64_t(rng() % 60'000'000);
-  }
+  const RearmPlan plan(rng, n);
   size_t k = 0;
   for (auto _ : state) {
-    size_t i = idx[k & 4095];
+    size_t i = plan.idx[k & 4095];
     q.erase(pos[i]);
-    pos[i] = q.emplace(when[k & 4095], i);
+    pos[i] = q.emplace(plan.when[k & 4095], i);
     ++k;
   }
   state.SetItemsProcessed(int64_t(state.iterations()));

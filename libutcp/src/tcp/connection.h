@@ -199,6 +199,7 @@ class Connection {
   void process_text(Instant now, SeqNum seq, std::span<const uint8_t> data, bool fin);
   void process_fin(Instant now);
   void update_send_window(const TcpRepr& seg);
+  void take_syn(Instant now, const TcpRepr& syn);
   void take_options(const TcpRepr& syn);
   void send_challenge_ack(Instant now, SegmentSink& out);
 

@@ -155,8 +155,8 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
 
   // Fifth: the ACK field. "if the ACK bit is off, drop the segment and return".
   if (!seg.has(kAck)) return;
-  touch_keepalive(now);
   if (!process_ack(now, seg, out)) return;
+  touch_keepalive(now);  // after process_ack: SYN-RECEIVED may have become ESTABLISHED
 
   // Sixth: URG. utcp delivers urgent data inline and keeps no urgent pointer (RFC 6093
   // recommends against new uses of urgent data).
@@ -216,18 +216,11 @@ void Connection::process_listen(Instant now, const TcpRepr& seg, SegmentSink& ou
   // "third, check for a SYN": RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ; send
   // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> (on dispatch); SYN-RECEIVED. Text in the SYN is
   // not kept (the peer retransmits it once we ACK only the SYN).
-  irs_ = seg.seq;
-  rcv_nxt_ = irs_ + 1;
-  rcv_adv_ = rcv_nxt_;
-  take_options(seg);
-  snd_wnd_ = seg.window;  // RFC 7323 §2.2: the window in a SYN is never scaled
-  max_snd_wnd_ = snd_wnd_;
-  snd_wl1_ = seg.seq;
+  take_syn(now, seg);
   snd_wl2_ = iss_;
   snd_una_ = snd_nxt_ = snd_max_ = iss_;
   recover_ = iss_;
   set_state(TcpState::kSynReceived);
-  touch_keepalive(now);
 }
 
 void Connection::process_syn_sent(Instant now, const TcpRepr& seg, SegmentSink& out) {
@@ -250,14 +243,7 @@ void Connection::process_syn_sent(Instant now, const TcpRepr& seg, SegmentSink& 
   }
   if (!seg.has(kSyn)) return;  // "fifth, if neither SYN nor RST is set, drop"
   // "fourth check the SYN bit": RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ.
-  irs_ = seg.seq;
-  rcv_nxt_ = irs_ + 1;
-  rcv_adv_ = rcv_nxt_;
-  take_options(seg);
-  snd_wnd_ = seg.window;
-  max_snd_wnd_ = snd_wnd_;
-  snd_wl1_ = seg.seq;
-  touch_keepalive(now);
+  take_syn(now, seg);
   if (ack_ok) {
     // "SND.UNA should be advanced to equal SEG.ACK ... If SND.UNA > ISS (our SYN has
     // been ACKed), change the connection state to ESTABLISHED, form an ACK segment".
@@ -273,6 +259,7 @@ void Connection::process_syn_sent(Instant now, const TcpRepr& seg, SegmentSink& 
     rto_at_ = kInstantNever;
     recover_ = snd_una_;
     set_state(TcpState::kEstablished);
+    touch_keepalive(now);
     ack_now_ = true;
     // "If there are other controls or text in the segment, then continue processing at
     // the sixth step": text and FIN.
@@ -291,6 +278,19 @@ void Connection::process_syn_sent(Instant now, const TcpRepr& seg, SegmentSink& 
   rtt_timing_ = false;
   rto_at_ = kInstantNever;
   set_state(TcpState::kSynReceived);
+}
+
+void Connection::take_syn(Instant now, const TcpRepr& syn) {
+  // RFC 9293 §3.10.7.2/§3.10.7.3: RCV.NXT = SEG.SEQ + 1, IRS = SEG.SEQ; the send window
+  // from the SYN (RFC 7323 §2.2: a SYN's window is never scaled).
+  irs_ = syn.seq;
+  rcv_nxt_ = irs_ + 1;
+  rcv_adv_ = rcv_nxt_;
+  take_options(syn);
+  snd_wnd_ = syn.window;
+  max_snd_wnd_ = snd_wnd_;
+  snd_wl1_ = syn.seq;
+  touch_keepalive(now);
 }
 
 void Connection::take_options(const TcpRepr& syn) {
