@@ -821,6 +821,34 @@ TEST_F(ConnTest, RetransmissionBackoffAndGiveUp) {  // RFC 6298 §5.4-5.6, RFC 9
   EXPECT_EQ(c->error(), ETIMEDOUT);
 }
 
+TEST_F(ConnTest, RtoBackoffCappedAtMaximum) {  // RFC 6298 §5.5 / §2.5: a maximum may be placed
+  cfg.rto_max = Duration(2'000'000);
+  cfg.max_retransmits = 8;
+  establish_active();
+  c->send(pattern(10));
+  dispatch();
+  Duration last{0};
+  for (int i = 0; i < 7; ++i) {
+    Instant before = now;
+    ASSERT_EQ(run_to_deadline().size(), 1u);
+    last = now - before;
+    EXPECT_LE(last, cfg.rto_max);
+  }
+  EXPECT_EQ(last, cfg.rto_max);
+}
+
+TEST_F(ConnTest, SynTimeoutLeavesThreeSecondRto) {  // RFC 6298 §5.7
+  make();
+  c->open_active(now, iss);
+  dispatch();
+  run_to_deadline();  // SYN retransmitted after 1 s
+  advance(Duration(10'000));
+  in(seg(kSyn | kAck, irs, iss + 1));
+  ASSERT_EQ(c->state(), TcpState::kEstablished);
+  EXPECT_EQ(c->srtt(), Duration(0));  // Karn: no sample from the retransmitted SYN
+  EXPECT_GE(c->rto(), Duration(3'000'000));
+}
+
 TEST_F(ConnTest, SynRetransmissionAndTimeout) {  // RFC 6298 §5, RFC 9293 §3.8.3 (R2 for SYN)
   cfg.max_syn_retransmits = 2;
   make();

@@ -323,6 +323,41 @@ TEST_F(StackTest, BidirectionalTransfer) {
   p.b->close(c.listener);
 }
 
+TEST_F(StackTest, SlowReaderZeroWindow) {  // RFC 9293 §3.8.6.1 zero window, §3.8.6.2.2 updates
+  TcpConfig tcp;
+  tcp.rcvbuf = 4096;
+  StackPair p(lossy(0.01, 32), tcp);
+  Connected c = connect_pair(p);
+  const uint64_t total = 300'000;
+  std::vector<uint8_t> out(total), in(700);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = uint8_t(i * 7 + (i >> 8));
+  uint64_t sent = 0, got = 0;
+  bool bad = false;
+  Instant next_read = p.now;
+  ASSERT_TRUE(p.run_until([&] {
+    if (sent < total) {
+      int64_t w = p.a->write(c.client, std::span(out).subspan(sent));
+      if (w > 0) sent += uint64_t(w);
+    }
+    if (p.now >= next_read) {  // the reader takes 700 bytes every 5 ms
+      int64_t r = p.b->read(c.server, in);
+      for (int64_t i = 0; i < r; ++i)
+        if (in[size_t(i)] != out[got + uint64_t(i)]) bad = true;
+      if (r > 0) got += uint64_t(r);
+      next_read = p.now + Duration(5'000);
+    }
+    return bad || got == total;
+  }));
+  EXPECT_FALSE(bad);
+  // The sender met a zero window on the way (the reader is far slower than the link)
+  // and probed it.
+  EXPECT_GT(p.a->connection(c.client)->stats().zero_windows, 0u);
+  EXPECT_GT(p.a->connection(c.client)->stats().window_probes, 0u);
+  p.a->close(c.client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+}
+
 // ---------------------------------------------------------------- moving a connection
 
 TEST_F(StackTest, ExportImportMidTransfer) {  // paper §3.4: state that can move

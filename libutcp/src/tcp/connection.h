@@ -179,6 +179,7 @@ class Connection {
     uint64_t segs_in = 0, segs_out = 0, bytes_in = 0, bytes_out = 0;
     uint64_t retransmits = 0, fast_retransmits = 0, timeouts = 0, dupacks = 0;
     uint64_t challenge_acks = 0, ooo_segments = 0, ooo_dropped = 0;
+    uint64_t zero_windows = 0, window_probes = 0;  // peer closed its window; probes sent
   };
   const Stats& stats() const { return stats_; }
 

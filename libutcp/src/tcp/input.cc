@@ -317,6 +317,7 @@ void Connection::update_send_window(const TcpRepr& seg) {
   // RFC 9293 §3.10.7.4 fifth: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
   // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK".
   if (snd_wl1_ < seg.seq || (snd_wl1_ == seg.seq && snd_wl2_ <= seg.ack)) {
+    if (seg.window == 0 && snd_wnd_ != 0) ++stats_.zero_windows;
     snd_wnd_ = uint32_t(seg.window) << snd_wnd_shift_;
     snd_wl1_ = seg.seq;
     snd_wl2_ = seg.ack;

@@ -169,7 +169,10 @@ void Connection::dispatch(Instant now, SegmentSink& out) {
     probe_now_ = false;
     const size_t off = tx_offset(snd_nxt_);
     if (snd_nxt_ == snd_una_ && tx_.size() > off) {
-      if (send_segment(out, now, kAck, snd_nxt_, off, 1)) snd_max_ = max(snd_max_, snd_nxt_ + 1);
+      if (send_segment(out, now, kAck, snd_nxt_, off, 1)) {
+        snd_max_ = max(snd_max_, snd_nxt_ + 1);
+        ++stats_.window_probes;
+      }
     } else if (snd_nxt_ == snd_una_) {
       send_ack(out, now);
     }
