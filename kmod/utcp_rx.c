@@ -119,8 +119,12 @@ rx_handler_result_t utcp_rx_handler(struct sk_buff **pskb)
 	int mac_len;
 	u32 id;
 
-	/* Our own transmissions looped back to taps are not input. */
-	if (unlikely(skb->pkt_type == PACKET_LOOPBACK))
+	/*
+	 * Looped-back transmissions are not input, and a frame for another host's MAC
+	 * (promiscuous mode) is not ours even if its addresses match a flow: the kernel's
+	 * stack drops those too (ip_rcv).
+	 */
+	if (unlikely(skb->pkt_type == PACKET_LOOPBACK || skb->pkt_type == PACKET_OTHERHOST))
 		return RX_HANDLER_PASS;
 	prog = rcu_dereference(ctl->prog);
 	if (!prog)

@@ -604,6 +604,15 @@ int cmd_isolation(const Env& e) {
   r.check(g1.size() == 20 && all(g1, "to-one"), "isolation_endpoint_one_only_its_frames", "got %zu", g1.size());
   r.check(g2.size() == 20 && all(g2, "to-two"), "isolation_endpoint_two_only_its_frames", "got %zu", g2.size());
   r.check(g3.size() == 10 && all(g3, "to-listener"), "isolation_listener_gets_new_flow", "got %zu", g3.size());
+  // A frame for another MAC (what promiscuous mode shows) is not delivered, flow or not.
+  {
+    auto f = utcp::frame_for_template(a1->info().tmpl, utcp::MacAddr{{0x02, 0, 0, 0, 0, 0x99}});
+    std::string pl = "to-other-host";
+    f.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
+    kt::send_frame(*a1, f);
+    auto o1 = kt::recv_frames(*b1, 300, 10);
+    r.check(o1.empty(), "isolation_other_host_mac_not_delivered", "got %zu", o1.size());
+  }
   // A frame with no flow reaches the kernel (and neither endpoint).
   send(*a2, 5002, 6200, "to-nobody", 5);
   auto n1 = kt::recv_frames(*b1, 300, 100), n2 = kt::recv_frames(*b2, 100, 100), n3 = kt::recv_frames(*b3, 100, 100);
