@@ -1,0 +1,56 @@
+// alloc_test.cc - the data path allocates nothing per packet: a steady bulk transfer
+// between two stacks over the LinkPair is run with operator new counted.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "stack_harness.h"
+
+namespace {
+std::atomic<uint64_t> g_allocs{0};
+}  // namespace
+
+void* operator new(size_t n) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace utcp::test {
+namespace {
+
+class AllocTest : public LeakChecked {};
+
+TEST_F(AllocTest, SteadyTransferAllocatesNothing) {
+  LinkConfig lc;
+  lc.delay = Duration(100);
+  StackPair p(lc);
+  Connected c = connect_pair(p);
+  std::vector<uint8_t> out(64 * 1024, 0x77), in(64 * 1024);
+  uint64_t got = 0;
+  auto pump = [&](uint64_t until) {
+    while (got < until) {
+      p.a->write(c.client, out);
+      p.step();
+      int64_t n;
+      while ((n = p.b->read(c.server, in)) > 0) got += uint64_t(n);
+    }
+  };
+  pump(8 << 20);  // warm up: rings, pools, hash tables and vectors reach their sizes
+  const uint64_t before = g_allocs.load();
+  const uint64_t start = got;
+  pump(got + (32 << 20));
+  const uint64_t allocs = g_allocs.load() - before;
+  const uint64_t segments = (got - start) / 1460;
+  EXPECT_EQ(allocs, 0u) << "over " << segments << " segments";
+  p.a->close(c.client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+}
+
+}  // namespace
+}  // namespace utcp::test
