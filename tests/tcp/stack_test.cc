@@ -97,6 +97,30 @@ TEST_F(StackTest, SimultaneousCloseBetweenStacks) {  // RFC 9293 §3.6 figure 13
   ASSERT_TRUE(p.run_until([&] { return p.a->connection_count() == 0 && p.b->connection_count() == 0; }));
 }
 
+TEST_F(StackTest, OrphanInFinWait2TimesOut) {  // Linux tcp_fin_timeout for closed sockets
+  TcpConfig tcp;
+  tcp.fin_wait2_timeout = Duration(5'000'000);
+  StackPair p(lossy(0, 13), tcp);
+  Connected c = connect_pair(p);
+  ASSERT_EQ(p.a->close(c.client), 0);  // B never closes: A waits in FIN-WAIT-2
+  const Instant t0 = p.now;
+  ASSERT_TRUE(p.run_until([&] { return p.a->connection_count() == 0; }));
+  EXPECT_GE(p.now - t0, Duration(5'000'000));
+  EXPECT_LE(p.now - t0, Duration(6'000'000));
+  EXPECT_EQ(p.b->connection(c.server)->state(), TcpState::kCloseWait);
+  // A socket the user still holds is not timed out: it may wait for the FIN forever.
+  Connected d = connect_pair(p, 81);
+  p.a->shutdown(d.client, 1);
+  const Instant t1 = p.now;
+  ASSERT_TRUE(p.run_until([&] { return p.now > t1 + Duration(20'000'000); }));
+  EXPECT_EQ(p.a->connection(d.client)->state(), TcpState::kFinWait2);
+  p.a->close(d.client);
+  p.b->close(d.server);
+  p.b->close(d.listener);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+}
+
 TEST_F(StackTest, HalfCloseThenReply) {  // RFC 9293 §3.6 half-close
   StackPair p(lossy(0, 5));
   Connected c = connect_pair(p);

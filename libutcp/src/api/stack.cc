@@ -470,8 +470,12 @@ int Stack::close(int h) {
       e->handle = -1;
       // SO_LINGER with zero timeout, or unread data (RFC 2525 §2.17), aborts with RST;
       // otherwise a graceful close goes on without the user (orphan).
-      if ((s->linger.onoff && s->linger.seconds == 0) || c.recv_queued() > 0) c.abort(*this);
-      else c.shutdown_write();
+      if ((s->linger.onoff && s->linger.seconds == 0) || c.recv_queued() > 0) {
+        c.abort(*this);
+      } else {
+        c.shutdown_write();
+        c.orphan(now_);
+      }
       mark_dirty(e);
       break;
     }

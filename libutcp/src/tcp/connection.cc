@@ -131,6 +131,12 @@ void Connection::abort(SegmentSink& out) {
   set_state(TcpState::kClosed);
 }
 
+void Connection::orphan(Instant now) {
+  orphaned_ = true;
+  if (state_ == TcpState::kFinWait2 && timewait_at_ == kInstantNever)
+    timewait_at_ = now + cfg_.fin_wait2_timeout;
+}
+
 void Connection::set_keepalive(Instant now, bool on, Duration idle, Duration interval,
                                uint32_t count) {
   cfg_.keepalive = on;

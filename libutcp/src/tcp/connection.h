@@ -74,6 +74,9 @@ struct TcpConfig {
   uint32_t rcvbuf = 256 * 1024;
   uint32_t sndbuf = 256 * 1024;
   uint32_t challenge_ack_limit = 100;           // per second per connection (RFC 5961 §7)
+  // A connection the user has closed (orphan) waits this long in FIN-WAIT-2 for the
+  // peer's FIN, then is dropped (Linux tcp_fin_timeout; RFC 9293 sets no bound).
+  Duration fin_wait2_timeout = Duration(60'000'000);
 };
 
 // Where a connection's segments go. `repr.payload` is ignored: the payload is `p1`
@@ -131,6 +134,8 @@ class Connection {
   void shutdown_write();
   // RFC 9293 §3.10.5 ABORT: RST to the peer (SO_LINGER 0), queues discarded, CLOSED.
   void abort(SegmentSink& out);
+  // The user let go of the connection (closed its socket): FIN-WAIT-2 gets a deadline.
+  void orphan(Instant now);
 
   // --- socket options ---
   void set_nodelay(bool on) { cfg_.nodelay = on; }
@@ -259,6 +264,7 @@ class Connection {
   bool fin_queued_ = false;        // user closed the sending side
   SeqNum fin_seq_;                 // sequence number of our FIN, once queued
   bool fin_received_ = false;
+  bool orphaned_ = false;
 
   // ACK policy (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
   bool ack_now_ = false;

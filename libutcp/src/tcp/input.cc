@@ -427,7 +427,10 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
   // State-specific parts of RFC 9293 §3.10.7.4 fifth.
   switch (state_) {
     case TcpState::kFinWait1:
-      if (fin_acked()) set_state(TcpState::kFinWait2);  // "if the FIN segment is now acknowledged"
+      if (fin_acked()) {
+        set_state(TcpState::kFinWait2);  // "if the FIN segment is now acknowledged"
+        if (orphaned_) timewait_at_ = now + cfg_.fin_wait2_timeout;  // nobody will read on
+      }
       break;
     case TcpState::kClosing:
       if (fin_acked()) {

@@ -47,7 +47,9 @@ void Connection::touch_keepalive(Instant now) {
 void Connection::on_timers(Instant now, SegmentSink& out) {
   if (timewait_at_ <= now) {
     timewait_at_ = kInstantNever;
-    die(0);  // RFC 9293 §3.10.8: "If the time-wait timeout expires ... delete the TCB"
+    // RFC 9293 §3.10.8: "If the time-wait timeout expires ... delete the TCB"; or an
+    // orphan's FIN-WAIT-2 wait ran out.
+    die(0);
     return;
   }
 
