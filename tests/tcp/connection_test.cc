@@ -634,6 +634,17 @@ TEST_F(ConnTest, AckEverySecondFullSegment) {  // RFC 5681 §4.2
   EXPECT_EQ(s[0].ack(), irs + 1 + 2 * kMss);
 }
 
+TEST_F(ConnTest, AckEverySecondSegmentOfASmallMssSender) {  // RFC 5681 §4.2 (sender's SMSS)
+  establish_active();
+  auto d = pattern(536);
+  in(seg(kAck, irs + 1, iss + 1, 65535, d));
+  EXPECT_TRUE(dispatch().empty());
+  in(seg(kAck, irs + 1 + 536, iss + 1, 65535, d));
+  auto s = dispatch();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].ack(), irs + 1 + 2 * 536);
+}
+
 TEST_F(ConnTest, OutOfOrderAckedAtOnceAndReassembled) {  // RFC 5681 §4.2, RFC 9293 §3.10.7.4 seventh
   establish_active();
   auto d = pattern(3000);

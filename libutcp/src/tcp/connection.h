@@ -269,6 +269,7 @@ class Connection {
   // ACK policy (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
   bool ack_now_ = false;
   uint32_t unacked_bytes_ = 0;  // in-order bytes received since our last ACK
+  uint32_t largest_seg_ = 0;    // largest in-order segment received (the peer's MSS, seen)
   Instant delack_at_ = kInstantNever;
 
   // RFC 6298 estimator and retransmission timer.
