@@ -759,6 +759,31 @@ TEST_F(ConnTest, ZeroWindowProbeWithBackoff) {  // RFC 9293 §3.8.6.1
   EXPECT_EQ(s[0].data.size(), 99u);
 }
 
+TEST_F(ConnTest, WindowClosesWithDataInFlight) {  // RFC 9293 §3.8.6.1
+  establish_active();
+  c->set_nodelay(true);
+  c->send(pattern(3 * kMss));
+  ASSERT_EQ(dispatch().size(), 3u);
+  // The peer takes the first segment and closes its window: the rest is outside it.
+  in(seg(kAck, irs + 1, iss + 1 + kMss, 0));
+  EXPECT_TRUE(dispatch().empty());
+  auto s = run_to_deadline();  // the RTO fires, but the window lets nothing out
+  EXPECT_TRUE(s.empty());
+  ASSERT_NE(c->persist_deadline(), kInstantNever);  // so the persist timer takes over
+  s = run_to_deadline();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].seq(), iss + 1 + kMss);
+  EXPECT_EQ(s[0].data.size(), 1u);
+  // The window reopens: sending resumes from SND.UNA, one segment as the timeout left
+  // cwnd at the loss window (RFC 5681 §3.1).
+  in(seg(kAck, irs + 1, iss + 1 + kMss, 65535));
+  s = dispatch();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].seq(), iss + 1 + kMss);
+  EXPECT_EQ(s[0].data.size(), size_t(kMss));
+  EXPECT_EQ(c->cwnd(), uint32_t(kMss));
+}
+
 TEST_F(ConnTest, ZeroWindowReceiverAcksProbe) {  // RFC 9293 §3.8.6.1 receiver side
   cfg.rcvbuf = 1000;
   establish_active();

@@ -205,9 +205,11 @@ void Connection::dispatch(Instant now, SegmentSink& out) {
     if (fin) break;
   }
 
-  // RFC 9293 §3.8.6.1: with a zero send window, data waiting and nothing in flight,
-  // the persist timer probes the window (with exponential backoff).
-  if (snd_wnd_ == 0 && persist_at_ == kInstantNever && snd_max_ == snd_una_ &&
+  // RFC 9293 §3.8.6.1: with a zero send window, data waiting and no retransmission
+  // timer running (nothing in flight, or a timeout already went back to SND.UNA and the
+  // window let nothing out), the persist timer probes the window (with backoff).
+  if (snd_wnd_ == 0 && persist_at_ == kInstantNever && rto_at_ == kInstantNever &&
+      snd_nxt_ == snd_una_ &&
       (tx_.size() > tx_offset(snd_nxt_) || (fin_queued_ && snd_nxt_ <= fin_seq_)) &&
       is_synchronized()) {
     if (persist_backoff_ == Duration(0)) persist_backoff_ = std::max(rto_, cfg_.rto_min);
