@@ -347,6 +347,66 @@ TEST_F(StackTest, BidirectionalTransfer) {
   p.b->close(c.listener);
 }
 
+TEST_F(StackTest, ManyConnectionsAtOnce) {  // demultiplexing, one timer per connection
+  StackPair p(lossy(0.02, 33));
+  constexpr int kConns = 24;
+  constexpr uint64_t kBytes = 200'000;
+  int l = p.b->socket();
+  ASSERT_EQ(p.b->bind(l, 80), 0);
+  ASSERT_EQ(p.b->listen(l, kConns), 0);
+  std::vector<int> cli(kConns), srv;
+  for (int i = 0; i < kConns; ++i) {
+    cli[i] = p.a->socket();
+    ASSERT_EQ(p.a->connect(cli[i], kIpB, 80, p.now), -EINPROGRESS);
+  }
+  std::vector<uint64_t> sent(kConns), got(kConns);
+  std::vector<uint8_t> buf(16384);
+  auto val = [](int conn, uint64_t i) { return uint8_t(i * 13 + conn * 101 + (i >> 9)); };
+  bool bad = false;
+  // Each server socket learns which client it serves from the first byte's pattern:
+  // client i sends its index first.
+  std::vector<int> owner;
+  ASSERT_TRUE(p.run_until([&] {
+    int h;
+    while ((h = p.b->accept(l)) >= 0) {
+      srv.push_back(h);
+      owner.push_back(-1);
+    }
+    for (int i = 0; i < kConns; ++i) {
+      if (!(p.a->events(cli[i]) & kEventOut) || sent[i] >= kBytes) continue;
+      size_t n = size_t(std::min<uint64_t>(buf.size(), kBytes - sent[i]));
+      std::vector<uint8_t> chunk(n);
+      for (size_t k = 0; k < n; ++k) chunk[k] = sent[i] + k == 0 ? uint8_t(i) : val(i, sent[i] + k);
+      int64_t w = p.a->write(cli[i], chunk);
+      if (w > 0) sent[i] += uint64_t(w);
+    }
+    for (size_t j = 0; j < srv.size(); ++j) {
+      int64_t r;
+      while ((r = p.b->read(srv[j], buf)) > 0) {
+        size_t k0 = 0;
+        if (owner[j] < 0) {
+          owner[j] = buf[0];
+          k0 = 1;
+          got[owner[j]] = 1;
+        }
+        const int o = owner[j];
+        for (size_t k = k0; k < size_t(r); ++k)
+          if (buf[k] != val(o, got[o] + k - k0)) bad = true;
+        got[o] += uint64_t(r) - k0;
+      }
+    }
+    if (bad) return true;
+    for (int i = 0; i < kConns; ++i)
+      if (got[i] != kBytes) return false;
+    return true;
+  }));
+  EXPECT_FALSE(bad);
+  EXPECT_EQ(p.a->connection_count(), size_t(kConns));
+  for (int h : cli) p.a->close(h);
+  for (int h : srv) p.b->close(h);
+  p.b->close(l);
+}
+
 TEST_F(StackTest, SlowReaderZeroWindow) {  // RFC 9293 §3.8.6.1 zero window, §3.8.6.2.2 updates
   TcpConfig tcp;
   tcp.rcvbuf = 4096;
