@@ -29,16 +29,23 @@ struct RearmPlan {
   std::vector<int64_t> when;
 };
 
+// n timers armed at random deadlines in [base, base + span) microseconds.
+std::vector<std::unique_ptr<TimerEntry>> arm_random(TimerWheel& w, std::mt19937_64& rng, size_t n,
+                                                    int64_t base, int64_t span) {
+  std::vector<std::unique_ptr<TimerEntry>> es;
+  for (size_t i = 0; i < n; ++i) {
+    es.push_back(std::make_unique<TimerEntry>());
+    w.schedule(*es.back(), at_us(base + int64_t(rng() % uint64_t(span))));
+  }
+  return es;
+}
+
 // Re-arming a random armed timer (the common TCP case: every ACK moves the RTO).
 void BM_WheelRearm(benchmark::State& state) {
   const size_t n = size_t(state.range(0));
   TimerWheel w(Duration(1000));
-  std::vector<std::unique_ptr<TimerEntry>> es;
   std::mt19937_64 rng(1);
-  for (size_t i = 0; i < n; ++i) {
-    es.push_back(std::make_unique<TimerEntry>());
-    w.schedule(*es.back(), at_us(int64_t(rng() % 60'000'000)));
-  }
+  auto es = arm_random(w, rng, n, 0, 60'000'000);
   const RearmPlan plan(rng, n);
   size_t k = 0;
   for (auto _ : state) {
@@ -66,12 +73,8 @@ BENCHMARK(BM_WheelStartStop);
 void BM_WheelExpire(benchmark::State& state) {
   const size_t n = size_t(state.range(0));
   TimerWheel w(Duration(1000));
-  std::vector<std::unique_ptr<TimerEntry>> es;
   std::mt19937_64 rng(2);
-  for (size_t i = 0; i < n; ++i) {
-    es.push_back(std::make_unique<TimerEntry>());
-    w.schedule(*es.back(), at_us(1000 + int64_t(rng() % 1'000'000)));
-  }
+  auto es = arm_random(w, rng, n, 1000, 1'000'000);
   int64_t now = 0;
   size_t fired = 0;
   for (auto _ : state) {

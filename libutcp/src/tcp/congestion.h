@@ -24,7 +24,7 @@ class CongestionControl {
   virtual std::string_view name() const = 0;
 
   // New data acknowledged outside fast recovery. `flight` is the data outstanding
-  // before this ACK, `app_limited` true when the sender had nothing more to send.
+  // before this ACK (cwnd does not grow while the sender leaves it unused).
   virtual void on_ack(Instant now, uint32_t acked, uint32_t flight) = 0;
   virtual void on_loss(Instant now, LossEvent ev, uint32_t flight) = 0;
   // During fast recovery: another duplicate ACK (one more segment has left the network).
