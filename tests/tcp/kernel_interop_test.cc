@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "api/stack.h"
+#include "device/fault.h"
 #include "device/tap.h"
 #include "tcp_test_util.h"
 
@@ -217,6 +218,36 @@ TEST_F(KernelInterop, KernelConnectsToUtcp) {  // RFC 9293 §3.10.7.2 LISTEN
   exchange(h, k.fd, 2 << 20);
   stack_->close(h);
   stack_->close(l);
+}
+
+TEST_F(KernelInterop, LossyLinkBothWays) {  // RFC 5681/6582/6298 recovery, kernel as peer
+  // Frames are lost, duplicated and reordered on utcp's side of the TAP, both ways.
+  FaultConfig f;
+  f.seed = 5;
+  f.loss = 0.02;
+  f.duplicate = 0.01;
+  f.reorder = 0.02;
+  f.reorder_delay = Duration(300);
+  FaultInjector lossy(*tap_, f);
+  StackConfig c;
+  c.ip = kOurIp;
+  c.mac = kOurMac;
+  c.tcp.msl = Duration(100'000);
+  stack_ = std::make_unique<Stack>(&lossy, c);
+  stack_->add_neighbor(kKernelIp, kernel_mac_);
+  Fd l = kernel_listener(5003);
+  int h = stack_->socket();
+  ASSERT_EQ(stack_->connect(h, kKernelIp, 5003, Clock::now()), -EINPROGRESS);
+  Fd k;
+  ASSERT_TRUE(pump([&] {
+    if (k.fd < 0) k.fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK);
+    return k.fd >= 0 && (stack_->events(h) & kEventOut);
+  }));
+  exchange(h, k.fd, 1 << 20);
+  EXPECT_GT(lossy.tx_stats().dropped + lossy.rx_stats().dropped, 0u);
+  EXPECT_GT(stack_->connection(h)->stats().retransmits, 0u);
+  stack_->close(h);
+  stack_.reset();  // before the injector it runs over
 }
 
 TEST_F(KernelInterop, KernelRefusesAndResets) {  // RFC 9293 §3.10.7.1, §3.10.7.3, §3.10.5
