@@ -29,7 +29,12 @@ Connection::Connection(const TcpConfig& cfg, const FourTuple& tuple, uint16_t ms
       tx_(cfg.sndbuf),
       rx_(cfg.rcvbuf),
       rto_(cfg.rto_initial),
-      cc_(make_congestion_control(536)) {}
+      cc_(make_congestion_control(536)) {
+  // RFC 9293 §3.8.6.3: an ACK MUST NOT be delayed 0.5 s or more; utcp's bound is 200 ms.
+  cfg_.delayed_ack = std::clamp(cfg_.delayed_ack, Duration(0), Duration(200'000));
+  cfg_.rto_min = std::clamp(cfg_.rto_min, Duration(1000), cfg_.rto_max);
+  rto_ = std::clamp(rto_, cfg_.rto_min, cfg_.rto_max);
+}
 
 Connection::~Connection() = default;
 
