@@ -444,7 +444,13 @@ TEST_F(StackTest, SlowReaderZeroWindow) {  // RFC 9293 §3.8.6.1 zero window, §
 
 // ---------------------------------------------------------------- moving a connection
 
-TEST_F(StackTest, ExportImportMidTransfer) {  // paper §3.4: state that can move
+// Paper §3.4, state that can move: mid-transfer at 1% loss, one side's connection is
+// exported, its stack destroyed, and a fresh stack on the same link imports it. Moving
+// the sender carries unacknowledged data; moving the receiver carries unread data.
+class MoveTest : public LeakChecked, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(MoveTest, ExportImportMidTransfer) {
+  const bool move_receiver = GetParam();
   StackPair p(lossy(0.01, 41));
   Connected c = connect_pair(p);
   const uint64_t total = 4 << 20;
@@ -452,18 +458,27 @@ TEST_F(StackTest, ExportImportMidTransfer) {  // paper §3.4: state that can mov
   uint64_t sent = 0, got = 0;
   bool bad = false, moved = false;
   auto val = [](uint64_t i) { return uint8_t((i * 2654435761u) >> 9); };
-  int client = c.client;
+  int client = c.client, server = c.server;
+  size_t carried = 0;
   ASSERT_TRUE(p.run_until([&] {
-    if (!moved && got > total / 3) {
-      // Move the sending side from stack A to a fresh stack A2 on the same link: the
-      // unacknowledged data and all sequence state go along.
+    Stack* from = move_receiver ? p.b.get() : p.a.get();
+    int& h = move_receiver ? server : client;
+    Connection* conn = from->connection(h);
+    const size_t owed = move_receiver ? conn->recv_queued() : conn->send_queued();
+    if (!moved && got > total / 3 && owed > 0) {
       std::vector<uint8_t> bytes;
-      EXPECT_EQ(p.a->export_connection(client, p.now, &bytes), 0);
-      EXPECT_EQ(p.a->connection_count(), 0u);
-      p.a.reset();
-      p.a = StackPair::make_stack(p.link.a(), kIpA, kMacA, TcpConfig{}, 99);
-      client = p.a->import_connection(bytes, p.now);
-      EXPECT_GE(client, 0);
+      EXPECT_EQ(from->export_connection(h, p.now, &bytes), 0);
+      carried = owed;
+      if (move_receiver) {
+        p.b.reset();  // the listener goes with it
+        p.b = StackPair::make_stack(p.link.b(), kIpB, kMacB, TcpConfig{}, 98);
+        h = p.b->import_connection(bytes, p.now);
+      } else {
+        p.a.reset();
+        p.a = StackPair::make_stack(p.link.a(), kIpA, kMacA, TcpConfig{}, 99);
+        h = p.a->import_connection(bytes, p.now);
+      }
+      EXPECT_GE(h, 0);
       moved = true;
     }
     while (sent < total) {
@@ -474,7 +489,9 @@ TEST_F(StackTest, ExportImportMidTransfer) {  // paper §3.4: state that can mov
       sent += uint64_t(w);
     }
     int64_t r;
-    while ((r = p.b->read(c.server, in)) > 0) {
+    // The receiver reads only every other step, so data waits in its buffer to be moved.
+    while (((p.now.time_since_epoch().count() / 1000) % 2 == 0 || moved) &&
+           (r = p.b->read(server, in)) > 0) {
       for (int64_t i = 0; i < r; ++i)
         if (in[size_t(i)] != val(got + uint64_t(i))) bad = true;
       got += uint64_t(r);
@@ -482,12 +499,16 @@ TEST_F(StackTest, ExportImportMidTransfer) {  // paper §3.4: state that can mov
     return bad || got == total;
   }));
   EXPECT_TRUE(moved);
+  EXPECT_GT(carried, 0u);
   EXPECT_FALSE(bad);
   EXPECT_EQ(got, total);
   p.a->close(client);
-  p.b->close(c.server);
-  p.b->close(c.listener);
+  p.b->close(server);
+  if (!move_receiver) p.b->close(c.listener);
 }
+
+INSTANTIATE_TEST_SUITE_P(Side, MoveTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "receiver" : "sender"; });
 
 TEST_F(StackTest, ExportedStateRoundTripsAndValidates) {
   StackPair p(lossy(0, 42));
