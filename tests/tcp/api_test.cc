@@ -136,6 +136,32 @@ TEST_F(RawApiTest, ClosedPortAnswersReset) {  // RFC 9293 §3.10.7.1
   EXPECT_FALSE(collect());  // never a RST for a RST
 }
 
+TEST_F(RawApiTest, DropsSegmentsFromBroadcastOrMulticast) {  // RFC 1122 §3.2.1.3, §4.2.3.10
+  int l = utcp_socket(s);
+  utcp_bind(s, l, 80);
+  utcp_listen(s, l, 8);
+  for (uint32_t src : {0xffffffffu, 0xe0000001u, 0u}) {
+    TcpRepr t;
+    t.src_port = 40000;
+    t.dst_port = 80;
+    t.seq = SeqNum(1);
+    t.flags = kSyn;
+    t.window = 1000;
+    std::vector<uint8_t> pkt(40);
+    emit_tcp(t, Ipv4Addr{src}, Ipv4Addr{kStackIp}, std::span(pkt).subspan(20));
+    Ipv4Repr ip;
+    ip.src = Ipv4Addr{src};
+    ip.dst = Ipv4Addr{kStackIp};
+    ip.protocol = 6;
+    ip.payload_len = 20;
+    emit_ipv4(ip, pkt);
+    ASSERT_EQ(utcp_raw_inject(s, pkt.data(), pkt.size()), 0);
+    EXPECT_FALSE(collect()) << std::hex << src;
+  }
+  EXPECT_EQ(utcp_accept(s, l, nullptr, nullptr), -EAGAIN);
+  utcp_close(s, l);
+}
+
 TEST_F(RawApiTest, ActiveOpenFromRaw) {
   int c = utcp_socket(s);
   ASSERT_EQ(utcp_connect(s, c, kPeerIp, 40000), -EINPROGRESS);

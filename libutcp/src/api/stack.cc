@@ -129,7 +129,11 @@ void Stack::on_frame(Instant now, std::span<const uint8_t> frame) {
     ++stats_.not_for_us;
     return;
   }
-  if (parsed_.ip.dst != cfg_.ip || (parsed_.eth.dst != cfg_.mac && parsed_.eth.dst != MacAddr::broadcast())) {
+  // RFC 1122 §4.2.3.10: TCP takes only unicast: our address, our MAC. RFC 1122
+  // §3.2.1.3: a broadcast, multicast or zero source address is discarded.
+  const uint32_t src = parsed_.ip.src.v;
+  const bool bad_src = src == 0 || src == 0xffffffffu || (src >> 28) == 0xe;
+  if (parsed_.ip.dst != cfg_.ip || parsed_.eth.dst != cfg_.mac || bad_src) {
     ++stats_.not_for_us;
     return;
   }
