@@ -214,8 +214,8 @@ class Connection {
                     size_t len);
   bool send_ack(SegmentSink& out, Instant now);
   void send_rst(SegmentSink& out, SeqNum seq);
-  uint16_t window_to_advertise();
-  uint32_t advertisable_space() const;
+  uint16_t window_to_advertise(bool syn);
+  uint32_t advertisable_space(uint8_t shift) const;
   size_t sendable_now(Instant now, bool* fin) const;
   bool want_window_update() const;
   bool retransmit_first(Instant now, SegmentSink& out);

@@ -7,28 +7,31 @@ namespace utcp {
 
 using namespace tcp_flags;
 
-uint32_t Connection::advertisable_space() const {
-  // What the window field can carry: 16 bits, scaled by our shift (RFC 7323 §2.2).
-  return std::min<uint32_t>(uint32_t(rx_.free()), uint32_t(0xffff) << rcv_wnd_shift_);
+uint32_t Connection::advertisable_space(uint8_t shift) const {
+  // What the window field can carry: 16 bits, scaled by the shift (RFC 7323 §2.2).
+  return std::min<uint32_t>(uint32_t(rx_.free()), uint32_t(0xffff) << shift);
 }
 
-uint16_t Connection::window_to_advertise() {
-  const uint32_t free = advertisable_space();
+uint16_t Connection::window_to_advertise(bool syn) {
+  // RFC 7323 §2.2: "The window field in a segment where the SYN bit is set ... MUST
+  // NOT be scaled."
+  const uint8_t shift = syn ? 0 : rcv_wnd_shift_;
+  const uint32_t free = advertisable_space(shift);
   const uint32_t cur = rcv_adv_ > rcv_nxt_ ? uint32_t(rcv_adv_ - rcv_nxt_) : 0;
   // RFC 9293 §3.8.6.2.2 receiver SWS avoidance: move the right edge only by at least
   // min(RCV.BUFF / 2, MSS); never move it left (the window is not shrunk).
   uint32_t wnd = cur;
   const uint32_t step = std::min<uint32_t>(uint32_t(rx_.capacity() / 2), rcv_mss_);
   if (free > cur && free - cur >= step) wnd = free;
-  wnd = std::min(wnd, free);
-  rcv_adv_ = rcv_nxt_ + wnd;
-  return uint16_t(wnd >> rcv_wnd_shift_);
+  wnd = std::min(wnd, free) >> shift;
+  rcv_adv_ = rcv_nxt_ + (wnd << shift);  // exactly the edge the peer will compute
+  return uint16_t(wnd);
 }
 
 bool Connection::want_window_update() const {
   // Announce a window that grew by two segments or half the buffer (the usual rule,
   // as in Linux's __tcp_cleanup_rbuf), so a sender stalled by a small window resumes.
-  const uint32_t free = advertisable_space();
+  const uint32_t free = advertisable_space(rcv_wnd_shift_);
   const uint32_t cur = rcv_adv_ > rcv_nxt_ ? uint32_t(rcv_adv_ - rcv_nxt_) : 0;
   if (!is_synchronized() || fin_received_ || free <= cur) return false;
   return free - cur >= std::min<uint32_t>(uint32_t(rx_.capacity() / 2), 2u * rcv_mss_);
@@ -43,8 +46,8 @@ bool Connection::send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqN
   r.flags = flags;
   if (flags & kAck) r.ack = rcv_nxt_;
   if (flags & kSyn) r.options.mss = rcv_mss_;  // RFC 9293 §3.7.1: MSS only in SYNs
-  // RFC 9293 §3.8.6.2.2: the window goes in every segment; a SYN's is never scaled.
-  r.window = window_to_advertise();
+  // RFC 9293 §3.8.6.2.2: the window goes in every segment.
+  r.window = window_to_advertise((flags & kSyn) != 0);
   std::span<const uint8_t> p1, p2;
   if (len > 0) std::tie(p1, p2) = tx_.peek_spans(data_off, len);
   if (len > 0 && p1.size() + p2.size() == len && (flags & kFin) == 0 && data_off + len == tx_.size())
