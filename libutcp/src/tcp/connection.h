@@ -200,6 +200,7 @@ class Connection {
   // input.cc
   void process_listen(Instant now, const TcpRepr& seg, SegmentSink& out);
   void process_syn_sent(Instant now, const TcpRepr& seg, SegmentSink& out);
+  void back_to_listen();
   bool segment_acceptable(const TcpRepr& seg) const;
   bool process_ack(Instant now, const TcpRepr& seg, SegmentSink& out);
   void process_text(Instant now, SeqNum seq, std::span<const uint8_t> data, bool fin);

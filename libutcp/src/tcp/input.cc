@@ -115,11 +115,7 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
         if (passive_) {
           // RFC 9293 §3.10.7.4 second, SYN-RECEIVED: "If this connection was initiated
           // with a passive OPEN ... then return this connection to LISTEN state".
-          tx_.consume(tx_.size());
-          rto_at_ = kInstantNever;
-          rexmit_count_ = 0;
-          snd_una_ = snd_nxt_ = snd_max_ = iss_;
-          set_state(TcpState::kListen);
+          back_to_listen();
         } else {
           die(ECONNREFUSED);  // "... active OPEN: connection refused"
         }
@@ -144,9 +140,7 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
     if (state_ == TcpState::kSynReceived && passive_) {
       // RFC 9293: "If the connection was initiated with a passive OPEN, then return this
       // connection to the LISTEN state and return."
-      snd_una_ = snd_nxt_ = snd_max_ = iss_;
-      rto_at_ = kInstantNever;
-      set_state(TcpState::kListen);
+      back_to_listen();
       return;
     }
     send_challenge_ack(now, out);
@@ -183,6 +177,16 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
     default:
       break;
   }
+}
+
+void Connection::back_to_listen() {
+  // A passive SYN-RECEIVED connection forgets its peer and waits for a SYN again.
+  tx_.consume(tx_.size());
+  rto_at_ = kInstantNever;
+  rexmit_count_ = 0;
+  rtt_timing_ = false;
+  snd_una_ = snd_nxt_ = snd_max_ = iss_;
+  set_state(TcpState::kListen);
 }
 
 bool Connection::segment_acceptable(const TcpRepr& seg) const {
