@@ -229,8 +229,14 @@ int cmd_attach(State& st, const Args& a) {
     return errno_fail("attach " + a[1], -rc);
   }
   st.ifindex = int(idx);
-  std::ifstream mtu("/sys/class/net/" + a[1] + "/mtu");
-  if (!(mtu >> st.mtu)) st.mtu = 1500;
+  // The MTU from the device itself (sysfs may belong to another network namespace).
+  st.mtu = 1500;
+  if (int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); s >= 0) {
+    ifreq ifr{};
+    std::snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", a[1].c_str());
+    if (::ioctl(s, SIOCGIFMTU, &ifr) == 0) st.mtu = uint32_t(ifr.ifr_mtu);
+    ::close(s);
+  }
   std::printf("attached %s ifindex %u mtu %u\n", a[1].c_str(), idx, st.mtu);
   return 0;
 }

@@ -69,14 +69,15 @@ inline bool enter_netns(const std::string& name) {
   return ok;
 }
 
+// The device's MAC in the current network namespace (sysfs would show the namespace
+// that mounted it, not the one this thread entered).
 inline utcp::MacAddr read_mac(const std::string& ifname) {
   utcp::MacAddr m;
-  std::ifstream f("/sys/class/net/" + ifname + "/address");
-  std::string s;
-  f >> s;
-  unsigned b[6] = {};
-  std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]);
-  for (int i = 0; i < 6; ++i) m.b[i] = uint8_t(b[i]);
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname.c_str());
+  if (fd >= 0 && ::ioctl(fd, SIOCGIFHWADDR, &ifr) == 0) std::memcpy(m.b.data(), ifr.ifr_hwaddr.sa_data, 6);
+  if (fd >= 0) ::close(fd);
   return m;
 }
 
@@ -107,6 +108,7 @@ struct Side {
     ifname = ifn;
     if (!enter_netns(ns)) return *err = "cannot enter netns " + ns, false;
     mac = read_mac(ifname);
+    if (mac == utcp::MacAddr{}) return *err = "no MAC for " + ifname + " in " + ns, false;
     addr = ip(ip_str);
     ctl = utcp::open_module(err);
     if (ctl < 0) return false;
@@ -147,7 +149,8 @@ struct Side {
   }
 };
 
-// An AF_PACKET socket on one device (in the current netns): the peer-side capture.
+// An AF_PACKET socket on one device (in the current netns): the peer-side capture of
+// frames arriving from the link.
 struct Capture {
   int fd = -1;
   explicit Capture(const std::string& ifname) {
@@ -175,8 +178,12 @@ struct Capture {
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, left) <= 0) break;
       std::vector<uint8_t> buf(70000);
-      ssize_t n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
-      if (n > 0) {
+      sockaddr_ll from{};
+      socklen_t fromlen = sizeof(from);
+      ssize_t n = ::recvfrom(fd, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fromlen);
+      // Only what arrives from the link: the peer's own replies (e.g. ICMP quoting a
+      // datagram) leave through the same device and would count twice.
+      if (n > 0 && from.sll_pkttype != PACKET_OUTGOING) {
         buf.resize(size_t(n));
         out.push_back(std::move(buf));
       }
