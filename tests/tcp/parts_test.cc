@@ -10,6 +10,7 @@
 #include "tcp/connection.h"
 #include "tcp/isn.h"
 #include "tcp/ring_buffer.h"
+#include "tcp/state_export.h"
 #include "tcp_test_util.h"
 
 namespace utcp::test {
@@ -191,6 +192,72 @@ TEST_F(PartsTest, RandomSegmentsKeepInvariants) {
   EXPECT_GT(states_seen[int(TcpState::kEstablished)], 0);
   EXPECT_GT(states_seen[int(TcpState::kSynReceived)], 0);
   EXPECT_GT(states_seen[int(TcpState::kCloseWait)], 0);
+}
+
+// Hostile state bytes: random corruptions of a valid export must parse-and-refuse or
+// import into a connection whose invariants hold; never crash or over-read.
+TEST_F(PartsTest, CorruptedStateNeverImportsInconsistently) {
+  ConnectionState st;
+  st.tuple = {Ipv4Addr::of(10, 0, 0, 1), 80, Ipv4Addr::of(10, 0, 0, 2), 4000};
+  st.state = TcpState::kEstablished;
+  st.iss = 1000;
+  st.snd_una = 1101;
+  st.snd_nxt = st.snd_max = 1201;
+  st.snd_wnd = st.max_snd_wnd = 60000;
+  st.snd_wl1 = 5001;
+  st.snd_wl2 = 1101;
+  st.irs = 5000;
+  st.rcv_nxt = 5301;
+  st.rcv_adv = 5301 + 60000;
+  st.snd_mss = st.rcv_mss = 1460;
+  st.rto_us = 200'000;
+  st.cwnd = 14600;
+  st.ssthresh = 65535;
+  st.rcvbuf = st.sndbuf = 65536;
+  st.send_data = pattern(100);
+  st.recv_data = pattern(200);
+  ASSERT_EQ(st.validate(), nullptr);
+  const auto good = st.serialize();
+  const char* err = nullptr;
+  {
+    auto c = Connection::import_state(TcpConfig{}, st, Instant{}, &err);
+    ASSERT_TRUE(c) << err;
+    EXPECT_EQ(c->send_queued(), 100u);
+    EXPECT_EQ(c->recv_queued(), 200u);
+  }
+  std::mt19937_64 rng(3);
+  int imported = 0, refused = 0;
+  for (int i = 0; i < 20000; ++i) {
+    auto b = good;
+    const int flips = 1 + int(rng() % 4);
+    for (int f = 0; f < flips; ++f) b[rng() % b.size()] ^= uint8_t(1u << (rng() % 8));
+    if (rng() % 8 == 0) b.resize(rng() % b.size());
+    auto parsed = ConnectionState::parse(b, &err);
+    if (!parsed) {
+      ++refused;
+      continue;
+    }
+    auto c = Connection::import_state(TcpConfig{}, *parsed, Instant{}, &err);
+    if (!c) {
+      ++refused;
+      continue;
+    }
+    ++imported;
+    ASSERT_LE(c->snd_una(), c->snd_nxt());
+    ASSERT_LE(c->snd_nxt(), c->snd_max());
+    ASSERT_LE(c->send_queued(), size_t(parsed->sndbuf));
+    ASSERT_LE(c->recv_queued(), size_t(parsed->rcvbuf));
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_GT(imported, 0);  // harmless flips (e.g. in the data bytes) still import
+  // Any change to the framing (magic, version, reserved, length) is refused.
+  for (size_t byte = 0; byte < 12; ++byte) {
+    for (int bit = 0; bit < 8; ++bit) {
+      auto b = good;
+      b[byte] ^= uint8_t(1u << bit);
+      EXPECT_FALSE(ConnectionState::parse(b, &err)) << byte << ":" << bit;
+    }
+  }
 }
 
 }  // namespace
