@@ -43,7 +43,7 @@ struct Stack::Socket {
   LingerOpt linger{0, 0};
   uint32_t rcvbuf = 0, sndbuf = 0;
   bool shut_rd = false;
-  int pending_error = 0;
+  bool error_reported = false;  // kError already returned the connection's error
   LiveToken<LiveKind::kSocket> live;
 };
 
@@ -602,10 +602,12 @@ int Stack::getsockopt(int h, SockOpt opt, void* val, size_t* len) {
       *len = sizeof(LingerOpt);
       return 0;
     case SockOpt::kError: {
-      int e = s->pending_error;
-      if (c && c->error() && !e) e = c->error();
-      if (c && c->error()) s->pending_error = -1;  // reported once, like SO_ERROR
-      if (e < 0) e = 0;
+      // Like SO_ERROR: the connection's error is reported once, then 0.
+      int e = 0;
+      if (c && c->error() && !s->error_reported) {
+        e = c->error();
+        s->error_reported = true;
+      }
       return put_int(e);
     }
   }
