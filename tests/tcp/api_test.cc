@@ -32,7 +32,19 @@ class RawApiTest : public LeakChecked {
     utcp_raw_destroy(s);
     LeakChecked::TearDown();
   }
-  // Builds an IPv4+TCP packet from the peer to the stack and injects it.
+  // Builds an IPv4+TCP packet from `src` to the stack and injects it.
+  void inject_repr(const TcpRepr& t, uint32_t src = kPeerIp) {
+    std::vector<uint8_t> pkt(20 + tcp_header_len(t) + t.payload.size());
+    size_t n = emit_tcp(t, Ipv4Addr{src}, Ipv4Addr{kStackIp}, std::span(pkt).subspan(20));
+    ASSERT_GT(n, 0u);
+    Ipv4Repr ip;
+    ip.src = Ipv4Addr{src};
+    ip.dst = Ipv4Addr{kStackIp};
+    ip.protocol = uint8_t(IpProto::kTcp);
+    ip.payload_len = uint16_t(n);
+    ASSERT_EQ(emit_ipv4(ip, pkt), 20u);
+    ASSERT_EQ(utcp_raw_inject(s, pkt.data(), pkt.size()), 0);
+  }
   void inject(uint8_t flags, uint32_t seq, uint32_t ack, std::span<const uint8_t> data = {},
               uint16_t dport = 80, std::optional<uint16_t> mss = std::nullopt) {
     TcpRepr t;
@@ -44,16 +56,7 @@ class RawApiTest : public LeakChecked {
     t.window = 65535;
     t.options.mss = mss;
     t.payload = data;
-    std::vector<uint8_t> pkt(20 + tcp_header_len(t) + data.size());
-    size_t n = emit_tcp(t, Ipv4Addr{kPeerIp}, Ipv4Addr{kStackIp}, std::span(pkt).subspan(20));
-    ASSERT_GT(n, 0u);
-    Ipv4Repr ip;
-    ip.src = Ipv4Addr{kPeerIp};
-    ip.dst = Ipv4Addr{kStackIp};
-    ip.protocol = uint8_t(IpProto::kTcp);
-    ip.payload_len = uint16_t(n);
-    ASSERT_EQ(emit_ipv4(ip, pkt), 20u);
-    ASSERT_EQ(utcp_raw_inject(s, pkt.data(), pkt.size()), 0);
+    inject_repr(t);
   }
   // The next emitted packet, parsed (checksums verified).
   std::optional<TcpRepr> collect() {
@@ -141,21 +144,7 @@ TEST_F(RawApiTest, DropsSegmentsFromBroadcastOrMulticast) {  // RFC 1122 §3.2.1
   utcp_bind(s, l, 80);
   utcp_listen(s, l, 8);
   for (uint32_t src : {0xffffffffu, 0xe0000001u, 0u}) {
-    TcpRepr t;
-    t.src_port = 40000;
-    t.dst_port = 80;
-    t.seq = SeqNum(1);
-    t.flags = kSyn;
-    t.window = 1000;
-    std::vector<uint8_t> pkt(40);
-    emit_tcp(t, Ipv4Addr{src}, Ipv4Addr{kStackIp}, std::span(pkt).subspan(20));
-    Ipv4Repr ip;
-    ip.src = Ipv4Addr{src};
-    ip.dst = Ipv4Addr{kStackIp};
-    ip.protocol = 6;
-    ip.payload_len = 20;
-    emit_ipv4(ip, pkt);
-    ASSERT_EQ(utcp_raw_inject(s, pkt.data(), pkt.size()), 0);
+    inject_repr(TcpRepr{40000, 80, SeqNum(1), {}, kSyn, 1000}, src);
     EXPECT_FALSE(collect()) << std::hex << src;
   }
   EXPECT_EQ(utcp_accept(s, l, nullptr, nullptr), -EAGAIN);
@@ -172,22 +161,7 @@ TEST_F(RawApiTest, ActiveOpenFromRaw) {
   EXPECT_EQ(syn->flags, kSyn);
   EXPECT_EQ(utcp_poll(s, c) & UTCP_POLLOUT, 0);
   // Our SYN is answered from port 40000 to the ephemeral port it came from.
-  TcpRepr t;
-  t.src_port = 40000;
-  t.dst_port = syn->src_port;
-  t.seq = SeqNum(7000);
-  t.ack = syn->seq + 1;
-  t.flags = kSyn | kAck;
-  t.window = 1000;
-  std::vector<uint8_t> pkt(40);
-  emit_tcp(t, Ipv4Addr{kPeerIp}, Ipv4Addr{kStackIp}, std::span(pkt).subspan(20));
-  Ipv4Repr ip;
-  ip.src = Ipv4Addr{kPeerIp};
-  ip.dst = Ipv4Addr{kStackIp};
-  ip.protocol = 6;
-  ip.payload_len = 20;
-  emit_ipv4(ip, pkt);
-  ASSERT_EQ(utcp_raw_inject(s, pkt.data(), pkt.size()), 0);
+  inject_repr(TcpRepr{40000, syn->src_port, SeqNum(7000), syn->seq + 1, kSyn | kAck, 1000});
   EXPECT_NE(utcp_poll(s, c) & UTCP_POLLOUT, 0);
   auto ack = collect();
   ASSERT_TRUE(ack);

@@ -122,6 +122,15 @@ class KernelInterop : public LeakChecked {
     return l;
   }
 
+  // utcp connects socket `h` to the kernel listener `l`; `k` gets the kernel's side.
+  void connect_to_kernel(int h, const Fd& l, uint16_t port, Fd* k) {
+    ASSERT_EQ(stack_->connect(h, kKernelIp, port, Clock::now()), -EINPROGRESS);
+    ASSERT_TRUE(pump([&] {
+      if (k->fd < 0) k->fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK);
+      return k->fd >= 0 && (stack_->events(h) & kEventOut);
+    })) << "no handshake with the kernel";
+  }
+
   // Moves `total` bytes each way between utcp socket `h` and kernel socket `k` at once,
   // checking every byte; then utcp half-closes, the kernel sees EOF and closes, utcp
   // sees EOF.
@@ -184,12 +193,8 @@ class KernelInterop : public LeakChecked {
 TEST_F(KernelInterop, UtcpConnectsToKernel) {  // RFC 9293 §3.5 against a real peer
   Fd l = kernel_listener(5001);
   int h = stack_->socket();
-  ASSERT_EQ(stack_->connect(h, kKernelIp, 5001, Clock::now()), -EINPROGRESS);
   Fd k;
-  ASSERT_TRUE(pump([&] {
-    if (k.fd < 0) k.fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK);
-    return k.fd >= 0 && (stack_->events(h) & kEventOut);
-  })) << "no handshake with the kernel";
+  connect_to_kernel(h, l, 5001, &k);
   // The kernel took our MSS option: its segments fit our 1460.
   int mss = 0;
   socklen_t len = sizeof mss;
@@ -237,12 +242,8 @@ TEST_F(KernelInterop, LossyLinkBothWays) {  // RFC 5681/6582/6298 recovery, kern
   stack_->add_neighbor(kKernelIp, kernel_mac_);
   Fd l = kernel_listener(5003);
   int h = stack_->socket();
-  ASSERT_EQ(stack_->connect(h, kKernelIp, 5003, Clock::now()), -EINPROGRESS);
   Fd k;
-  ASSERT_TRUE(pump([&] {
-    if (k.fd < 0) k.fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK);
-    return k.fd >= 0 && (stack_->events(h) & kEventOut);
-  }));
+  connect_to_kernel(h, l, 5003, &k);
   exchange(h, k.fd, 1 << 20);
   EXPECT_GT(lossy.tx_stats().dropped + lossy.rx_stats().dropped, 0u);
   EXPECT_GT(stack_->connection(h)->stats().retransmits, 0u);
@@ -263,12 +264,8 @@ TEST_F(KernelInterop, KernelRefusesAndResets) {  // RFC 9293 §3.10.7.1, §3.10.
   // An established connection the kernel aborts (SO_LINGER 0): ECONNRESET here.
   Fd l = kernel_listener(5002);
   h = stack_->socket();
-  stack_->connect(h, kKernelIp, 5002, Clock::now());
   Fd k;
-  ASSERT_TRUE(pump([&] {
-    if (k.fd < 0) k.fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK);
-    return k.fd >= 0 && (stack_->events(h) & kEventOut);
-  }));
+  connect_to_kernel(h, l, 5002, &k);
   linger lg{1, 0};
   ::setsockopt(k.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   ::close(k.fd);
