@@ -372,6 +372,40 @@ TEST_F(CApiTest, ExportImportThroughCApi) {
   utcp_close(b, l);
 }
 
+TEST_F(LeakChecked, RealClockStacks) {
+  LinkPair link(LinkConfig{});
+  utcp_stack_config ca{}, cb{};
+  ca.ip = kStackIp;
+  cb.ip = kPeerIp;
+  std::memcpy(ca.mac, "\x02\0\0\0\0\x0a", 6);
+  std::memcpy(cb.mac, "\x02\0\0\0\0\x0b", 6);
+  ca.clock = cb.clock = UTCP_CLOCK_REAL;
+  ca.reserved[0] = 1;
+  EXPECT_EQ(utcp_stack_create(&ca, api::c_device(link.a())), nullptr);  // reserved must be 0
+  EXPECT_EQ(errno, EINVAL);
+  ca.reserved[0] = 0;
+  api::StackHandle a(ca, api::c_device(link.a())), b(cb, api::c_device(link.b()));
+  utcp_stack_add_neighbor(a.get(), kPeerIp, cb.mac);
+  utcp_stack_add_neighbor(b.get(), kStackIp, ca.mac);
+  EXPECT_EQ(utcp_stack_set_time(a.get(), 5), -EINVAL);  // only manual clocks are set
+  const int64_t t0 = utcp_stack_now_us(a.get());
+  EXPECT_GT(t0, 0);
+  api::Socket l(b.get());
+  ASSERT_EQ(l.bind(9000), 0);
+  ASSERT_EQ(l.listen(), 0);
+  api::Socket c(a.get());
+  ASSERT_EQ(c.connect(kPeerIp, 9000), -EINPROGRESS);
+  api::Socket srv;
+  for (int i = 0; i < 1000 && !(srv.valid() && (c.events() & UTCP_POLLOUT)); ++i) {
+    a.poll();
+    b.poll();
+    if (!srv.valid()) srv = l.accept();
+  }
+  ASSERT_TRUE(srv.valid());
+  EXPECT_NE(c.events() & UTCP_POLLOUT, 0);
+  EXPECT_GE(utcp_stack_next_timeout_us(a.get()), -1);
+}
+
 TEST_F(CApiTest, CppSocketLayer) {
   api::Socket l(b);
   ASSERT_EQ(l.bind(80), 0);
