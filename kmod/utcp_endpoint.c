@@ -386,6 +386,9 @@ static long utcp_ep_tx(struct utcp_endpoint *ep, void __user *arg)
 			WRITE_ONCE(desc->flags, UTCP_TXF_SENT);
 		}
 		cons++;
+		/* A full ring of 64 KiB frames is a lot of copying: let others run. */
+		if (!(cons % 64))
+			cond_resched();
 	}
 	res.pending = prod - cons;
 	ep->tx_cons = cons;

@@ -266,6 +266,12 @@ struct utcp_global_stats {
 #define UTCP_IOC_SET_RATE	_IOW(UTCP_IOC_MAGIC, 0x06, struct utcp_rate_limit)
 #define UTCP_IOC_GLOBAL_STATS	_IOR(UTCP_IOC_MAGIC, 0x07, struct utcp_global_stats)
 #define UTCP_IOC_ENDPOINT_STATS	_IOWR(UTCP_IOC_MAGIC, 0x08, struct utcp_endpoint_stats)
+/*
+ * UTCP_IOC_ENDPOINT_DESTROY detaches an endpoint at once (no more frames, TX gives
+ * -ENOTCONN, poll gives EPOLLHUP); its memory goes when its last fd and mapping do. An
+ * endpoint whose last fd and mapping are gone leaves the table by itself, so its id is
+ * then -ENOENT.
+ */
 #define UTCP_IOC_ENDPOINT_DESTROY _IOW(UTCP_IOC_MAGIC, 0x09, struct utcp_endpoint_id)
 
 /* ---- endpoint ioctls (endpoint file only) ---- */
@@ -273,8 +279,11 @@ struct utcp_global_stats {
 /*
  * UTCP_IOC_TX: send every TX descriptor published since the last call. Returns the
  * number of frames sent; when none was sent: -EPERM if the first refused frame broke
- * the template, -EINVAL if it was malformed, -EAGAIN if the rate limit held it back,
- * -ENOTCONN if the endpoint is detached, -ENETDOWN if the device is down or gone.
+ * the template, -EINVAL if it was malformed (or tx_prod is more than a ring ahead of
+ * tx_cons: nothing is read then), -EMSGSIZE for a UDP frame beyond the MTU, -EAGAIN if
+ * the rate limit held it back, -ENOBUFS if no skb could be allocated (it stays queued),
+ * -ENOTCONN if the endpoint was destroyed or its control file detached (also when the
+ * device was unregistered), -ENETDOWN if the device is down.
  * The optional argument (may be NULL) receives the details.
  */
 struct utcp_tx_result {

@@ -3,6 +3,12 @@
 // The endpoint's RX/TX rings are mmap'd; receive() consumes RX descriptors in place,
 // tx_buffer()/tx_commit() build frames directly in TX slots, flush() publishes them
 // and sends the whole batch with one UTCP_IOC_TX. wait() sleeps in poll().
+//
+// Frames up to MTU + 14 bytes leave as built, so their checksums must be complete. A
+// TCP frame longer than that (up to the slot size, at most 14 + 65535) leaves as one
+// GSO frame: the module writes the pseudo-header sum and the stack or NIC segments it
+// by the template's mss and fills every checksum. Received frames always carry valid
+// checksums (the module completes those the sending host left partial).
 #pragma once
 
 #include <linux/utcp.h>
