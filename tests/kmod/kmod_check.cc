@@ -210,6 +210,10 @@ int cmd_errno(const Env& e) {
   expect_errno(r, "attach_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_ATTACH, &at));
   expect_errno(r, "set_template_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_SET_TEMPLATE, &et));
   expect_errno(r, "create_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_ENDPOINT_CREATE, &st));
+  expect_errno(r, "ep_stats_bad_pointer", EFAULT, xioctl(fd, UTCP_IOC_EP_STATS, reinterpret_cast<void*>(8)));
+  expect_errno(r, "ep_info_bad_pointer", EFAULT, xioctl(fd, UTCP_IOC_EP_INFO, reinterpret_cast<void*>(8)));
+  expect_errno(r, "tx_result_bad_pointer", EFAULT, xioctl(fd, UTCP_IOC_TX, reinterpret_cast<void*>(8)));
+  expect_errno(r, "global_stats_bad_pointer", EFAULT, xioctl(ctl, UTCP_IOC_GLOBAL_STATS, reinterpret_cast<void*>(8)));
   expect_errno(r, "ep_stats_on_endpoint_file", 0, xioctl(fd, UTCP_IOC_EP_STATS, &es));
   r.check(es.id == h.id, "ep_stats_reports_id", "id %u want %u", es.id, h.id);
   void* m = ::mmap(nullptr, h.layout.map_size - 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -798,11 +802,17 @@ int cmd_lifecycle(const Env& e) {
       if (xioctl(dev->fd(), UTCP_IOC_SET_TEMPLATE, &et) != ENOTTY) _exit(14);
       int ctl = utcp::open_module(&e2);
       if (ctl < 0 || xioctl(ctl, UTCP_IOC_SET_TEMPLATE, &et) != EPERM) _exit(15);
+      // A control file inherited from a privileged process is no capability by itself.
+      int inherited = recv_fd(sv[1]);
+      utcp_global_stats g{};
+      if (inherited < 0 || xioctl(inherited, UTCP_IOC_GLOBAL_STATS, &g) != EPERM) _exit(16);
+      if (xioctl(inherited, UTCP_IOC_SET_TEMPLATE, &et) != EPERM) _exit(17);
       _exit(0);
     }
     ::close(sv[1]);
     send_fd(sv[0], h.fd);
     ::close(h.fd);
+    send_fd(sv[0], a.ctl);
     int status = 0;
     ::waitpid(pid, &status, 0);
     r.check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "lifecycle_scm_rights_unprivileged",
