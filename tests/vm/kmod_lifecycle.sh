@@ -3,7 +3,7 @@
 # unloaded while any of its files is open.
 set -u
 . "$(dirname "$0")/kmod_common.inc"
-need "$kmod_check" "$utcpctl" "$classifier"
+need "$kmod_check" "$utcpctl"
 rc=0
 "$kmod_check" lifecycle || rc=1
 

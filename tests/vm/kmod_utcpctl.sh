@@ -3,7 +3,8 @@
 # exchange frames through their endpoints; stats and ring-dump report it.
 set -u
 . "$(dirname "$0")/kmod_common.inc"
-need "$utcpctl" "$classifier"
+need "$utcpctl"
+need_classifier
 ns_a=${UTCP_NS_A:-utcp-a} ns_b=${UTCP_NS_B:-utcp-b}
 out_b=/tmp/kmod_utcpctl_b.$$ out_a=/tmp/kmod_utcpctl_a.$$
 rc=0
