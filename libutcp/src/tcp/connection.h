@@ -71,8 +71,13 @@ struct TcpConfig {
   Duration keepalive_idle = Duration(7200'000'000);
   Duration keepalive_interval = Duration(75'000'000);
   uint32_t keepalive_count = 9;
-  uint32_t rcvbuf = 256 * 1024;
-  uint32_t sndbuf = 256 * 1024;
+  // 1 MiB: with window scaling a window can cover one such buffer per RTT (RFC 7323 §1.1).
+  uint32_t rcvbuf = 1024 * 1024;
+  uint32_t sndbuf = 1024 * 1024;
+  // Options offered on our SYN; each is used only when both sides sent it.
+  bool window_scaling = true;  // RFC 7323 §2
+  bool timestamps = true;      // RFC 7323 §3 (RTTM §4, PAWS §5)
+  bool sack = true;            // RFC 2018, with RFC 6675 loss recovery
   uint32_t challenge_ack_limit = 100;           // per second per connection (RFC 5961 §7)
   // A connection the user has closed (orphan) waits this long in FIN-WAIT-2 for the
   // peer's FIN, then is dropped (Linux tcp_fin_timeout; RFC 9293 sets no bound).
@@ -92,6 +97,9 @@ class SegmentSink {
 // The RST that answers `seg` when no connection takes it (RFC 9293 §3.10.7.1), or
 // nothing when `seg` itself is a RST.
 std::optional<TcpRepr> rst_reply(const TcpRepr& seg);
+
+// RFC 7323 §2.3: the smallest shift (at most 14) whose scaled 16-bit window covers `buf`.
+uint8_t window_scale_for(uint32_t buf);
 
 // Everything needed to continue a connection elsewhere (paper §3.4): see state_export.h.
 struct ConnectionState;
@@ -166,6 +174,9 @@ class Connection {
   SeqNum rcv_nxt() const { return rcv_nxt_; }
   uint32_t rcv_wnd() const { return uint32_t(rx_.free()); }
   uint16_t snd_mss() const { return snd_mss_; }
+  uint8_t snd_wnd_shift() const { return snd_wnd_shift_; }
+  uint8_t rcv_wnd_shift() const { return rcv_wnd_shift_; }
+  bool ws_enabled() const { return ws_ok_; }
   uint16_t rcv_mss() const { return rcv_mss_; }
   Duration rto() const { return rto_; }
   Duration srtt() const { return srtt_; }
@@ -208,6 +219,7 @@ class Connection {
   void update_send_window(const TcpRepr& seg);
   void take_syn(Instant now, const TcpRepr& syn);
   void take_options(const TcpRepr& syn);
+  uint32_t seg_window(const TcpRepr& seg) const;
   void send_challenge_ack(Instant now, SegmentSink& out);
 
   // output.cc
@@ -216,6 +228,7 @@ class Connection {
   bool send_ack(SegmentSink& out, Instant now);
   void send_rst(SegmentSink& out, SeqNum seq);
   uint16_t window_to_advertise(bool syn);
+  void syn_options(uint8_t flags, TcpOptions& o);
   uint32_t advertisable_space(uint8_t shift) const;
   size_t sendable_now(Instant now, bool* fin) const;
   bool want_window_update() const;
@@ -254,6 +267,10 @@ class Connection {
   SeqNum irs_, rcv_nxt_;
   SeqNum rcv_adv_;  // right edge of the window last advertised
   uint8_t rcv_wnd_shift_ = 0;
+  // RFC 7323 §2.3: the shift we offer on our SYN (from the receive buffer), and whether
+  // both SYNs carried the option (only then do the shifts apply).
+  uint8_t rcv_wscale_offer_ = 0;
+  bool ws_ok_ = false;
 
   uint16_t rcv_mss_;        // what we advertise
   uint16_t snd_mss_ = 536;  // RFC 9293 §3.7.1: default when the peer sends no MSS option

@@ -303,6 +303,24 @@ void Connection::take_options(const TcpRepr& syn) {
   peer_sent_mss_ = syn.options.mss.has_value();
   snd_mss_ = std::max<uint16_t>(64, std::min(peer, rcv_mss_));  // a hostile MSS of 0 must not stall us
   cc_ = make_congestion_control(snd_mss_);
+  // RFC 7323 §2.2: window scaling applies only when both SYNs carried the option. A
+  // passive side decides its offer now (it answers with it); an active one sent it.
+  if (state_ == TcpState::kListen) rcv_wscale_offer_ = window_scale_for(uint32_t(rx_.capacity()));
+  ws_ok_ = cfg_.window_scaling && syn.options.window_scale.has_value();
+  if (ws_ok_) {
+    // RFC 7323 §2.3: "If a Window Scale option is received with a shift.cnt value larger
+    // than 14, the TCP SHOULD log the error but MUST use 14 instead of the specified value."
+    snd_wnd_shift_ = std::min<uint8_t>(*syn.options.window_scale, 14);
+    rcv_wnd_shift_ = rcv_wscale_offer_;
+  } else {
+    snd_wnd_shift_ = rcv_wnd_shift_ = 0;
+  }
+}
+
+uint32_t Connection::seg_window(const TcpRepr& seg) const {
+  // RFC 7323 §2.2: "The window field in a segment where the SYN bit is set ... MUST NOT
+  // be scaled"; every other window is shifted by the peer's Snd.Wind.Shift.
+  return uint32_t(seg.window) << (seg.has(kSyn) ? 0 : snd_wnd_shift_);
 }
 
 void Connection::send_challenge_ack(Instant now, SegmentSink& out) {
@@ -322,7 +340,7 @@ void Connection::update_send_window(const TcpRepr& seg) {
   // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK".
   if (snd_wl1_ < seg.seq || (snd_wl1_ == seg.seq && snd_wl2_ <= seg.ack)) {
     if (seg.window == 0 && snd_wnd_ != 0) ++stats_.zero_windows;
-    snd_wnd_ = uint32_t(seg.window) << snd_wnd_shift_;
+    snd_wnd_ = seg_window(seg);
     snd_wl1_ = seg.seq;
     snd_wl2_ = seg.ack;
     max_snd_wnd_ = std::max(max_snd_wnd_, snd_wnd_);
@@ -342,7 +360,7 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
       send_rst(out, seg.ack);
       return false;
     }
-    snd_wnd_ = uint32_t(seg.window) << snd_wnd_shift_;
+    snd_wnd_ = seg_window(seg);
     max_snd_wnd_ = std::max(max_snd_wnd_, snd_wnd_);
     snd_wl1_ = seg.seq;
     snd_wl2_ = seg.ack;
@@ -371,7 +389,7 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
   // A zero window is not a loss signal: ACKs to window probes repeat themselves.
   const bool dupack = acked == 0 && flight_before > 0 && snd_wnd_ > 0 && seg.payload.empty() &&
                       !seg.has(kSyn) && !seg.has(kFin) &&
-                      (uint32_t(seg.window) << snd_wnd_shift_) == snd_wnd_;
+                      seg_window(seg) == snd_wnd_;
   update_send_window(seg);
 
   if (acked > 0) {

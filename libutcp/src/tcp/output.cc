@@ -7,6 +7,20 @@ namespace utcp {
 
 using namespace tcp_flags;
 
+uint8_t window_scale_for(uint32_t buf) {
+  uint8_t shift = 0;
+  while (shift < 14 && (uint32_t(0xffff) << shift) < buf) ++shift;
+  return shift;
+}
+
+void Connection::syn_options(uint8_t flags, TcpOptions& o) {
+  o.mss = rcv_mss_;  // RFC 9293 §3.7.1: MSS only in SYNs
+  const bool synack = (flags & kAck) != 0;
+  if (!synack) rcv_wscale_offer_ = window_scale_for(uint32_t(rx_.capacity()));
+  // RFC 7323 §2.2: WS MAY be sent in a <SYN>; in a <SYN,ACK> only if the <SYN> had it.
+  if (synack ? ws_ok_ : cfg_.window_scaling) o.window_scale = rcv_wscale_offer_;
+}
+
 uint32_t Connection::advertisable_space(uint8_t shift) const {
   // What the window field can carry: 16 bits, scaled by the shift (RFC 7323 §2.2).
   return std::min<uint32_t>(uint32_t(rx_.free()), uint32_t(0xffff) << shift);
@@ -45,7 +59,7 @@ bool Connection::send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqN
   r.seq = seq;
   r.flags = flags;
   if (flags & kAck) r.ack = rcv_nxt_;
-  if (flags & kSyn) r.options.mss = rcv_mss_;  // RFC 9293 §3.7.1: MSS only in SYNs
+  if (flags & kSyn) syn_options(flags, r.options);
   // RFC 9293 §3.8.6.2.2: the window goes in every segment.
   r.window = window_to_advertise((flags & kSyn) != 0);
   std::span<const uint8_t> p1, p2;
