@@ -17,11 +17,15 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <map>
+#include <span>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "api/stack.h"
+#include "device/kmod_device.h"
 #include "module_control.h"
 #include "netinfo.h"
 #include "ports.h"
@@ -71,6 +75,19 @@ struct Client {
   std::map<uint32_t, Grant> grants;  // by endpoint id
 };
 
+// A three-way handshake the registry runs on a new endpoint before handing it over
+// (paper §3.4): a one-connection stack on the registry's own mapping of the rings.
+struct Handshake {
+  int client_fd = -1;
+  RegHeader req{};
+  uint32_t endpoint_id = 0;
+  std::unique_ptr<KmodDevice> dev;
+  std::unique_ptr<Stack> stack;
+  int handle = -1;
+  Instant deadline;
+};
+constexpr Duration kHandshakeTimeout = Duration(20'000'000);
+
 class Registry {
  public:
   Registry(Options opt) : opt_(std::move(opt)), tcp_ports_(IPPROTO_TCP) {}
@@ -82,8 +99,12 @@ class Registry {
   void serve(Client& c);
   void drop(int fd);
   void release(Grant& g);
-  void reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g);
+  void reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g,
+                      std::span<const uint8_t> state = {});
   void handle_connect(Client& c, const ConnectRequest& r);
+  void start_handshake(Client& c, const ConnectRequest& r, Grant& g);
+  void progress_handshakes();
+  int handshake_timeout_ms() const;
   void handle_listen(Client& c, const ListenRequest& r);
 
   Options opt_;
@@ -93,6 +114,7 @@ class Registry {
   Interface ifc_;
   int listen_fd_ = -1, epoll_fd_ = -1;
   std::map<int, std::unique_ptr<Client>> clients_;
+  std::map<int, std::unique_ptr<Handshake>> handshakes_;  // by the registry's endpoint fd
 };
 
 int Registry::start() {
@@ -148,7 +170,7 @@ int Registry::start() {
 int Registry::run() {
   std::vector<epoll_event> events(64);
   for (;;) {
-    int n = ::epoll_wait(epoll_fd_, events.data(), int(events.size()), -1);
+    int n = ::epoll_wait(epoll_fd_, events.data(), int(events.size()), handshake_timeout_ms());
     if (n < 0) {
       if (errno == EINTR) continue;
       logf(0, "epoll_wait: %s", std::strerror(errno));
@@ -160,11 +182,112 @@ int Registry::run() {
         accept_clients();
         continue;
       }
+      if (handshakes_.count(fd)) continue;  // progressed below
       auto it = clients_.find(fd);
       if (it == clients_.end()) continue;
       if (events[i].events & EPOLLIN) serve(*it->second);
       else if (events[i].events & (EPOLLHUP | EPOLLERR)) drop(fd);
     }
+    progress_handshakes();
+  }
+}
+
+int Registry::handshake_timeout_ms() const {
+  if (handshakes_.empty()) return -1;
+  Instant now = Clock::now(), next = kInstantNever;
+  for (auto& [fd, hs] : handshakes_) next = std::min({next, hs->stack->poll_at(), hs->deadline});
+  if (next <= now) return 0;
+  return int(std::min<int64_t>((next - now).count() / 1000 + 1, 1000));
+}
+
+void Registry::start_handshake(Client& c, const ConnectRequest& r, Grant& g) {
+  std::string why;
+  int dupfd = ::fcntl(g.ep.fd, F_DUPFD_CLOEXEC, 0);
+  auto dev = dupfd >= 0 ? KmodDevice::open(dupfd, ifc_.mtu, &why) : nullptr;
+  if (!dev) {
+    uint32_t id = g.ep.id;
+    reply_endpoint(c, r.hdr, -ENOMEM, "cannot map the endpoint for the handshake: " + why, nullptr);
+    release(c.grants[id]);
+    c.grants.erase(id);
+    return;
+  }
+  auto hs = std::make_unique<Handshake>();
+  hs->client_fd = c.fd;
+  hs->req = r.hdr;
+  hs->endpoint_id = g.ep.id;
+  StackConfig cfg;
+  cfg.ip = ifc_.addr;
+  cfg.mac = ifc_.mac;
+  hs->stack = std::make_unique<Stack>(dev.get(), cfg);
+  hs->stack->add_neighbor(Ipv4Addr{r.remote_ip}, g.next_hop);
+  Instant now = Clock::now();
+  hs->handle = hs->stack->socket();
+  int rc = hs->stack->bind(hs->handle, g.port.port());
+  if (rc == 0) rc = hs->stack->connect(hs->handle, Ipv4Addr{r.remote_ip}, r.remote_port, now);
+  if (rc < 0 && rc != -EINPROGRESS) {
+    uint32_t id = g.ep.id;
+    reply_endpoint(c, r.hdr, rc, "handshake could not start", nullptr);
+    release(c.grants[id]);
+    c.grants.erase(id);
+    return;
+  }
+  hs->stack->poll(now);  // the SYN leaves now; the rest of the reply waits for the SYN-ACK
+  hs->deadline = now + kHandshakeTimeout;
+  hs->dev = std::move(dev);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = hs->dev->fd();
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, hs->dev->fd(), &ev);
+  handshakes_[hs->dev->fd()] = std::move(hs);
+}
+
+void Registry::progress_handshakes() {
+  for (auto it = handshakes_.begin(); it != handshakes_.end();) {
+    Handshake& hs = *it->second;
+    Instant now = Clock::now();
+    hs.stack->poll(now);
+    int ev = hs.stack->events(hs.handle);
+    auto cit = clients_.find(hs.client_fd);
+    int error = 0;
+    std::string why;
+    std::vector<uint8_t> state;
+    if (cit == clients_.end()) {
+      error = -ECANCELED;  // the client left; drop() released its grants
+    } else if (ev >= 0 && (ev & kEventOut)) {
+      if (int rc = hs.stack->export_connection(hs.handle, now, &state); rc < 0 || state.size() > kMaxStateLen) {
+        error = rc < 0 ? rc : -EMSGSIZE;
+        why = "cannot export the connection";
+      }
+    } else if (ev < 0 || (ev & (kEventErr | kEventHup))) {
+      int soerr = 0;
+      size_t len = sizeof soerr;
+      hs.stack->getsockopt(hs.handle, SockOpt::kError, &soerr, &len);
+      error = soerr ? -std::abs(soerr) : -ECONNREFUSED;
+      why = "the peer refused the connection";
+    } else if (now >= hs.deadline) {
+      error = -ETIMEDOUT;
+      why = "no answer to the SYN";
+    } else {
+      ++it;
+      continue;
+    }
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->first, nullptr);
+    if (cit != clients_.end()) {
+      Client& c = *cit->second;
+      auto git = c.grants.find(hs.endpoint_id);
+      if (git != c.grants.end()) {
+        if (error) {
+          reply_endpoint(c, hs.req, error, why, nullptr);
+          release(git->second);
+          c.grants.erase(git);
+        } else {
+          logf(2, "pid %d: handshake done on endpoint %u, %zu bytes of state", c.cred.pid, hs.endpoint_id,
+               state.size());
+          reply_endpoint(c, hs.req, 0, "", &git->second, state);
+        }
+      }
+    }
+    it = handshakes_.erase(it);  // unmaps the registry's view; the endpoint lives on
   }
 }
 
@@ -201,6 +324,14 @@ void Registry::release(Grant& g) {
 void Registry::drop(int fd) {
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;
+  for (auto h = handshakes_.begin(); h != handshakes_.end();) {
+    if (h->second->client_fd != fd) {
+      ++h;
+      continue;
+    }
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, h->first, nullptr);
+    h = handshakes_.erase(h);
+  }
   for (auto& [id, g] : it->second->grants) {
     logf(2, "client pid %d gone: releasing endpoint %u port %u", it->second->cred.pid, id, g.port.port());
     release(g);
@@ -210,10 +341,9 @@ void Registry::drop(int fd) {
   clients_.erase(it);
 }
 
-template <typename T>
-void send_reply(int fd, T& reply, int pass_fd) {
+void send_message(int fd, std::span<const uint8_t> msg, int pass_fd) {
   msghdr mh{};
-  iovec iov{&reply, sizeof reply};
+  iovec iov{const_cast<uint8_t*>(msg.data()), msg.size()};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
   alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
@@ -237,7 +367,8 @@ void fill_reply_header(T& reply, const RegHeader& req) {
   reply.hdr.seq = req.seq;
 }
 
-void Registry::reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g) {
+void Registry::reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g,
+                              std::span<const uint8_t> state) {
   EndpointReply rep{};
   fill_reply_header(rep, req);
   rep.error = error;
@@ -254,8 +385,13 @@ void Registry::reply_endpoint(Client& c, const RegHeader& req, int error, const 
     rep.ifindex = uint32_t(ifc_.ifindex);
     std::memcpy(rep.next_hop_mac, g->next_hop.b.data(), 6);
     pass_fd = g->ep.fd;
+    rep.state_len = uint32_t(state.size());
   }
-  send_reply(c.fd, rep, pass_fd);
+  rep.hdr.length = uint32_t(sizeof rep + rep.state_len);
+  std::vector<uint8_t> msg(sizeof rep + rep.state_len);
+  std::memcpy(msg.data(), &rep, sizeof rep);
+  if (rep.state_len) std::memcpy(msg.data() + sizeof rep, state.data(), state.size());
+  send_message(c.fd, msg, pass_fd);
 }
 
 void Registry::handle_connect(Client& c, const ConnectRequest& r) {
@@ -312,7 +448,10 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r) {
        to_string(dst).c_str(), r.remote_port);
   uint32_t id = g.ep.id;
   auto& stored = c.grants[id] = std::move(g);
-  reply_endpoint(c, r.hdr, 0, "", &stored);
+  if (r.flags & kConnectHandshake)
+    start_handshake(c, r, stored);
+  else
+    reply_endpoint(c, r.hdr, 0, "", &stored);
 }
 
 void Registry::handle_listen(Client& c, const ListenRequest& r) {
@@ -406,7 +545,7 @@ void Registry::serve(Client& c) {
       rep.local_ip = ifc_.addr.v;
       std::memcpy(rep.local_mac, ifc_.mac.b.data(), 6);
       rep.mtu = uint16_t(ifc_.mtu);
-      send_reply(c.fd, rep, -1);
+      send_message(c.fd, std::span(reinterpret_cast<const uint8_t*>(&rep), sizeof rep), -1);
       break;
     }
     case MsgType::kConnect: {

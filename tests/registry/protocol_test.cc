@@ -69,7 +69,7 @@ TEST(RegistryProtocol, RefusalTable) {
       {"unknown type", [](ConnectRequest& r) { r.hdr.type = 99; }, -EOPNOTSUPP},
       {"reply type sent as request", [](ConnectRequest& r) { r.hdr.type = 0x8002; }, -EOPNOTSUPP},
       {"wrong size for type", [](ConnectRequest& r) { r.hdr.type = uint16_t(MsgType::kHello); }, -EBADMSG},
-      {"unknown flags", [](ConnectRequest& r) { r.flags = 1; }, -EINVAL},
+      {"unknown flags", [](ConnectRequest& r) { r.flags = 2; }, -EINVAL},
       {"reserved nonzero", [](ConnectRequest& r) { r.reserved = 7; }, -EINVAL},
       {"remote port 0", [](ConnectRequest& r) { r.remote_port = 0; }, -EINVAL},
       {"remote 0.0.0.0", [](ConnectRequest& r) { r.remote_ip = 0; }, -ENETUNREACH},

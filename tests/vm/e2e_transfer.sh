@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# e2e_transfer: libutcp's TCP, over an endpoint granted by utcpd, moves bytes both ways
+# e2e_transfer: libutcp's TCP, over an endpoint granted by utcpd (which runs the
+# three-way handshake and hands the connection over, paper §3.4), moves bytes both ways
 # with the kernel's own TCP on the other host; every byte checked by sha256, on a clean
 # link and under netem loss and reordering.
 set -u
@@ -11,12 +12,12 @@ export UTCP_REGISTRY=/run/utcp/utcpd.sock
 start_utcpd >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 port=7000
 
-to_kernel() {  # NAME FILE
+to_kernel() {  # NAME FILE [utcp-xfer option]
 	port=$((port + 1))
 	in_b python3 "$peer" sink "$UTCP_IP_B" $port > /tmp/sink.out 2>/tmp/sink.err &
 	local p=$!
 	until grep -q listening /tmp/sink.err 2>/dev/null; do sleep 0.1; done
-	in_a timeout 120 "$xfer" connect "$UTCP_IP_B" $port < "$2" > /dev/null 2>/tmp/xfer.err
+	in_a timeout 120 "$xfer" connect "$UTCP_IP_B" $port ${3:-} < "$2" > /dev/null 2>/tmp/xfer.err
 	local rc=$?
 	wait $p
 	local want got
@@ -44,6 +45,9 @@ head -c 65536 /dev/urandom > /tmp/64k
 head -c $((1 << 20)) /dev/urandom > /tmp/1m
 head -c $((256 << 10)) /dev/urandom > /tmp/256k
 to_kernel "1 byte" /tmp/one
+grep -q "registry handshake" /tmp/xfer.err
+check "utcpd ran the handshake and handed the connection over" '[ $? = 0 ]'
+to_kernel "64 KiB, handshake in the library" /tmp/64k --local-handshake
 from_kernel "1 byte" /tmp/one
 to_kernel "64 KiB" /tmp/64k
 from_kernel "64 KiB" /tmp/64k

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 namespace utcp::registry {
 
@@ -45,7 +46,7 @@ int RegistryClient::connect(std::string* error, const char* path) {
 }
 
 template <typename Req, typename Rep>
-int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error) {
+int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail) {
   if (fd_ < 0) {
     *error = "not connected to the registry";
     return -ENOTCONN;
@@ -57,8 +58,9 @@ int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error) {
     *error = std::string("registry connection lost: ") + std::strerror(e);
     return -e;
   }
+  std::vector<uint8_t> buf(kMaxMessage);
   msghdr mh{};
-  iovec iov{rep, sizeof *rep};
+  iovec iov{buf.data(), buf.size()};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
   alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
@@ -77,9 +79,15 @@ int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error) {
   };
   if (n < 0) return fail(-errno, std::string("registry read failed: ") + std::strerror(errno));
   if (n == 0) return fail(-ECONNRESET, "utcpd closed the connection (did it exit?)");
-  if (size_t(n) != sizeof *rep || rep->hdr.magic != kMagic || rep->hdr.seq != req.hdr.seq ||
-      rep->hdr.type != (req.hdr.type | uint16_t(MsgType::kReply)))
+  if (size_t(n) >= sizeof *rep) std::memcpy(rep, buf.data(), sizeof *rep);
+  size_t extra = 0;
+  if constexpr (std::is_same_v<Rep, EndpointReply>) extra = rep->state_len;
+  if (size_t(n) < sizeof *rep || size_t(n) != sizeof *rep + extra || (mh.msg_flags & MSG_TRUNC) ||
+      rep->hdr.magic != kMagic || rep->hdr.seq != req.hdr.seq ||
+      rep->hdr.type != (req.hdr.type | uint16_t(MsgType::kReply)) || rep->hdr.length != size_t(n) ||
+      (extra && !tail))
     return fail(-EBADMSG, "malformed reply from the registry (library and utcpd from different releases?)");
+  if (tail) tail->assign(buf.begin() + sizeof *rep, buf.begin() + n);
   if (rep->error) {
     rep->message[sizeof rep->message - 1] = 0;
     return fail(rep->error, std::string("utcpd: ") + rep->message + " (" + std::strerror(-rep->error) + ")");
@@ -114,15 +122,21 @@ void fill_grant(const EndpointReply& r, int fd, Grant* out) {
 }  // namespace
 
 int RegistryClient::connect_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out,
-                                     std::string* error) {
+                                     std::string* error, std::vector<uint8_t>* state) {
   ConnectRequest req{};
   req.hdr.type = uint16_t(MsgType::kConnect);
   req.remote_ip = remote.v;
   req.remote_port = remote_port;
   req.local_port = local_port;
+  req.flags = state ? kConnectHandshake : 0;
   EndpointReply rep{};
   int fd = -1;
-  if (int rc = call(req, &rep, &fd, error); rc < 0) return rc;
+  if (int rc = call(req, &rep, &fd, error, state); rc < 0) return rc;
+  if (state && state->empty()) {
+    if (fd >= 0) ::close(fd);
+    *error = "utcpd ran the handshake but sent no connection state";
+    return -EBADMSG;
+  }
   if (fd < 0) {
     *error = "the registry granted an endpoint but sent no endpoint file";
     return -EBADMSG;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "registry/protocol.h"
 #include "wire/types.h"
@@ -30,15 +31,19 @@ class RegistryClient {
   // Returns 0 or -errno with `error` saying what to do (e.g. "utcpd not running").
   int connect(std::string* error, const char* path = nullptr);
   int hello(HelloReply* out, std::string* error);
-  // An endpoint for one connection to remote:port (local_port 0 = ephemeral).
-  int connect_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out, std::string* error);
+  // An endpoint for one connection to remote:port (local_port 0 = ephemeral). With
+  // `state`, utcpd also runs the three-way handshake (paper §3.4) and `state` receives the
+  // established connection's exported TCP state, to import into the caller's stack;
+  // a refused or unanswered handshake returns -ECONNREFUSED / -ETIMEDOUT.
+  int connect_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out, std::string* error,
+                       std::vector<uint8_t>* state = nullptr);
   // A listener endpoint on local_port.
   int listen_endpoint(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error);
   int release(uint32_t endpoint_id, std::string* error);
 
  private:
   template <typename Req, typename Rep>
-  int call(Req& req, Rep* rep, int* fd, std::string* error);
+  int call(Req& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail = nullptr);
   int fd_ = -1;
   uint32_t seq_ = 0;
 };

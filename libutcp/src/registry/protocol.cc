@@ -46,7 +46,10 @@ int validate_request(std::span<const uint8_t> msg, std::string* why) {
     case MsgType::kConnect: {
       ConnectRequest r;
       if (!read_as(msg, &r)) break;
-      if (r.reserved || r.flags) { *why = "unknown flags or reserved field not zero"; return -EINVAL; }
+      if (r.reserved || (r.flags & ~kConnectHandshake)) {
+        *why = "unknown flags or reserved field not zero";
+        return -EINVAL;
+      }
       if (r.remote_port == 0) { *why = "remote port 0"; return -EINVAL; }
       uint8_t first = uint8_t(r.remote_ip >> 24);
       if (r.remote_ip == 0 || first == 127 || first >= 224) {

@@ -44,12 +44,16 @@ struct HelloRequest {
 };
 static_assert(sizeof(HelloRequest) == 24);
 
+// ConnectRequest flags.
+inline constexpr uint32_t kConnectHandshake = 1;  // utcpd runs the three-way handshake (paper §3.4)
+                                                  // and sends the connection's state with the reply
+
 struct ConnectRequest {
   RegHeader hdr;
   uint32_t remote_ip = 0;    // host order
   uint16_t remote_port = 0;
   uint16_t local_port = 0;   // 0 = an ephemeral port
-  uint32_t flags = 0;        // none defined yet; must be 0
+  uint32_t flags = 0;        // kConnect* bits
   uint32_t reserved = 0;
 };
 static_assert(sizeof(ConnectRequest) == 32);
@@ -95,10 +99,11 @@ struct EndpointReply {
   uint16_t mtu = 0;
   uint16_t reserved0 = 0;
   uint32_t ifindex = 0;
-  uint32_t reserved1 = 0;
+  uint32_t state_len = 0;  // bytes of exported TCP state following this struct (kConnectHandshake)
   char message[64] = {};
 };
 static_assert(sizeof(EndpointReply) == 124);
+inline constexpr size_t kMaxStateLen = kMaxMessage - sizeof(EndpointReply);
 
 // Checks a received request: sizes, magic, version, type, reserved fields. Returns 0 or
 // -errno with `why` set to a message for the reply.
