@@ -4,6 +4,7 @@
 
 #include "stack_harness.h"
 #include "tcp/connection.h"
+#include "tcp/state_export.h"
 #include "tcp_test_util.h"
 
 namespace utcp::test {
@@ -178,6 +179,238 @@ TEST_F(OptionsTest, ScaledWindowBeats64KiBPerRtt) {
   EXPECT_GT(goodput[1], cap * 8);  // 1 MiB window: ~16x, less slow start
   std::printf("20 ms link, 16 MiB: goodput %.1f MB/s without scaling, %.1f MB/s with\n",
               goodput[0] / 1e6, goodput[1] / 1e6);
+}
+
+// ---------------------------------------------------------------- RFC 7323 §3-§5 timestamps
+
+TEST_F(OptionsTest, TimestampsOnlyWhenBothOfferAndInEverySegment) {  // RFC 7323 §3.2
+  for (bool on_a : {false, true}) {
+    for (bool on_b : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "A " << on_a << " B " << on_b);
+      TcpConfig ca, cb;
+      ca.timestamps = on_a;
+      cb.timestamps = on_b;
+      Duo d(ca, cb);
+      d.open();
+      std::vector<Sent> bs;
+      d.pump(&bs);
+      auto data = pattern(10000);
+      ASSERT_EQ(d.a->send(data), int64_t(data.size()));
+      auto as = d.pump(&bs);
+      const bool both = on_a && on_b;
+      EXPECT_EQ(d.a->ts_enabled(), both);
+      EXPECT_EQ(d.b->ts_enabled(), both);
+      EXPECT_EQ(bs[0].repr.options.timestamps.has_value(), both);  // the SYN,ACK
+      size_t largest = 0;
+      for (auto* v : {&as, &bs})
+        for (const Sent& s : *v) {
+          EXPECT_EQ(s.repr.options.timestamps.has_value(), both);
+          largest = std::max(largest, s.data.size());
+        }
+      // RFC 6691 §2: the 12 TSopt bytes come out of the MSS.
+      EXPECT_EQ(largest, both ? kMss - 12u : kMss);
+      EXPECT_EQ(d.b->recv_queued(), data.size());
+      std::vector<uint8_t> got(data.size());
+      d.b->recv(got);
+      EXPECT_EQ(got, data);
+    }
+  }
+}
+
+// A peer that has negotiated timestamps, driven by hand at explicit times.
+class TsTest : public OptionsTest {
+ protected:
+  void establish(Instant t0, uint32_t peer_ts0) {
+    now = t0;
+    c = std::make_unique<Connection>(cfg, FourTuple{kIpA, 5000, kIpB, 80}, kMss);
+    c->open_active(now, iss);
+    auto s = take();
+    ASSERT_EQ(s.size(), 1u);
+    ASSERT_TRUE(s[0].repr.options.timestamps);
+    EXPECT_EQ(s[0].repr.options.timestamps->tsecr, 0u);  // RFC 7323 §3.2: no ACK, TSecr 0
+    syn_tsval = s[0].repr.options.timestamps->tsval;
+    now += rtt;
+    peer_ts = peer_ts0;
+    TcpRepr sa = seg(kSyn | kAck, irs, iss + 1);
+    sa.options.mss = kMss;
+    sa.options.timestamps = TcpTimestamps{peer_ts, syn_tsval};
+    c->process(now, sa, out);
+    ASSERT_EQ(c->state(), TcpState::kEstablished);
+    ASSERT_TRUE(c->ts_enabled());
+    take();
+  }
+  TcpRepr seg(uint8_t flags, SeqNum seq, SeqNum ack, std::span<const uint8_t> payload = {}) {
+    TcpRepr r;
+    r.src_port = 80;
+    r.dst_port = 5000;
+    r.seq = seq;
+    r.ack = ack;
+    r.flags = flags;
+    r.window = 65535;
+    r.payload = payload;
+    return r;
+  }
+  // A segment from the peer with its timestamp clock at `tsval`, echoing `tsecr`.
+  TcpRepr peer_seg(uint8_t flags, SeqNum seq, SeqNum ack, uint32_t tsval, uint32_t tsecr,
+                   std::span<const uint8_t> payload = {}) {
+    TcpRepr r = seg(flags, seq, ack, payload);
+    r.options.timestamps = TcpTimestamps{tsval, tsecr};
+    return r;
+  }
+  std::vector<Sent> take() {
+    c->dispatch(now, out);
+    return out.take();
+  }
+  void TearDown() override {
+    c.reset();
+    OptionsTest::TearDown();
+  }
+  TcpConfig cfg;
+  std::unique_ptr<Connection> c;
+  Capture out;
+  Instant now;
+  SeqNum iss{1000}, irs{70000};
+  uint32_t syn_tsval = 0, peer_ts = 0;
+  Duration rtt{37'000};
+};
+
+TEST_F(TsTest, PawsRejectsAnOldDuplicateWithAnAck) {  // RFC 7323 §5.3 R1
+  establish(Instant(Duration(1'000'000)), 5000);
+  auto d1 = pattern(100, 1), d2 = pattern(100, 2);
+  const uint32_t ours = c->ts_now(now);
+  c->process(now, peer_seg(kAck, irs + 1, iss + 1, 5010, ours, d1), out);
+  EXPECT_EQ(c->recv_queued(), 100u);
+  EXPECT_EQ(c->ts_recent(), 5010u);  // §4.3: SEG.SEQ <= Last.ACK.sent, TSval >= TS.Recent
+  take();
+  // An old duplicate from an earlier incarnation: in-window sequence, older TSval.
+  c->process(now, peer_seg(kAck, irs + 101, iss + 1, 5009, ours, d2), out);
+  auto s = out.take();
+  ASSERT_EQ(s.size(), 1u);  // "Send an acknowledgment in reply ... and drop the segment"
+  EXPECT_EQ(s[0].repr.flags, kAck);
+  EXPECT_EQ(s[0].ack(), irs + 101);
+  ASSERT_TRUE(s[0].repr.options.timestamps);
+  EXPECT_EQ(s[0].repr.options.timestamps->tsecr, 5010u);
+  EXPECT_EQ(c->recv_queued(), 100u);
+  EXPECT_EQ(c->stats().paws_rejected, 1u);
+  EXPECT_EQ(c->ts_recent(), 5010u);
+  // The same bytes with a current TSval are taken.
+  c->process(now, peer_seg(kAck, irs + 101, iss + 1, 5011, ours, d2), out);
+  EXPECT_EQ(c->recv_queued(), 200u);
+  EXPECT_EQ(c->ts_recent(), 5011u);
+  // RFC 7323 §3.2: once negotiated, a segment without TSopt is dropped silently.
+  out.take();
+  c->process(now, seg(kAck, irs + 201, iss + 1, d1), out);
+  EXPECT_EQ(c->recv_queued(), 200u);
+  EXPECT_TRUE(out.take().empty());
+  EXPECT_EQ(c->stats().ts_missing, 1u);
+  // §5.3 R1 exempts a RST: an old-TSval RST at RCV.NXT still resets.
+  TcpRepr rst = peer_seg(kRst, irs + 201, SeqNum(0), 1, 0);
+  c->process(now, rst, out);
+  EXPECT_EQ(c->state(), TcpState::kClosed);
+  EXPECT_EQ(c->error(), ECONNRESET);
+}
+
+TEST_F(TsTest, TimestampClocksWrapAcross2To32) {  // RFC 7323 §5.2: modular comparison
+  // Our TSval = ms + ISS: start 300 ms before it wraps; the peer's 200 ticks before.
+  iss = SeqNum(1000);
+  const int64_t wrap_ms = (int64_t(1) << 32) - 1000;
+  establish(Instant(Duration((wrap_ms - 300) * 1000)), 0xffffffffu - 200);
+  EXPECT_GT(c->ts_now(now), 0xfffff000u);
+  SeqNum pseq = irs + 1;
+  SeqNum acked = iss + 1;
+  uint64_t got = 0;
+  std::vector<uint8_t> buf(1 << 16);
+  auto data = pattern(50 * 1000);
+  ASSERT_EQ(c->send(data), int64_t(data.size()));
+  // 40 rounds of 20 ms: both clocks pass 2^32 halfway.
+  for (int round = 0; round < 40; ++round) {
+    auto sent = take();
+    now += Duration(20'000);
+    peer_ts += 20;
+    uint32_t echo = 0;
+    for (const Sent& s : sent) {
+      ASSERT_TRUE(s.repr.options.timestamps);
+      if (s.data.empty()) continue;
+      echo = s.repr.options.timestamps->tsval;
+      acked = s.seq() + uint32_t(s.data.size());
+    }
+    auto chunk = pattern(500, round);
+    c->process(now, peer_seg(kAck, pseq, acked, peer_ts, echo ? echo : c->ts_now(now), chunk), out);
+    pseq += 500;
+    int64_t n;
+    while ((n = c->recv(buf)) > 0) got += uint64_t(n);
+  }
+  EXPECT_EQ(c->stats().paws_rejected, 0u);
+  EXPECT_EQ(got, 40u * 500);
+  EXPECT_LT(c->ts_recent(), 1000u);  // TS.Recent followed the peer's clock past 2^32
+  EXPECT_LT(c->ts_now(now), 1000u);
+  EXPECT_EQ(c->snd_una(), iss + 1 + uint32_t(data.size()));
+  // RTT samples straddling the wrap read 20 ms, not ~2^32 ms.
+  EXPECT_LE(c->srtt(), Duration(40'000));
+  EXPECT_GE(c->srtt(), Duration(19'000));
+  // An old segment (TSval from before the wrap) is now rejected.
+  c->process(now, peer_seg(kAck, pseq, acked, 0xffffff00u, c->ts_now(now)), out);
+  EXPECT_EQ(c->stats().paws_rejected, 1u);
+}
+
+TEST_F(TsTest, RttSampleFromTsecrEvenAfterRetransmission) {  // RFC 7323 §4.1
+  establish(Instant(Duration(1'000'000)), 100);
+  EXPECT_EQ(c->srtt(), rtt);  // the handshake (classic timing)
+  auto data = pattern(1000);
+  ASSERT_EQ(c->send(data), 1000);
+  auto s = take();
+  ASSERT_EQ(s.size(), 1u);
+  const uint32_t first_tsval = s[0].repr.options.timestamps->tsval;
+  // Lost: the retransmission timer fires and the segment goes again with a new TSval.
+  now = c->rto_deadline();
+  s = take();
+  ASSERT_EQ(s.size(), 1u);
+  ASSERT_EQ(c->stats().timeouts, 1u);
+  const uint32_t rexmit_tsval = s[0].repr.options.timestamps->tsval;
+  EXPECT_GT(rexmit_tsval, first_tsval);
+  const Duration backed_off = c->rto();
+  // The ACK echoes the retransmission's TSval, 80 ms later: the sample is 80 ms, which
+  // Karn's rule would have had to discard without timestamps.
+  now += Duration(80'000);
+  c->process(now, peer_seg(kAck, irs + 1, iss + 1001, 200, rexmit_tsval), out);
+  const Duration srtt = (7 * rtt + Duration(80'000)) / 8;
+  EXPECT_EQ(c->srtt(), srtt);
+  EXPECT_LT(c->rto(), backed_off);  // the backed-off RTO is recomputed from the sample
+  // An echo from the future (forged) gives no sample.
+  ASSERT_EQ(c->send(data), 1000);
+  s = take();
+  now += Duration(10'000);
+  c->process(now, peer_seg(kAck, irs + 1, iss + 2001, 201, c->ts_now(now) + 1000), out);
+  EXPECT_EQ(c->snd_una(), iss + 2001);
+  EXPECT_EQ(c->srtt(), srtt);
+}
+
+TEST_F(OptionsTest, ExportImportKeepsNegotiatedOptions) {
+  TcpConfig cfg;
+  Duo d(cfg, cfg);
+  d.open();
+  d.pump();
+  ASSERT_TRUE(d.a->ts_enabled() && d.a->ws_enabled());
+  auto st = d.a->export_state(d.now);
+  auto bytes = st.serialize();
+  const char* err = nullptr;
+  auto parsed = ConnectionState::parse(bytes, &err);
+  ASSERT_TRUE(parsed) << err;
+  auto moved = Connection::import_state(cfg, *parsed, d.now, &err);
+  ASSERT_TRUE(moved) << err;
+  EXPECT_TRUE(moved->ts_enabled());
+  EXPECT_EQ(moved->ts_now(d.now), d.a->ts_now(d.now));
+  EXPECT_EQ(moved->ts_recent(), d.a->ts_recent());
+  EXPECT_EQ(moved->rcv_wnd_shift(), d.a->rcv_wnd_shift());
+  d.a = std::move(moved);
+  auto data = pattern(300000);
+  ASSERT_EQ(d.a->send(data), int64_t(data.size()));
+  d.pump();
+  EXPECT_EQ(d.b->recv_queued(), data.size());
+  EXPECT_EQ(d.b->stats().paws_rejected, 0u);
+  // A shift without negotiated scaling is refused.
+  parsed->ws_ok = false;
+  EXPECT_EQ(Connection::import_state(cfg, *parsed, d.now, &err), nullptr);
 }
 
 }  // namespace

@@ -41,6 +41,7 @@ Connection::~Connection() = default;
 void Connection::open_active(Instant now, SeqNum iss) {
   // RFC 9293 §3.10.1 OPEN (active): select an ISS, send SYN, enter SYN-SENT.
   iss_ = snd_una_ = snd_nxt_ = snd_max_ = iss;
+  ts_offset_ = iss.raw();
   passive_ = false;
   set_state(TcpState::kSynSent);
   (void)now;  // the SYN leaves on the next dispatch()
@@ -48,6 +49,7 @@ void Connection::open_active(Instant now, SeqNum iss) {
 
 void Connection::open_passive(SeqNum iss) {
   iss_ = snd_una_ = snd_nxt_ = snd_max_ = iss;
+  ts_offset_ = iss.raw();
   passive_ = true;
   set_state(TcpState::kListen);
 }

@@ -177,6 +177,15 @@ class Connection {
   uint8_t snd_wnd_shift() const { return snd_wnd_shift_; }
   uint8_t rcv_wnd_shift() const { return rcv_wnd_shift_; }
   bool ws_enabled() const { return ws_ok_; }
+  bool ts_enabled() const { return ts_ok_; }
+  uint32_t ts_recent() const { return ts_recent_; }
+  // RFC 7323 §4.1: our TSval clock, one tick per millisecond from `now`, plus the offset.
+  uint32_t ts_now(Instant now) const {
+    return uint32_t(uint64_t(now.time_since_epoch().count()) / 1000) + ts_offset_;
+  }
+  // Data bytes in a full segment: the MSS less the options every segment carries
+  // (RFC 6691 §2: the MSS counts no options; RFC 7323 §3.2: 12 bytes of TSopt).
+  uint16_t seg_size() const { return uint16_t(snd_mss_ - (ts_ok_ ? 12 : 0)); }
   uint16_t rcv_mss() const { return rcv_mss_; }
   Duration rto() const { return rto_; }
   Duration srtt() const { return srtt_; }
@@ -196,6 +205,7 @@ class Connection {
     uint64_t retransmits = 0, fast_retransmits = 0, timeouts = 0, dupacks = 0;
     uint64_t challenge_acks = 0, ooo_segments = 0, ooo_dropped = 0;
     uint64_t zero_windows = 0, window_probes = 0;  // peer closed its window; probes sent
+    uint64_t paws_rejected = 0, ts_missing = 0;      // RFC 7323 §5.3 R1; §3.2 drops
   };
   const Stats& stats() const { return stats_; }
 
@@ -221,6 +231,8 @@ class Connection {
   void take_options(const TcpRepr& syn);
   uint32_t seg_window(const TcpRepr& seg) const;
   void send_challenge_ack(Instant now, SegmentSink& out);
+  bool timestamps_reject(Instant now, const TcpRepr& seg, SegmentSink& out);
+  void update_ts_recent(Instant now, const TcpRepr& seg);
 
   // output.cc
   bool send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqNum seq, size_t data_off,
@@ -237,7 +249,7 @@ class Connection {
   // timers.cc
   void on_timers(Instant now, SegmentSink& out);
   void arm_rto(Instant now);
-  void rtt_sample(Duration r);
+  void rtt_sample(Duration r, uint32_t expected_samples = 1);
   void enter_time_wait(Instant now);
   void touch_keepalive(Instant now);
   void die(int err);  // to CLOSED with an error for the user
@@ -271,6 +283,14 @@ class Connection {
   // both SYNs carried the option (only then do the shifts apply).
   uint8_t rcv_wscale_offer_ = 0;
   bool ws_ok_ = false;
+  // RFC 7323 §3-§5 timestamps: negotiated when both SYNs carried TSopt.
+  bool ts_ok_ = false;
+  uint32_t ts_offset_ = 0;   // RFC 7323 §7.1: a per-connection offset (the ISS, itself keyed-random)
+  uint32_t ts_recent_ = 0;   // TS.Recent (§4.3)
+  Instant ts_recent_at_ = kInstantZero;
+  static constexpr Duration kPawsIdle = Duration(24LL * 86400 * 1'000'000);  // RFC 7323 §5.5  // when TS.Recent was set: PAWS validity (§5.5)
+  SeqNum last_ack_sent_;     // Last.ACK.sent (§4.3)
+  bool sack_ok_ = false;     // RFC 2018 §2: both SYNs carried SACK-permitted
 
   uint16_t rcv_mss_;        // what we advertise
   uint16_t snd_mss_ = 536;  // RFC 9293 §3.7.1: default when the peer sends no MSS option

@@ -44,6 +44,9 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
       break;
   }
 
+  // RFC 7323 §5.3 R1 (PAWS) and §3.2 (a missing TSopt), before the sequence check.
+  if (timestamps_reject(now, seg, out)) return;
+
   SeqNum seq = seg.seq;
   bool syn = seg.has(kSyn);
   bool fin = seg.has(kFin);
@@ -102,6 +105,8 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
     fin = false;
     ack_now_ = true;  // RFC 9293 §3.8.6.1: a probe past a zero window gets an ACK
   }
+
+  update_ts_recent(now, seg);
 
   // Second: the RST bit. RFC 5961 §3.2: reset only on an exact match with RCV.NXT;
   // any other in-window RST gets a challenge ACK.
@@ -291,6 +296,14 @@ void Connection::take_syn(Instant now, const TcpRepr& syn) {
   rcv_nxt_ = irs_ + 1;
   rcv_adv_ = rcv_nxt_;
   take_options(syn);
+  // RFC 7323 §3.2: timestamps are used only when both SYNs carried TSopt (an active side
+  // sent it when configured; a passive one answers only then); TS.Recent from the SYN.
+  ts_ok_ = cfg_.timestamps && syn.options.timestamps.has_value();
+  if (ts_ok_) {
+    ts_recent_ = syn.options.timestamps->tsval;
+    ts_recent_at_ = now;
+  }
+  last_ack_sent_ = rcv_nxt_;
   snd_wnd_ = syn.window;
   max_snd_wnd_ = snd_wnd_;
   snd_wl1_ = syn.seq;
@@ -321,6 +334,42 @@ uint32_t Connection::seg_window(const TcpRepr& seg) const {
   // RFC 7323 §2.2: "The window field in a segment where the SYN bit is set ... MUST NOT
   // be scaled"; every other window is shifted by the peer's Snd.Wind.Shift.
   return uint32_t(seg.window) << (seg.has(kSyn) ? 0 : snd_wnd_shift_);
+}
+
+bool Connection::timestamps_reject(Instant now, const TcpRepr& seg, SegmentSink& out) {
+  // RFC 7323 §5.3 R1 applies to every segment but a RST.
+  if (!ts_ok_ || seg.has(kRst)) return false;
+  if (!seg.options.timestamps) {
+    // RFC 7323 §3.2: "If a non-<RST> segment is received without a TSopt, a TCP SHOULD
+    // silently drop the segment." A SYN still reaches the RFC 5961 §4 challenge ACK.
+    if (seg.has(kSyn)) return false;
+    ++stats_.ts_missing;
+    return true;
+  }
+  // RFC 7323 §5.3 R1: "If ... SEG.TSval < TS.Recent, TS.Recent is valid ..., and the RST
+  // bit is not set, then treat the arriving segment as not acceptable: Send an
+  // acknowledgment in reply ... and drop the segment." Modular comparison (§5.2);
+  // §5.5: TS.Recent older than 24 days is no longer valid.
+  const bool valid = now - ts_recent_at_ <= kPawsIdle;
+  if (valid && int32_t(seg.options.timestamps->tsval - ts_recent_) < 0) {
+    ++stats_.paws_rejected;
+    send_ack(out, now);
+    return true;
+  }
+  return false;
+}
+
+void Connection::update_ts_recent(Instant now, const TcpRepr& seg) {
+  // RFC 7323 §4.3 (2) / §5.3 R3: "If SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent
+  // then SEG.TSval is copied to TS.Recent" — so an ACK delayed over several segments
+  // echoes the earliest one's TSval. A stale TS.Recent (§5.5) is replaced.
+  if (!ts_ok_ || !seg.options.timestamps) return;
+  const uint32_t tsval = seg.options.timestamps->tsval;
+  const bool stale = now - ts_recent_at_ > kPawsIdle;
+  if ((stale || int32_t(tsval - ts_recent_) >= 0) && seg.seq <= last_ack_sent_) {
+    ts_recent_ = tsval;
+    ts_recent_at_ = now;
+  }
 }
 
 void Connection::send_challenge_ack(Instant now, SegmentSink& out) {
@@ -405,8 +454,21 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
     if (snd_nxt_ < snd_una_) snd_nxt_ = snd_una_;
     stats_.bytes_out += data_acked;
 
-    // RFC 6298 §3 / Karn: sample only a segment timed on its first transmission.
-    if (rtt_timing_ && seg.ack > rtt_seq_) {
+    if (ts_ok_ && seg.options.timestamps) {
+      // RFC 7323 §4.1 RTTM: RTT = now - SEG.TSecr on an ACK of new data. TSecr echoes
+      // the segment that advanced the window (§4.3), retransmitted or not, so the sample
+      // has no ambiguity for Karn's rule to guard against. An echo from the future
+      // (a forged or corrupted TSecr) gives no sample.
+      const uint32_t ticks = ts_now(now) - seg.options.timestamps->tsecr;
+      if (ticks < (1u << 31)) {
+        // RFC 7323 Appendix G: with a sample on every ACK, weigh each by the number of
+        // ACKs expected per RTT (FlightSize / (2 * SMSS), delayed ACKs).
+        const uint32_t expected = std::max<uint32_t>(1, flight_before / (2u * snd_mss_));
+        rtt_sample(Duration(int64_t(ticks) * 1000), expected);
+      }
+      rtt_timing_ = false;
+    } else if (rtt_timing_ && seg.ack > rtt_seq_) {
+      // RFC 6298 §3 / Karn: sample only a segment timed on its first transmission.
       rtt_sample(now - rtt_start_);
       rtt_timing_ = false;
     }

@@ -60,6 +60,10 @@ bool Connection::send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqN
   r.flags = flags;
   if (flags & kAck) r.ack = rcv_nxt_;
   if (flags & kSyn) syn_options(flags, r.options);
+  // RFC 7323 §3.2: TSopt MAY be sent in a <SYN>, in a <SYN,ACK> only if the <SYN> had
+  // it, and once negotiated in every non-<RST> segment. TSecr is zero without ACK.
+  if ((flags & (kSyn | kAck)) == kSyn ? cfg_.timestamps : ts_ok_)
+    r.options.timestamps = TcpTimestamps{ts_now(now), (flags & kAck) ? ts_recent_ : 0};
   // RFC 9293 §3.8.6.2.2: the window goes in every segment.
   r.window = window_to_advertise((flags & kSyn) != 0);
   std::span<const uint8_t> p1, p2;
@@ -73,8 +77,8 @@ bool Connection::send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqN
     ack_now_ = false;
     unacked_bytes_ = 0;
     delack_at_ = kInstantNever;
+    last_ack_sent_ = rcv_nxt_;  // RFC 7323 §4.3 Last.ACK.sent
   }
-  (void)now;
   return true;
 }
 
@@ -110,7 +114,7 @@ size_t Connection::sendable_now(Instant, bool* fin) const {
   const uint32_t win = std::min(snd_wnd_, cc_->cwnd());
   const SeqNum wnd_end = snd_una_ + win;
   const size_t usable = wnd_end > snd_nxt_ ? size_t(wnd_end - snd_nxt_) : 0;
-  const size_t len = std::min({avail, usable, size_t(snd_mss_)});
+  const size_t len = std::min({avail, usable, size_t(seg_size())});
   const bool fin_possible = fin_queued_ && snd_nxt_ + uint32_t(len) == fin_seq_ && len == avail;
   if (len == 0) {
     // The FIN alone: it takes a sequence number but no window space (as Linux does).
@@ -118,7 +122,7 @@ size_t Connection::sendable_now(Instant, bool* fin) const {
     return 0;
   }
   // Retransmissions (after a timeout, below SND.MAX) are never held back.
-  if (len < snd_mss_ && !fin_possible && snd_nxt_ >= snd_max_) {
+  if (len < seg_size() && !fin_possible && snd_nxt_ >= snd_max_) {
     const bool outstanding = snd_max_ > snd_una_;
     if (outstanding) {
       // RFC 9293 §3.7.4 Nagle: with unacknowledged data, hold a short segment until
@@ -140,7 +144,7 @@ bool Connection::retransmit_first(Instant now, SegmentSink& out) {
   const size_t off = tx_offset(snd_una_);
   const size_t data_end = fin_queued_ && snd_max_ > fin_seq_ ? size_t(fin_seq_ - snd_una_)
                                                              : size_t(snd_max_ - snd_una_);
-  const size_t len = std::min({data_end, size_t(snd_mss_), tx_.size() - std::min(off, tx_.size())});
+  const size_t len = std::min({data_end, size_t(seg_size()), tx_.size() - std::min(off, tx_.size())});
   const bool fin = fin_queued_ && snd_max_ > fin_seq_ && snd_una_ + uint32_t(len) == fin_seq_;
   if (len == 0 && !fin) return false;
   if (!send_segment(out, now, kAck | (fin ? kFin : 0), snd_una_, off, len)) return false;

@@ -87,6 +87,11 @@ std::vector<uint8_t> ConnectionState::serialize() const {
     w.u32(v);
   w.u8(snd_wnd_shift);
   w.u8(rcv_wnd_shift);
+  w.u8(ws_ok);
+  w.u8(ts_ok);
+  w.u8(sack_ok);
+  w.u32(ts_offset);
+  w.u32(ts_recent);
   w.u16(snd_mss);
   w.u16(rcv_mss);
   w.u8(fin_queued);
@@ -139,6 +144,11 @@ std::optional<ConnectionState> ConnectionState::parse(std::span<const uint8_t> b
     *v = r.u32();
   s.snd_wnd_shift = r.u8();
   s.rcv_wnd_shift = r.u8();
+  s.ws_ok = r.flag();
+  s.ts_ok = r.flag();
+  s.sack_ok = r.flag();
+  s.ts_offset = r.u32();
+  s.ts_recent = r.u32();
   s.snd_mss = r.u16();
   s.rcv_mss = r.u16();
   s.fin_queued = r.flag();
@@ -184,6 +194,9 @@ const char* ConnectionState::validate() const {
   if (rn == ir) return "the peer's SYN was not received";
   if (!(una <= nxt && nxt <= mx)) return "need SND.UNA <= SND.NXT <= SND.MAX";
   if (snd_wnd_shift > 14 || rcv_wnd_shift > 14) return "window shift above 14 (RFC 7323 §2.3)";
+  if (!ws_ok && (snd_wnd_shift != 0 || rcv_wnd_shift != 0))
+    return "window shift without negotiated scaling (RFC 7323 §2.2)";
+  if (ts_ok && snd_mss < 64 + 12) return "MSS leaves no room for data after the timestamps";
   if (snd_wnd > (0xffffu << snd_wnd_shift)) return "send window larger than the field allows";
   if (snd_mss < 64 || rcv_mss < 64 || snd_mss > 65495 || rcv_mss > 65495) return "MSS out of range";
   if (rcvbuf == 0 || sndbuf == 0 || rcvbuf > kMaxBuffer || sndbuf > kMaxBuffer)
@@ -239,6 +252,11 @@ ConnectionState Connection::export_state(Instant now) const {
   s.rcv_adv = rcv_adv_.raw();
   s.snd_wnd_shift = snd_wnd_shift_;
   s.rcv_wnd_shift = rcv_wnd_shift_;
+  s.ws_ok = ws_ok_;
+  s.ts_ok = ts_ok_;
+  s.sack_ok = sack_ok_;
+  s.ts_offset = ts_offset_;
+  s.ts_recent = ts_recent_;
   s.snd_mss = snd_mss_;
   s.rcv_mss = rcv_mss_;
   s.fin_queued = fin_queued_;
@@ -301,6 +319,13 @@ std::unique_ptr<Connection> Connection::import_state(const TcpConfig& cfg, const
   k.rcv_adv_ = SeqNum(s.rcv_adv);
   k.snd_wnd_shift_ = s.snd_wnd_shift;
   k.rcv_wnd_shift_ = s.rcv_wnd_shift;
+  k.ws_ok_ = s.ws_ok;
+  k.ts_ok_ = s.ts_ok;
+  k.sack_ok_ = s.sack_ok;
+  k.ts_offset_ = s.ts_offset;
+  k.ts_recent_ = s.ts_recent;
+  k.ts_recent_at_ = now;
+  k.last_ack_sent_ = SeqNum(s.rcv_nxt);
   k.snd_mss_ = s.snd_mss;
   k.fin_queued_ = s.fin_queued;
   k.fin_received_ = s.fin_received;

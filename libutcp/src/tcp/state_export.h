@@ -17,7 +17,7 @@ namespace utcp {
 
 struct ConnectionState {
   static constexpr uint32_t kMagic = 0x50435455;  // "UTCP" little-endian
-  static constexpr uint16_t kVersion = 1;
+  static constexpr uint16_t kVersion = 2;  // 2: negotiated options (RFC 7323, RFC 2018)
   static constexpr uint32_t kMaxBuffer = 64u << 20;
 
   FourTuple tuple;
@@ -27,6 +27,8 @@ struct ConnectionState {
   uint32_t snd_wl1 = 0, snd_wl2 = 0;
   uint32_t irs = 0, rcv_nxt = 0, rcv_adv = 0;
   uint8_t snd_wnd_shift = 0, rcv_wnd_shift = 0;
+  bool ws_ok = false, ts_ok = false, sack_ok = false;  // options both SYNs carried
+  uint32_t ts_offset = 0, ts_recent = 0;                // RFC 7323 §4.3, §7.1
   uint16_t snd_mss = 0, rcv_mss = 0;
   bool fin_queued = false, fin_received = false;
   uint32_t fin_seq = 0;

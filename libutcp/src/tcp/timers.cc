@@ -10,18 +10,23 @@ using namespace tcp_flags;
 
 void Connection::arm_rto(Instant now) { rto_at_ = now + rto_; }
 
-void Connection::rtt_sample(Duration r) {
+void Connection::rtt_sample(Duration r, uint32_t expected_samples) {
   if (r < Duration(0)) return;
   if (!have_rtt_) {
     // RFC 6298 §2.2: first measurement R: SRTT <- R, RTTVAR <- R/2.
     srtt_ = r;
     rttvar_ = r / 2;
     have_rtt_ = true;
-  } else {
+  } else if (expected_samples <= 1) {
     // RFC 6298 §2.3 with alpha = 1/8, beta = 1/4.
     const Duration diff = srtt_ > r ? srtt_ - r : r - srtt_;
     rttvar_ = (3 * rttvar_ + diff) / 4;
     srtt_ = (7 * srtt_ + r) / 8;
+  } else {
+    // RFC 7323 Appendix G: alpha' = alpha / ExpectedSamples, beta' = beta / ExpectedSamples.
+    const Duration diff = srtt_ > r ? srtt_ - r : r - srtt_;
+    rttvar_ += (diff - rttvar_) / (4 * int64_t(expected_samples));
+    srtt_ += (r - srtt_) / (8 * int64_t(expected_samples));
   }
   // RTO <- SRTT + max(G, K*RTTVAR), K = 4, G = 1 ms; clamped to [min, max] (§2.4, §2.5).
   rto_ = std::clamp(srtt_ + std::max(Duration(1000), 4 * rttvar_), cfg_.rto_min, cfg_.rto_max);
