@@ -413,5 +413,80 @@ TEST_F(OptionsTest, ExportImportKeepsNegotiatedOptions) {
   EXPECT_EQ(Connection::import_state(cfg, *parsed, d.now, &err), nullptr);
 }
 
+// ---------------------------------------------------------------- RFC 2018 SACK, RFC 6675
+
+LinkConfig lossy_link(double loss, uint64_t seed) {  // as in stack_test.cc's transfers
+  LinkConfig c;
+  c.seed = seed;
+  c.loss = loss;
+  c.reorder = loss;
+  c.duplicate = loss / 2;
+  c.delay = Duration(500);
+  c.bandwidth_bps = 10'000'000'000ull;
+  c.queue_limit = 4096;
+  return c;
+}
+
+struct RunStats {
+  TransferResult r;
+  Connection::Stats st;
+};
+
+RunStats run_transfer(const LinkConfig& lc, bool sack, uint64_t total) {
+  TcpConfig tcp;
+  tcp.msl = Duration(1'000'000);
+  tcp.sack = sack;
+  StackPair p(lc, tcp);
+  Connected c = connect_pair(p);
+  RunStats out;
+  EXPECT_GE(c.server, 0);
+  if (c.server < 0) return out;
+  EXPECT_EQ(p.a->connection(c.client)->sack_enabled(), sack);
+  out.r = transfer(p, *p.a, c.client, *p.b, c.server, total);
+  if (auto* k = p.a->connection(c.client)) out.st = k->stats();
+  p.a->close(c.client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+  EXPECT_TRUE(p.run_until([&] { return p.a->connection_count() == 0 && p.b->connection_count() == 0; }));
+  return out;
+}
+
+struct SackCase {
+  double loss;
+  uint64_t bytes;
+  uint64_t seed;
+};
+
+class SackTransferTest : public LeakChecked, public ::testing::WithParamInterface<SackCase> {};
+
+// Every byte checked, with SACK and without (NewReno) on the same seeded link.
+TEST_P(SackTransferTest, EveryByteArrivesFasterThanNewReno) {
+  const SackCase sc = GetParam();
+  const LinkConfig lc = lossy_link(sc.loss, sc.seed);
+  RunStats with = run_transfer(lc, true, sc.bytes);
+  RunStats without = run_transfer(lc, false, sc.bytes);
+  EXPECT_TRUE(with.r.ok) << "SACK: got " << with.r.bytes;
+  EXPECT_TRUE(without.r.ok) << "NewReno: got " << without.r.bytes;
+  EXPECT_GT(with.st.sack_recoveries, 0u);
+  EXPECT_EQ(without.st.sack_recoveries, 0u);
+  EXPECT_LT(with.r.virtual_time, without.r.virtual_time);
+  std::printf("%.0f%% loss, %llu MiB: SACK %.2f s (%llu rexmits, %llu timeouts), "
+              "NewReno %.2f s (%llu rexmits, %llu timeouts)\n",
+              sc.loss * 100, (unsigned long long)(sc.bytes >> 20),
+              double(with.r.virtual_time.count()) / 1e6, (unsigned long long)with.st.retransmits,
+              (unsigned long long)with.st.timeouts, double(without.r.virtual_time.count()) / 1e6,
+              (unsigned long long)without.st.retransmits, (unsigned long long)without.st.timeouts);
+  RecordProperty("sack_ms", int(with.r.virtual_time.count() / 1000));
+  RecordProperty("newreno_ms", int(without.r.virtual_time.count() / 1000));
+}
+
+INSTANTIATE_TEST_SUITE_P(Loss, SackTransferTest,
+                         ::testing::Values(SackCase{0.01, 100 << 20, 22}, SackCase{0.05, 100 << 20, 23},
+                                           SackCase{0.02, 8 << 20, 25}),
+                         [](const auto& info) {
+                           return "loss" + std::to_string(int(info.param.loss * 100)) + "_" +
+                                  std::to_string(info.param.bytes >> 20) + "MB";
+                         });
+
 }  // namespace
 }  // namespace utcp::test

@@ -7,6 +7,7 @@
 // output.cc (send, retransmit, RST), timers.cc (timer expiry), connection.cc (user calls).
 #pragma once
 
+#include <array>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include "tcp/congestion.h"
 #include "tcp/live.h"
 #include "tcp/ring_buffer.h"
+#include "tcp/scoreboard.h"
 #include "wire/seq.h"
 #include "wire/types.h"
 
@@ -178,6 +180,8 @@ class Connection {
   uint8_t rcv_wnd_shift() const { return rcv_wnd_shift_; }
   bool ws_enabled() const { return ws_ok_; }
   bool ts_enabled() const { return ts_ok_; }
+  bool sack_enabled() const { return sack_ok_; }
+  const Scoreboard& scoreboard() const { return scoreboard_; }
   uint32_t ts_recent() const { return ts_recent_; }
   // RFC 7323 §4.1: our TSval clock, one tick per millisecond from `now`, plus the offset.
   uint32_t ts_now(Instant now) const {
@@ -206,6 +210,7 @@ class Connection {
     uint64_t challenge_acks = 0, ooo_segments = 0, ooo_dropped = 0;
     uint64_t zero_windows = 0, window_probes = 0;  // peer closed its window; probes sent
     uint64_t paws_rejected = 0, ts_missing = 0;      // RFC 7323 §5.3 R1; §3.2 drops
+    uint64_t sack_recoveries = 0;                    // RFC 6675 loss recovery episodes
   };
   const Stats& stats() const { return stats_; }
 
@@ -233,6 +238,8 @@ class Connection {
   void send_challenge_ack(Instant now, SegmentSink& out);
   bool timestamps_reject(Instant now, const TcpRepr& seg, SegmentSink& out);
   void update_ts_recent(Instant now, const TcpRepr& seg);
+  uint32_t take_sack(const TcpRepr& seg);
+  void note_ooo_arrival(SeqNum seq);
 
   // output.cc
   bool send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqNum seq, size_t data_off,
@@ -242,9 +249,19 @@ class Connection {
   uint16_t window_to_advertise(bool syn);
   void syn_options(uint8_t flags, TcpOptions& o);
   uint32_t advertisable_space(uint8_t shift) const;
-  size_t sendable_now(Instant now, bool* fin) const;
+  size_t sendable_now(Instant now, bool* fin, bool pipe_limited = false) const;
+  bool send_new(Instant now, SegmentSink& out, size_t len, bool fin);
   bool want_window_update() const;
   bool retransmit_first(Instant now, SegmentSink& out);
+  bool retransmit_from(Instant now, SegmentSink& out, SeqNum s, SeqNum end);
+  void fill_sack(TcpOptions& o, size_t len) const;
+  uint32_t sack_pipe() const;
+  struct NextSeg {
+    SeqNum left, right;  // un-SACKed octets to retransmit
+    bool new_data;       // RFC 6675 NextSeg rule (2): send new data instead
+  };
+  std::optional<NextSeg> next_seg(Instant now) const;
+  void send_in_recovery(Instant now, SegmentSink& out);
 
   // timers.cc
   void on_timers(Instant now, SegmentSink& out);
@@ -291,6 +308,12 @@ class Connection {
   static constexpr Duration kPawsIdle = Duration(24LL * 86400 * 1'000'000);  // RFC 7323 §5.5  // when TS.Recent was set: PAWS validity (§5.5)
   SeqNum last_ack_sent_;     // Last.ACK.sent (§4.3)
   bool sack_ok_ = false;     // RFC 2018 §2: both SYNs carried SACK-permitted
+  // RFC 2018 §4 receiver: where the latest out-of-order segments started, newest first.
+  std::array<SeqNum, 4> sack_recent_{};
+  uint8_t sack_recent_n_ = 0;
+  // RFC 6675 sender: SACKed ranges, and HighRxt (highest octet retransmitted + 1).
+  Scoreboard scoreboard_;
+  SeqNum high_rxt_;
 
   uint16_t rcv_mss_;        // what we advertise
   uint16_t snd_mss_ = 536;  // RFC 9293 §3.7.1: default when the peer sends no MSS option

@@ -304,6 +304,8 @@ void Connection::take_syn(Instant now, const TcpRepr& syn) {
     ts_recent_at_ = now;
   }
   last_ack_sent_ = rcv_nxt_;
+  // RFC 2018 §2: SACK-permitted on both SYNs enables SACK for the connection.
+  sack_ok_ = cfg_.sack && syn.options.sack_permitted;
   snd_wnd_ = syn.window;
   max_snd_wnd_ = snd_wnd_;
   snd_wl1_ = syn.seq;
@@ -372,6 +374,32 @@ void Connection::update_ts_recent(Instant now, const TcpRepr& seg) {
   }
 }
 
+uint32_t Connection::take_sack(const TcpRepr& seg) {
+  if (!sack_ok_ || seg.options.sack_count == 0) return 0;
+  uint32_t fresh = 0;
+  const SeqNum floor = seg.ack > snd_una_ ? seg.ack : snd_una_;
+  for (size_t i = 0; i < std::min<size_t>(seg.options.sack_count, seg.options.sack.size()); ++i) {
+    SackBlock b = seg.options.sack[i];
+    // RFC 2018 §3: a block reports [left, right) above the cumulative ACK. Blocks at or
+    // below it (RFC 2883 D-SACK) and blocks past what we sent (hostile) are ignored.
+    if (!(b.left < b.right) || b.right <= floor || b.right > snd_max_) continue;
+    if (b.left < floor) b.left = floor;
+    fresh += scoreboard_.add(b.left, b.right);
+  }
+  return fresh;
+}
+
+void Connection::note_ooo_arrival(SeqNum seq) {
+  // RFC 2018 §4: "The first SACK block ... MUST specify the contiguous block of data
+  // containing the segment which triggered this ACK"; the rest repeat recent blocks.
+  size_t k = 0;
+  while (k < sack_recent_n_ && sack_recent_[k] != seq) ++k;
+  if (k == sack_recent_n_ && sack_recent_n_ < sack_recent_.size()) ++sack_recent_n_;
+  if (k == sack_recent_.size()) k = sack_recent_.size() - 1;
+  for (; k > 0; --k) sack_recent_[k] = sack_recent_[k - 1];
+  sack_recent_[0] = seq;
+}
+
 void Connection::send_challenge_ack(Instant now, SegmentSink& out) {
   // RFC 5961 §7: limit challenge ACKs (per connection here, per second).
   if (now - challenge_window_start_ >= Duration(1'000'000)) {
@@ -433,12 +461,16 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
 
   const uint32_t acked = uint32_t(seg.ack - snd_una_);
   const uint32_t flight_before = flight_size();
+  const uint32_t newly_sacked = take_sack(seg);
   // RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no SYN/FIN, same
   // ACK number, same advertised window.
   // A zero window is not a loss signal: ACKs to window probes repeat themselves.
   const bool dupack = acked == 0 && flight_before > 0 && snd_wnd_ > 0 && seg.payload.empty() &&
                       !seg.has(kSyn) && !seg.has(kFin) &&
                       seg_window(seg) == snd_wnd_;
+  // RFC 6675 §2 DupAck: with SACK, an ACK that SACKs new octets counts, window or not.
+  const bool sack_dupack = acked == 0 && flight_before > 0 && newly_sacked > 0 &&
+                           seg.payload.empty() && !seg.has(kSyn) && !seg.has(kFin);
   update_send_window(seg);
 
   if (acked > 0) {
@@ -451,6 +483,7 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
     if (fin_queued_ && seg.ack > fin_seq_ && snd_una_ <= fin_seq_) --data_acked;
     tx_.consume(data_acked);
     snd_una_ = seg.ack;
+    scoreboard_.advance(snd_una_);
     if (snd_nxt_ < snd_una_) snd_nxt_ = snd_una_;
     stats_.bytes_out += data_acked;
 
@@ -482,27 +515,39 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
         // RFC 6582 §3.2 step 6: a full acknowledgment ends fast recovery.
         in_recovery_ = false;
         cc_->on_recovery_exit(flight_size());
-      } else {
+      } else if (!sack_ok_) {
         // RFC 6582 §3.2 step 5: partial ACK: retransmit the first unacknowledged
         // segment, deflate cwnd, and (first partial ACK) reset the timer (done above).
         rexmit_one_ = true;
         cc_->on_partial_ack(data_acked);
       }
+      // RFC 6675 §5 (C): with SACK a partial ACK only updates the scoreboard; pipe and
+      // NextSeg() decide what is sent (dispatch).
     } else {
       cc_->on_ack(now, data_acked, flight_before);
     }
-  } else if (dupack) {
+  } else if (dupack || (sack_ok_ && sack_dupack)) {
     ++dupacks_;
     ++stats_.dupacks;
+    // RFC 6675 §5 (4): recovery starts at DupThresh duplicates or when IsLost(HighACK+1).
+    const bool lost = dupacks_ >= 3 || (sack_ok_ && scoreboard_.is_lost(snd_una_, snd_mss_));
     if (in_recovery_) {
-      cc_->on_dupack_in_recovery();  // RFC 6582 §3.2 step 4
-    } else if (dupacks_ == 3 && snd_una_ >= recover_) {
+      if (!sack_ok_) cc_->on_dupack_in_recovery();  // RFC 6582 §3.2 step 4 (no SACK)
+    } else if (lost && snd_una_ >= recover_) {
       // RFC 6582 §3.2 step 2: the third duplicate ACK starts fast retransmit, unless it
       // does not cover more than "recover" (still inside a previous recovery episode).
+      // RFC 6675 §5 (4.1): RecoveryPoint = HighData.
       in_recovery_ = true;
       recover_ = snd_max_;
       cc_->on_loss(now, LossEvent::kFastRetransmit, flight_before);
-      rexmit_one_ = true;
+      if (sack_ok_) {
+        // RFC 6675 §5 (4.2): cwnd = ssthresh (no NewReno inflation: pipe counts the
+        // segments that left the network); HighRxt starts at HighACK.
+        cc_->restore(cc_->ssthresh(), cc_->ssthresh());
+        high_rxt_ = snd_una_;
+        ++stats_.sack_recoveries;
+      }
+      rexmit_one_ = true;  // RFC 6675 §5 (4.3) / RFC 5681 §3.2 step 2: resend HighACK+1
       rtt_timing_ = false;  // Karn: the timed segment may be the one resent
       ++stats_.fast_retransmits;
     }
@@ -555,6 +600,8 @@ void Connection::process_text(Instant now, SeqNum seq, std::span<const uint8_t> 
       if (!ooo_.add(off, uint32_t(data.size()))) {
         ++stats_.ooo_dropped;  // too many holes: drop, the sender retransmits
         fin = false;
+      } else if (off > 0) {
+        note_ooo_arrival(seq);
       }
       uint32_t contig = ooo_.pop_front();
       rx_.commit(contig);

@@ -19,6 +19,35 @@ void Connection::syn_options(uint8_t flags, TcpOptions& o) {
   if (!synack) rcv_wscale_offer_ = window_scale_for(uint32_t(rx_.capacity()));
   // RFC 7323 §2.2: WS MAY be sent in a <SYN>; in a <SYN,ACK> only if the <SYN> had it.
   if (synack ? ws_ok_ : cfg_.window_scaling) o.window_scale = rcv_wscale_offer_;
+  // RFC 2018 §2: SACK-permitted "MUST NOT be sent on non-SYN segments"; on a SYN,ACK
+  // only in answer to one.
+  o.sack_permitted = synack ? sack_ok_ : cfg_.sack;
+}
+
+void Connection::fill_sack(TcpOptions& o, size_t len) const {
+  // RFC 2018 §4: the block holding the most recent arrival first, then the other recent
+  // ones, then the rest; the wire layer keeps as many as fit (3 beside timestamps).
+  size_t max_blocks = o.sack.size();
+  if (len > 0) {
+    // A data segment must still fit the peer's MSS with its options (RFC 6691 §2).
+    const int budget = int(snd_mss_) - int(len) - (ts_ok_ ? 12 : 0) - 4;
+    max_blocks = budget >= 8 ? std::min<size_t>(max_blocks, size_t(budget / 8)) : 0;
+  }
+  size_t n = 0;
+  auto add = [&](const Assembler::Range& rg) {
+    const SackBlock b{rcv_nxt_ + rg.start, rcv_nxt_ + rg.end};
+    for (size_t k = 0; k < n; ++k)
+      if (o.sack[k] == b) return;
+    if (n < max_blocks) o.sack[n++] = b;
+  };
+  for (size_t i = 0; i < sack_recent_n_; ++i) {
+    if (sack_recent_[i] < rcv_nxt_) continue;  // since delivered
+    const uint32_t off = uint32_t(sack_recent_[i] - rcv_nxt_);
+    for (size_t k = 0; k < ooo_.ranges(); ++k)
+      if (ooo_.range(k).start <= off && off < ooo_.range(k).end) add(ooo_.range(k));
+  }
+  for (size_t k = 0; k < ooo_.ranges() && n < max_blocks; ++k) add(ooo_.range(k));
+  o.sack_count = uint8_t(n);
 }
 
 uint32_t Connection::advertisable_space(uint8_t shift) const {
@@ -64,6 +93,7 @@ bool Connection::send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqN
   // it, and once negotiated in every non-<RST> segment. TSecr is zero without ACK.
   if ((flags & (kSyn | kAck)) == kSyn ? cfg_.timestamps : ts_ok_)
     r.options.timestamps = TcpTimestamps{ts_now(now), (flags & kAck) ? ts_recent_ : 0};
+  if (sack_ok_ && (flags & (kAck | kSyn)) == kAck && !ooo_.empty()) fill_sack(r.options, len);
   // RFC 9293 §3.8.6.2.2: the window goes in every segment.
   r.window = window_to_advertise((flags & kSyn) != 0);
   std::span<const uint8_t> p1, p2;
@@ -96,7 +126,7 @@ void Connection::send_rst(SegmentSink& out, SeqNum seq) {
   if (out.send(tuple_, r, {}, {})) ++stats_.segs_out;
 }
 
-size_t Connection::sendable_now(Instant, bool* fin) const {
+size_t Connection::sendable_now(Instant, bool* fin, bool pipe_limited) const {
   *fin = false;
   switch (state_) {
     case TcpState::kEstablished:
@@ -111,7 +141,9 @@ size_t Connection::sendable_now(Instant, bool* fin) const {
   if (snd_nxt_ < snd_una_) return 0;
   const size_t off = tx_offset(snd_nxt_);
   const size_t avail = tx_.size() > off ? tx_.size() - off : 0;
-  const uint32_t win = std::min(snd_wnd_, cc_->cwnd());
+  // In SACK recovery the caller has checked cwnd against pipe (RFC 6675 §5 (C)): only
+  // the peer's window limits new data.
+  const uint32_t win = pipe_limited ? snd_wnd_ : std::min(snd_wnd_, cc_->cwnd());
   const SeqNum wnd_end = snd_una_ + win;
   const size_t usable = wnd_end > snd_nxt_ ? size_t(wnd_end - snd_nxt_) : 0;
   const size_t len = std::min({avail, usable, size_t(seg_size())});
@@ -141,16 +173,96 @@ bool Connection::retransmit_first(Instant now, SegmentSink& out) {
   // RFC 5681 §3.2 step 2 / RFC 6582 §3.2 step 5: retransmit the first unacknowledged
   // segment, whatever cwnd says.
   if (!syn_acked() || snd_max_ <= snd_una_) return false;
-  const size_t off = tx_offset(snd_una_);
-  const size_t data_end = fin_queued_ && snd_max_ > fin_seq_ ? size_t(fin_seq_ - snd_una_)
-                                                             : size_t(snd_max_ - snd_una_);
-  const size_t len = std::min({data_end, size_t(seg_size()), tx_.size() - std::min(off, tx_.size())});
-  const bool fin = fin_queued_ && snd_max_ > fin_seq_ && snd_una_ + uint32_t(len) == fin_seq_;
+  return retransmit_from(now, out, snd_una_, snd_max_);
+}
+
+bool Connection::retransmit_from(Instant now, SegmentSink& out, SeqNum s, SeqNum end) {
+  // Up to one segment of already-sent sequence space [s, end), with our FIN if it lies there.
+  const bool fin_sent = fin_queued_ && snd_max_ > fin_seq_;
+  const SeqNum data_end = fin_sent && fin_seq_ < end ? fin_seq_ : end;
+  const size_t off = tx_offset(s);
+  const size_t room = tx_.size() - std::min(off, tx_.size());
+  const size_t len = data_end > s ? std::min({size_t(data_end - s), size_t(seg_size()), room}) : 0;
+  const bool fin = fin_sent && s + uint32_t(len) == fin_seq_ && fin_seq_ < end;
   if (len == 0 && !fin) return false;
-  if (!send_segment(out, now, kAck | (fin ? kFin : 0), snd_una_, off, len)) return false;
+  if (!send_segment(out, now, kAck | (fin ? kFin : 0), s, off, len)) return false;
   ++stats_.retransmits;
   rtt_timing_ = false;  // Karn's rule
+  // RFC 6675 §4 HighRxt: the highest octet retransmitted.
+  const SeqNum sent_end = s + uint32_t(len) + (fin ? 1 : 0);
+  if (high_rxt_ < sent_end) high_rxt_ = sent_end;
   if (rto_at_ == kInstantNever) arm_rto(now);
+  return true;
+}
+
+uint32_t Connection::sack_pipe() const {
+  // RFC 6675 §4 SetPipe: over the un-SACKed octets of [HighACK, HighData): (a) those not
+  // deemed lost are in flight, (b) those retransmitted (below HighRxt) are in flight again.
+  uint32_t pipe = 0;
+  scoreboard_.for_each_hole(snd_una_, snd_max_, snd_mss_, [&](const Scoreboard::Hole& h) {
+    if (!h.lost) pipe += uint32_t(h.right - h.left);
+    if (h.left < high_rxt_) pipe += uint32_t((h.right < high_rxt_ ? h.right : high_rxt_) - h.left);
+    return true;
+  });
+  return pipe;
+}
+
+std::optional<Connection::NextSeg> Connection::next_seg(Instant now) const {
+  // RFC 6675 §4 NextSeg(), rules (1)-(3) (the optional rescue retransmission (4) is not used).
+  std::optional<NextSeg> lost, other;
+  if (!scoreboard_.empty()) {
+    const SeqNum high_sacked = scoreboard_.high();
+    scoreboard_.for_each_hole(snd_una_, snd_max_, snd_mss_, [&](const Scoreboard::Hole& h) {
+      if (!(h.left < high_sacked)) return false;  // only below the highest SACKed octet
+      const SeqNum from = h.left < high_rxt_ ? high_rxt_ : h.left;  // above HighRxt
+      if (!(from < h.right)) return true;
+      if (h.lost) {
+        lost = NextSeg{from, h.right, false};  // (1) lost and not yet retransmitted
+        return false;
+      }
+      if (!other) other = NextSeg{from, h.right, false};
+      return true;
+    });
+  }
+  if (lost) return lost;
+  bool fin = false;
+  if (sendable_now(now, &fin, true) > 0 || fin) return NextSeg{snd_nxt_, snd_nxt_, true};  // (2)
+  return other;  // (3): not yet deemed lost, but below the highest SACKed octet
+}
+
+void Connection::send_in_recovery(Instant now, SegmentSink& out) {
+  // RFC 6675 §5 (C): "If cwnd - pipe >= 1 SMSS the sender SHOULD transmit one or more
+  // segments": NextSeg() picks each; pipe grows with every one sent.
+  if (high_rxt_ < snd_una_) high_rxt_ = snd_una_;
+  for (;;) {
+    if (cc_->cwnd() < sack_pipe() + seg_size()) return;
+    const auto next = next_seg(now);
+    if (!next) return;
+    if (next->new_data) {
+      bool fin = false;
+      const size_t len = sendable_now(now, &fin, true);
+      if (!send_new(now, out, len, fin) || fin) return;
+    } else if (!retransmit_from(now, out, next->left, next->right)) {
+      return;
+    }
+  }
+}
+
+bool Connection::send_new(Instant now, SegmentSink& out, size_t len, bool fin) {
+  // Sends [SND.NXT, SND.NXT+len) (and the FIN): new data, or a resend after a timeout.
+  const bool is_new = snd_nxt_ >= snd_max_;
+  const uint8_t flags = kAck | (fin ? kFin : 0);
+  if (!send_segment(out, now, flags, snd_nxt_, tx_offset(snd_nxt_), len)) return false;
+  if (len > 0 && is_new && !rtt_timing_) {
+    // RFC 6298 §3: time one segment per RTT, on its first transmission only.
+    rtt_timing_ = true;
+    rtt_seq_ = snd_nxt_;
+    rtt_start_ = now;
+  }
+  if (!is_new) ++stats_.retransmits;
+  snd_nxt_ += uint32_t(len) + (fin ? 1 : 0);
+  snd_max_ = max(snd_max_, snd_nxt_);
+  if (rto_at_ == kInstantNever) arm_rto(now);  // RFC 6298 §5.1
   return true;
 }
 
@@ -206,24 +318,15 @@ void Connection::dispatch(Instant now, SegmentSink& out) {
     send_segment(out, now, kAck, snd_una_ - 1, 0, 0);
   }
 
-  for (;;) {
-    bool fin = false;
-    const size_t len = sendable_now(now, &fin);
-    if (len == 0 && !fin) break;
-    const bool is_new = snd_nxt_ >= snd_max_;
-    const uint8_t flags = kAck | (fin ? kFin : 0);
-    if (!send_segment(out, now, flags, snd_nxt_, tx_offset(snd_nxt_), len)) break;
-    if (len > 0 && is_new && !rtt_timing_) {
-      // RFC 6298 §3: time one segment per RTT, on its first transmission only.
-      rtt_timing_ = true;
-      rtt_seq_ = snd_nxt_;
-      rtt_start_ = now;
+  if (in_recovery_ && sack_ok_) {
+    send_in_recovery(now, out);  // RFC 6675 §5: pipe, not FlightSize, against cwnd
+  } else {
+    for (;;) {
+      bool fin = false;
+      const size_t len = sendable_now(now, &fin);
+      if (len == 0 && !fin) break;
+      if (!send_new(now, out, len, fin) || fin) break;
     }
-    if (!is_new) ++stats_.retransmits;
-    snd_nxt_ += uint32_t(len) + (fin ? 1 : 0);
-    snd_max_ = max(snd_max_, snd_nxt_);
-    if (rto_at_ == kInstantNever) arm_rto(now);  // RFC 6298 §5.1
-    if (fin) break;
   }
 
   // RFC 9293 §3.8.6.1: with a zero send window, data waiting and no retransmission
@@ -246,7 +349,11 @@ Instant Connection::poll_at() const {
   if ((state_ == TcpState::kSynSent || state_ == TcpState::kSynReceived) && snd_nxt_ == iss_)
     return kInstantZero;
   bool fin = false;
-  if (sendable_now(kInstantZero, &fin) > 0 || fin) return kInstantZero;
+  if (in_recovery_ && sack_ok_) {
+    if (cc_->cwnd() >= sack_pipe() + seg_size() && next_seg(kInstantZero)) return kInstantZero;
+  } else if (sendable_now(kInstantZero, &fin) > 0 || fin) {
+    return kInstantZero;
+  }
   return std::min({rto_at_, persist_at_, delack_at_, keepalive_at_, timewait_at_});
 }
 
