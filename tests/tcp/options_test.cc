@@ -2,8 +2,11 @@
 // timestamps and PAWS, RFC 2018 SACK; between two connections and over the simulated link.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "stack_harness.h"
 #include "tcp/connection.h"
+#include "tcp/scoreboard.h"
 #include "tcp/state_export.h"
 #include "tcp_test_util.h"
 
@@ -487,6 +490,171 @@ INSTANTIATE_TEST_SUITE_P(Loss, SackTransferTest,
                            return "loss" + std::to_string(int(info.param.loss * 100)) + "_" +
                                   std::to_string(info.param.bytes >> 20) + "MB";
                          });
+
+TEST(ScoreboardTest, MergesAdvancesAndJudgesLoss) {  // RFC 6675 §3, §4
+  Scoreboard sb;
+  const SeqNum b(1000);
+  EXPECT_EQ(sb.add(b + 3000, b + 4000), 1000u);
+  EXPECT_EQ(sb.add(b + 1000, b + 2000), 1000u);
+  EXPECT_EQ(sb.add(b + 1500, b + 3000), 1000u);  // joins both: [1000, 4000)
+  EXPECT_EQ(sb.ranges(), 1u);
+  EXPECT_EQ(sb.add(b + 1000, b + 4000), 0u);  // nothing new
+  EXPECT_EQ(sb.add(b + 6000, b + 7000), 1000u);
+  EXPECT_TRUE(sb.is_sacked(b + 1000));
+  EXPECT_FALSE(sb.is_sacked(b + 4000));
+  EXPECT_EQ(sb.high(), b + 7000);
+  // IsLost: > (3-1)*SMSS bytes SACKed above, or 3 discontiguous ranges.
+  EXPECT_TRUE(sb.is_lost(b, 1000));         // 4000 bytes above
+  EXPECT_FALSE(sb.is_lost(b + 4000, 1000));  // 1000 bytes, one range above
+  EXPECT_FALSE(sb.is_lost(b, 2000));         // 4000 = 2 * 2000, not more
+  std::vector<Scoreboard::Hole> holes;
+  sb.for_each_hole(b, b + 8000, 1000, [&](const Scoreboard::Hole& h) {
+    holes.push_back(h);
+    return true;
+  });
+  ASSERT_EQ(holes.size(), 3u);
+  EXPECT_EQ(holes[0].left, b);
+  EXPECT_EQ(holes[0].right, b + 1000);
+  EXPECT_TRUE(holes[0].lost);
+  EXPECT_EQ(holes[1].left, b + 4000);
+  EXPECT_EQ(holes[1].right, b + 6000);
+  EXPECT_FALSE(holes[1].lost);
+  EXPECT_EQ(holes[2].left, b + 7000);
+  EXPECT_EQ(holes[2].right, b + 8000);
+  sb.advance(b + 3500);
+  EXPECT_EQ(sb.range(0).left, b + 3500);
+  sb.advance(b + 7000);
+  EXPECT_TRUE(sb.empty());
+  // Bounded: past kMaxRanges the highest range is forgotten, never the lowest.
+  for (uint32_t i = 0; i < Scoreboard::kMaxRanges + 10; ++i) sb.add(b + 2000 * i, b + 2000 * i + 1000);
+  EXPECT_EQ(sb.ranges(), Scoreboard::kMaxRanges);
+  EXPECT_EQ(sb.range(0).left, b);
+  // Across the 2^32 wrap.
+  Scoreboard w;
+  w.add(SeqNum(0xfffffc00u), SeqNum(0x400));
+  EXPECT_TRUE(w.is_sacked(SeqNum(0)));
+  w.advance(SeqNum(0x100));
+  EXPECT_EQ(w.range(0).left, SeqNum(0x100));
+}
+
+// The receiver's SACK blocks: the newest arrival's block first (RFC 2018 §4).
+TEST_F(OptionsTest, SackBlocksNewestFirst) {
+  TcpConfig cfg;
+  Duo d(cfg, cfg);
+  d.open();
+  d.pump();
+  ASSERT_TRUE(d.a->sack_enabled() && d.b->sack_enabled());
+  const SeqNum base = d.b->rcv_nxt();
+  auto piece = pattern(100);
+  // Segments past RCV.NXT at offsets 1000, 3000, 5000, then 3100 (extends the second).
+  std::vector<Sent> acks;
+  for (uint32_t off : {1000u, 3000u, 5000u, 3100u}) {
+    TcpRepr r;
+    r.src_port = 5000;
+    r.dst_port = 80;
+    r.seq = base + off;
+    r.ack = d.a->rcv_nxt();
+    r.flags = kAck;
+    r.window = 0xffff;
+    r.options.timestamps = TcpTimestamps{d.a->ts_now(d.now), d.b->ts_now(d.now)};
+    r.payload = piece;
+    d.b->process(d.now, r, d.out_b);
+    d.b->dispatch(d.now, d.out_b);
+    for (auto& s : d.out_b.take()) acks.push_back(std::move(s));
+  }
+  ASSERT_EQ(acks.size(), 4u);  // RFC 5681 §4.2: each out-of-order segment ACKed at once
+  const TcpOptions& last = acks.back().repr.options;
+  ASSERT_EQ(last.sack_count, 3u);  // three ranges; all fit beside the timestamps
+  EXPECT_EQ(last.sack[0], (SackBlock{base + 3000, base + 3200}));  // newest arrival's block
+  EXPECT_EQ(last.sack[1], (SackBlock{base + 5000, base + 5100}));
+  EXPECT_EQ(last.sack[2], (SackBlock{base + 1000, base + 1100}));
+  EXPECT_EQ(acks[0].repr.options.sack_count, 1u);
+  EXPECT_EQ(acks[0].repr.options.sack[0], (SackBlock{base + 1000, base + 1100}));
+  for (const Sent& a : acks) EXPECT_EQ(a.ack(), base);
+}
+
+// Several losses in one window (RFC 6675's purpose): SACK resends exactly the lost
+// segments within about one RTT; NewReno needs one RTT per loss (RFC 6582 partial ACKs).
+struct WindowLossResult {
+  int rounds = 0;  // RTTs from the burst until everything is acknowledged
+  uint64_t retransmits = 0;
+  Duration time{0};
+};
+
+WindowLossResult lose_in_one_window(bool sack, const std::vector<int>& drop_segments) {
+  TcpConfig cfg;
+  cfg.sack = sack;
+  Duo d(cfg, cfg);
+  d.open();
+  d.pump();
+  const Duration one_way(10'000);
+  // Grow cwnd without loss first.
+  auto warm = pattern(1000 * 1000);
+  EXPECT_EQ(d.a->send(warm), int64_t(warm.size()));
+  d.pump();
+  std::vector<uint8_t> sink(1 << 20);
+  while (d.b->recv(sink) > 0) {
+  }
+  EXPECT_GE(d.a->cwnd(), 30u * d.a->seg_size());  // the burst below fits in one window
+  const uint64_t rexmit0 = d.a->stats().retransmits;
+  const uint32_t seg = d.a->seg_size();
+  auto burst = pattern(30 * seg, 9);
+  const SeqNum start = d.a->snd_nxt();
+  EXPECT_EQ(d.a->send(burst), int64_t(burst.size()));
+  std::vector<SeqNum> drops;
+  for (int i : drop_segments) drops.push_back(start + uint32_t(i) * seg);
+  const SeqNum end = start + uint32_t(burst.size());
+  const Instant t0 = d.now;
+  WindowLossResult res;
+  while (d.a->snd_una() != end && res.rounds < 100) {
+    ++res.rounds;
+    d.a->dispatch(d.now, d.out_a);
+    auto sa = d.out_a.take();
+    d.now += one_way;
+    for (auto& s : sa) {
+      auto it = std::find(drops.begin(), drops.end(), s.seq());
+      if (it != drops.end() && !s.data.empty()) {
+        drops.erase(it);  // lost once; its retransmission goes through
+        continue;
+      }
+      s.repr.payload = s.data;
+      d.b->process(d.now, s.repr, d.out_b);
+    }
+    d.b->dispatch(d.now, d.out_b);
+    auto sb = d.out_b.take();
+    d.now += one_way;
+    for (auto& s : sb) {
+      s.repr.payload = s.data;
+      d.a->process(d.now, s.repr, d.out_a);
+    }
+    if (sa.empty() && sb.empty()) {  // a timer (delayed ACK, RTO) is next
+      d.now = std::max(d.now, std::min(d.a->poll_at(), d.b->poll_at()));
+    }
+  }
+  res.retransmits = d.a->stats().retransmits - rexmit0;
+  res.time = d.now - t0;
+  EXPECT_EQ(d.a->snd_una(), end);
+  EXPECT_EQ(d.b->recv_queued(), burst.size());
+  std::vector<uint8_t> got(burst.size());
+  d.b->recv(got);
+  EXPECT_EQ(got, burst);
+  return res;
+}
+
+TEST_F(OptionsTest, SeveralLossesInOneWindowRecoveredInAboutOneRtt) {
+  const std::vector<int> drops{3, 7, 11, 15, 19};
+  const WindowLossResult s = lose_in_one_window(true, drops);
+  const WindowLossResult n = lose_in_one_window(false, drops);
+  std::printf("5 losses in a 30-segment window: SACK %d RTTs, %llu retransmits, %.0f ms; "
+              "NewReno %d RTTs, %llu retransmits, %.0f ms\n",
+              s.rounds, (unsigned long long)s.retransmits, double(s.time.count()) / 1e3, n.rounds,
+              (unsigned long long)n.retransmits, double(n.time.count()) / 1e3);
+  // Round 1 sends the burst, round 2 the retransmissions (and round 3 their ACK's echo).
+  EXPECT_LE(s.rounds, 3);
+  EXPECT_EQ(s.retransmits, drops.size());  // exactly the holes, nothing SACKed twice
+  EXPECT_GE(n.rounds, int(drops.size()) + 1);  // one partial ACK per loss
+  EXPECT_LT(s.time, n.time);
+}
 
 }  // namespace
 }  // namespace utcp::test

@@ -239,6 +239,7 @@ class Connection {
   bool timestamps_reject(Instant now, const TcpRepr& seg, SegmentSink& out);
   void update_ts_recent(Instant now, const TcpRepr& seg);
   uint32_t take_sack(const TcpRepr& seg);
+  void enter_sack_recovery(Instant now, uint32_t flight);
   void note_ooo_arrival(SeqNum seq);
 
   // output.cc
@@ -329,6 +330,7 @@ class Connection {
 
   // ACK policy (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
   bool ack_now_ = false;
+  bool ooo_ack_due_ = false;    // process() answers an out-of-order segment at once
   uint32_t unacked_bytes_ = 0;  // in-order bytes received since our last ACK
   uint32_t largest_seg_ = 0;    // largest in-order segment received (the peer's MSS, seen)
   Instant delack_at_ = kInstantNever;

@@ -167,6 +167,13 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
     case TcpState::kFinWait1:
     case TcpState::kFinWait2:
       process_text(now, seq, data, fin);
+      if (ooo_ack_due_) {
+        // RFC 5681 §4.2: "A TCP receiver SHOULD send an immediate duplicate ACK when an
+        // out-of-order segment arrives" — one per segment, now, not one per batch the
+        // stack delivers: the sender counts them (and, with SACK, learns each block).
+        ooo_ack_due_ = false;
+        send_ack(out, now);
+      }
       break;
     case TcpState::kCloseWait:
     case TcpState::kClosing:
@@ -374,6 +381,20 @@ void Connection::update_ts_recent(Instant now, const TcpRepr& seg) {
   }
 }
 
+void Connection::enter_sack_recovery(Instant now, uint32_t flight) {
+  // RFC 6675 §5 (4.1): RecoveryPoint = HighData; (4.2) ssthresh = cwnd = FlightSize / 2
+  // (RFC 5681 eq. 4), no NewReno inflation: pipe counts what left the network.
+  in_recovery_ = true;
+  recover_ = snd_max_;
+  cc_->on_loss(now, LossEvent::kFastRetransmit, flight);
+  cc_->restore(cc_->ssthresh(), cc_->ssthresh());
+  high_rxt_ = snd_una_;
+  rexmit_one_ = true;   // (4.3): retransmit HighACK+1 first
+  rtt_timing_ = false;  // Karn: the timed segment may be the one resent
+  ++stats_.fast_retransmits;
+  ++stats_.sack_recoveries;
+}
+
 uint32_t Connection::take_sack(const TcpRepr& seg) {
   if (!sack_ok_ || seg.options.sack_count == 0) return 0;
   uint32_t fresh = 0;
@@ -510,7 +531,13 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
     // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
     if (snd_una_ == snd_max_) rto_at_ = kInstantNever; else arm_rto(now);
 
-    if (in_recovery_) {
+    if (!in_recovery_ && sack_ok_ && seg.options.sack_count > 0 && snd_una_ >= recover_ &&
+        scoreboard_.is_lost(snd_una_, snd_mss_)) {
+      // RFC 6675 §5 (4) IsLost(HighACK+1), tested on every ACK with SACK information,
+      // not only on duplicates: a cumulative ACK that also SACKs DupThresh segments
+      // past a hole is the same evidence (Linux tests every ACK likewise).
+      enter_sack_recovery(now, flight_before);
+    } else if (in_recovery_) {
       if (seg.ack >= recover_) {
         // RFC 6582 §3.2 step 6: a full acknowledgment ends fast recovery.
         in_recovery_ = false;
@@ -537,19 +564,16 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
       // RFC 6582 §3.2 step 2: the third duplicate ACK starts fast retransmit, unless it
       // does not cover more than "recover" (still inside a previous recovery episode).
       // RFC 6675 §5 (4.1): RecoveryPoint = HighData.
-      in_recovery_ = true;
-      recover_ = snd_max_;
-      cc_->on_loss(now, LossEvent::kFastRetransmit, flight_before);
       if (sack_ok_) {
-        // RFC 6675 §5 (4.2): cwnd = ssthresh (no NewReno inflation: pipe counts the
-        // segments that left the network); HighRxt starts at HighACK.
-        cc_->restore(cc_->ssthresh(), cc_->ssthresh());
-        high_rxt_ = snd_una_;
-        ++stats_.sack_recoveries;
+        enter_sack_recovery(now, flight_before);
+      } else {
+        in_recovery_ = true;
+        recover_ = snd_max_;
+        cc_->on_loss(now, LossEvent::kFastRetransmit, flight_before);
+        rexmit_one_ = true;   // RFC 5681 §3.2 step 2: resend the first unacknowledged segment
+        rtt_timing_ = false;  // Karn: the timed segment may be the one resent
+        ++stats_.fast_retransmits;
       }
-      rexmit_one_ = true;  // RFC 6675 §5 (4.3) / RFC 5681 §3.2 step 2: resend HighACK+1
-      rtt_timing_ = false;  // Karn: the timed segment may be the one resent
-      ++stats_.fast_retransmits;
     }
   }
 
@@ -609,6 +633,7 @@ void Connection::process_text(Instant now, SeqNum seq, std::span<const uint8_t> 
       // RFC 5681 §4.2: immediate ACK for an out-of-order segment and for one that
       // fills a hole, so fast retransmit and recovery work.
       ack_now_ = true;
+      ooo_ack_due_ = true;
     }
   }
   if (fin) {

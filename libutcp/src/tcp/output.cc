@@ -104,7 +104,7 @@ bool Connection::send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqN
   ++stats_.segs_out;
   if (flags & kAck) {
     // Any ACK we send acknowledges everything: the delayed one is no longer due.
-    ack_now_ = false;
+    ack_now_ = ooo_ack_due_ = false;
     unacked_bytes_ = 0;
     delack_at_ = kInstantNever;
     last_ack_sent_ = rcv_nxt_;  // RFC 7323 §4.3 Last.ACK.sent
