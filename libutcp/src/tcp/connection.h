@@ -252,6 +252,7 @@ class Connection {
   uint32_t advertisable_space(uint8_t shift) const;
   size_t sendable_now(Instant now, bool* fin, bool pipe_limited = false) const;
   bool send_new(Instant now, SegmentSink& out, size_t len, bool fin);
+  void skip_sacked();
   bool want_window_update() const;
   bool retransmit_first(Instant now, SegmentSink& out);
   bool retransmit_from(Instant now, SegmentSink& out, SeqNum s, SeqNum end);

@@ -506,6 +506,7 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
     snd_una_ = seg.ack;
     scoreboard_.advance(snd_una_);
     if (snd_nxt_ < snd_una_) snd_nxt_ = snd_una_;
+    skip_sacked();
     stats_.bytes_out += data_acked;
 
     if (ts_ok_ && seg.options.timestamps) {

@@ -143,10 +143,18 @@ size_t Connection::sendable_now(Instant, bool* fin, bool pipe_limited) const {
   const size_t avail = tx_.size() > off ? tx_.size() - off : 0;
   // In SACK recovery the caller has checked cwnd against pipe (RFC 6675 §5 (C)): only
   // the peer's window limits new data.
-  const uint32_t win = pipe_limited ? snd_wnd_ : std::min(snd_wnd_, cc_->cwnd());
+  uint32_t cwnd = cc_->cwnd();
+  // RFC 3042 §2 limited transmit: on the first two duplicate ACKs one new segment each
+  // may go beyond cwnd (outstanding <= cwnd + 2*SMSS), so a small window still yields
+  // the duplicates fast retransmit needs. cwnd itself is unchanged.
+  if (!in_recovery_ && dupacks_ > 0 && snd_nxt_ >= snd_max_)
+    cwnd += std::min<uint32_t>(dupacks_, 2) * seg_size();
+  const uint32_t win = pipe_limited ? snd_wnd_ : std::min(snd_wnd_, cwnd);
   const SeqNum wnd_end = snd_una_ + win;
   const size_t usable = wnd_end > snd_nxt_ ? size_t(wnd_end - snd_nxt_) : 0;
-  const size_t len = std::min({avail, usable, size_t(seg_size())});
+  size_t len = std::min({avail, usable, size_t(seg_size())});
+  // Resending after a timeout stops short of data the peer has SACKed (skip_sacked()).
+  if (sack_ok_ && snd_nxt_ < snd_max_) len = std::min<size_t>(len, scoreboard_.unsacked_run(snd_nxt_, snd_max_));
   const bool fin_possible = fin_queued_ && snd_nxt_ + uint32_t(len) == fin_seq_ && len == avail;
   if (len == 0) {
     // The FIN alone: it takes a sequence number but no window space (as Linux does).
@@ -262,8 +270,21 @@ bool Connection::send_new(Instant now, SegmentSink& out, size_t len, bool fin) {
   if (!is_new) ++stats_.retransmits;
   snd_nxt_ += uint32_t(len) + (fin ? 1 : 0);
   snd_max_ = max(snd_max_, snd_nxt_);
+  skip_sacked();
   if (rto_at_ == kInstantNever) arm_rto(now);  // RFC 6298 §5.1
   return true;
+}
+
+void Connection::skip_sacked() {
+  // RFC 6675 §5.1: the scoreboard outlives a timeout (reneging is rare; RFC 2018 §8's
+  // SHOULD is relaxed there), so the go-back-N resend after an RTO skips what the
+  // receiver holds, as Linux does.
+  if (!sack_ok_) return;
+  while (snd_nxt_ < snd_max_) {
+    const SeqNum e = scoreboard_.sacked_end(snd_nxt_);
+    if (e == snd_nxt_) break;
+    snd_nxt_ = e < snd_max_ ? e : snd_max_;
+  }
 }
 
 void Connection::dispatch(Instant now, SegmentSink& out) {

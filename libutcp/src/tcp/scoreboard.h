@@ -74,6 +74,19 @@ class Scoreboard {
     n_ = w;
   }
 
+  // The end of the SACKed range holding `s`, or `s` itself when it is not SACKed.
+  SeqNum sacked_end(SeqNum s) const {
+    for (size_t k = 0; k < n_; ++k)
+      if (r_[k].left <= s && s < r_[k].right) return r_[k].right;
+    return s;
+  }
+  // Octets from `s` up to the next SACKed range (or `limit`).
+  uint32_t unsacked_run(SeqNum s, SeqNum limit) const {
+    for (size_t k = 0; k < n_; ++k)
+      if (s < r_[k].left) return uint32_t(min(r_[k].left, limit) - s);
+    return s < limit ? uint32_t(limit - s) : 0;
+  }
+
   bool is_sacked(SeqNum s) const {
     for (size_t k = 0; k < n_; ++k)
       if (r_[k].left <= s && s < r_[k].right) return true;

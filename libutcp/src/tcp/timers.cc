@@ -81,9 +81,9 @@ void Connection::on_timers(Instant now, SegmentSink& out) {
       recover_ = snd_max_;
       in_recovery_ = false;
       dupacks_ = 0;
-      // RFC 2018 §8: "after a retransmit timeout the data sender SHOULD ignore prior
-      // SACK information in determining which data to retransmit."
-      scoreboard_.clear();
+      // The scoreboard is kept (RFC 6675 §5.1; see skip_sacked()), but a second timeout
+      // in a row may mean the receiver reneged: then RFC 2018 §8 applies and it goes.
+      if (rexmit_count_ > 1) scoreboard_.clear();
     }
     rtt_timing_ = false;  // Karn
     // RFC 6298 §5.4: retransmit the earliest unacknowledged segment: go back to SND.UNA
