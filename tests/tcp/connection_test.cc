@@ -947,7 +947,11 @@ TEST_F(ConnTest, FastRetransmitOnThirdDupack) {  // RFC 5681 §3.2
   ASSERT_EQ(s.size(), 3u);  // IW = 3 * 1460 = 4380
   uint32_t flight = 3 * kMss;
   for (int i = 0; i < 2; ++i) in(seg(kAck, irs + 1, iss + 1));
-  EXPECT_TRUE(dispatch().empty());
+  // RFC 3042 limited transmit: the two duplicates let the fourth segment out, beyond cwnd.
+  s = dispatch();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].seq(), iss + 1 + 3 * kMss);
+  EXPECT_EQ(c->cwnd(), 3u * kMss);  // cwnd itself unchanged
   EXPECT_FALSE(c->in_recovery());
   in(seg(kAck, irs + 1, iss + 1));
   EXPECT_TRUE(c->in_recovery());
