@@ -103,6 +103,9 @@ class Registry {
                       std::span<const uint8_t> state = {});
   void handle_connect(Client& c, const ConnectRequest& r);
   void start_handshake(Client& c, const ConnectRequest& r, Grant& g);
+  bool reserve_port(Client& c, const RegHeader& req, uint16_t port, Grant& g);
+  bool install_endpoint(Client& c, const RegHeader& req, const utcp_template& t, Grant& g);
+  utcp_template base_template(uint16_t local_port) const;
   void progress_handshakes();
   int handshake_timeout_ms() const;
   void handle_listen(Client& c, const ListenRequest& r);
@@ -411,39 +414,13 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r) {
     reply_endpoint(c, r.hdr, -EHOSTUNREACH, "no ARP answer from " + to_string(route->next_hop), nullptr);
     return;
   }
-  int err = 0;
   Grant g;
-  g.port = tcp_ports_.reserve(ifc_.addr, r.local_port, c.cred.uid == 0, &err);
-  if (!g.port.valid()) {
-    reply_endpoint(c, r.hdr, err,
-                   err == -EACCES ? "ports below 1024 need root" : "local port " + std::to_string(r.local_port) + " is in use",
-                   nullptr);
-    return;
-  }
+  if (!reserve_port(c, r.hdr, r.local_port, g)) return;
   g.next_hop = *mac;
-  utcp_template t{};
-  std::memcpy(t.src_mac, ifc_.mac.b.data(), 6);
-  t.proto = IPPROTO_TCP;
-  t.local_ip = htonl(ifc_.addr.v);
+  utcp_template t = base_template(g.port.port());
   t.remote_ip = htonl(dst.v);
-  t.local_port = htons(g.port.port());
   t.remote_port = htons(r.remote_port);
-  std::string why;
-  if (int rc = module_.create_endpoint(t, opt_.rx_entries, opt_.tx_entries, opt_.slot_size, &g.ep, &why); rc < 0) {
-    reply_endpoint(c, r.hdr, rc, why, nullptr);
-    return;
-  }
-  g.flow.local_ip = t.local_ip;
-  g.flow.remote_ip = t.remote_ip;
-  g.flow.local_port = t.local_port;
-  g.flow.remote_port = t.remote_port;
-  g.flow.proto = IPPROTO_TCP;
-  if (int rc = module_.add_flow(g.flow, g.ep.id); rc < 0) {
-    module_.destroy_endpoint(g.ep.id);
-    ::close(g.ep.fd);
-    reply_endpoint(c, r.hdr, rc, "classifier map update failed", nullptr);
-    return;
-  }
+  if (!install_endpoint(c, r.hdr, t, g)) return;
   logf(1, "pid %d: endpoint %u for %s:%u -> %s:%u", c.cred.pid, g.ep.id, to_string(ifc_.addr).c_str(), g.port.port(),
        to_string(dst).c_str(), r.remote_port);
   uint32_t id = g.ep.id;
@@ -454,42 +431,69 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r) {
     reply_endpoint(c, r.hdr, 0, "", &stored);
 }
 
+// Reserves the port in the kernel too (registry/ports.h); replies and returns false if it can't.
+bool Registry::reserve_port(Client& c, const RegHeader& req, uint16_t port, Grant& g) {
+  int err = 0;
+  g.port = tcp_ports_.reserve(ifc_.addr, port, c.cred.uid == 0, &err);
+  if (g.port.valid()) return true;
+  reply_endpoint(c, req, err, err == -EACCES ? "ports below 1024 need root" : "local port " + std::to_string(port) + " is in use",
+                 nullptr);
+  return false;
+}
+
+utcp_template Registry::base_template(uint16_t local_port) const {
+  utcp_template t{};
+  std::memcpy(t.src_mac, ifc_.mac.b.data(), 6);
+  t.proto = IPPROTO_TCP;
+  t.local_ip = htonl(ifc_.addr.v);
+  t.local_port = htons(local_port);
+  return t;
+}
+
+// Creates the endpoint with template `t` and routes its frames to it in the classifier
+// (exact 4-tuple, or local address and port for a listener); replies and returns false
+// on failure, leaving nothing behind.
+bool Registry::install_endpoint(Client& c, const RegHeader& req, const utcp_template& t, Grant& g) {
+  std::string why;
+  if (int rc = module_.create_endpoint(t, opt_.rx_entries, opt_.tx_entries, opt_.slot_size, &g.ep, &why); rc < 0) {
+    reply_endpoint(c, req, rc, why, nullptr);
+    return false;
+  }
+  int rc;
+  if (g.listener) {
+    g.listen.local_ip = t.local_ip;
+    g.listen.local_port = t.local_port;
+    g.listen.proto = t.proto;
+    rc = module_.add_listener(g.listen, g.ep.id);
+  } else {
+    g.flow.local_ip = t.local_ip;
+    g.flow.remote_ip = t.remote_ip;
+    g.flow.local_port = t.local_port;
+    g.flow.remote_port = t.remote_port;
+    g.flow.proto = t.proto;
+    rc = module_.add_flow(g.flow, g.ep.id);
+  }
+  if (rc < 0) {
+    module_.destroy_endpoint(g.ep.id);
+    ::close(g.ep.fd);
+    reply_endpoint(c, req, rc, "classifier map update failed", nullptr);
+    return false;
+  }
+  return true;
+}
+
 void Registry::handle_listen(Client& c, const ListenRequest& r) {
   Ipv4Addr local{r.local_ip};
   if (local.v != 0 && local != ifc_.addr) {
     reply_endpoint(c, r.hdr, -EADDRNOTAVAIL, to_string(local) + " is not the address of " + ifc_.name, nullptr);
     return;
   }
-  int err = 0;
   Grant g;
   g.listener = true;
-  g.port = tcp_ports_.reserve(ifc_.addr, r.local_port, c.cred.uid == 0, &err);
-  if (!g.port.valid()) {
-    reply_endpoint(c, r.hdr, err,
-                   err == -EACCES ? "ports below 1024 need root" : "local port " + std::to_string(r.local_port) + " is in use",
-                   nullptr);
-    return;
-  }
-  utcp_template t{};
-  std::memcpy(t.src_mac, ifc_.mac.b.data(), 6);
-  t.proto = IPPROTO_TCP;
+  if (!reserve_port(c, r.hdr, r.local_port, g)) return;
+  utcp_template t = base_template(g.port.port());
   t.flags = UTCP_TMPL_F_LISTENER;
-  t.local_ip = htonl(ifc_.addr.v);
-  t.local_port = htons(g.port.port());
-  std::string why;
-  if (int rc = module_.create_endpoint(t, opt_.rx_entries, opt_.tx_entries, opt_.slot_size, &g.ep, &why); rc < 0) {
-    reply_endpoint(c, r.hdr, rc, why, nullptr);
-    return;
-  }
-  g.listen.local_ip = t.local_ip;
-  g.listen.local_port = t.local_port;
-  g.listen.proto = IPPROTO_TCP;
-  if (int rc = module_.add_listener(g.listen, g.ep.id); rc < 0) {
-    module_.destroy_endpoint(g.ep.id);
-    ::close(g.ep.fd);
-    reply_endpoint(c, r.hdr, rc, "classifier map update failed", nullptr);
-    return;
-  }
+  if (!install_endpoint(c, r.hdr, t, g)) return;
   logf(1, "pid %d: listener endpoint %u on %s:%u", c.cred.pid, g.ep.id, to_string(ifc_.addr).c_str(), g.port.port());
   uint32_t id = g.ep.id;
   auto& stored = c.grants[id] = std::move(g);

@@ -28,6 +28,7 @@ check "ephemeral port from the kernel's range" '[ -n "$lport" ] && [ "$lport" -g
 
 # While a grant is held its port is reserved in the kernel too.
 in_a "$probe" connect "$UTCP_IP_B" 5001 40123 --hold 30 > /tmp/held.out 2>&1 &
+holder=$!
 for _ in $(seq 100); do grep -q '^endpoint_file' /tmp/held.out 2>/dev/null && break; sleep 0.1; done
 bind_rc=$(in_a python3 -c "
 import socket,sys
@@ -40,7 +41,8 @@ check "port held by utcp is refused to kernel sockets" '[ "${bind_rc%% *}" = ref
 out=$(in_a "$probe" connect "$UTCP_IP_B" 5001 40123 2>&1)
 check "same port twice refused (in use)" 'echo "$out" | grep -q "in use"'
 check "holder got its endpoint" 'grep -q "^endpoint_file yes$" /tmp/held.out'
-pkill -f "registry_probe connect $UTCP_IP_B 5001 40123" ; wait
+pkill -f "registry_probe connect $UTCP_IP_B 5001 40123"
+wait $holder  # not a bare `wait`: utcpd is a background job too
 sleep 0.5
 bind_rc=$(in_a python3 -c "
 import socket
