@@ -129,7 +129,7 @@ struct TupleTrack {
 // connection whose peer advertised a zero window and then fell silent sends window probes
 // forever; RFC 1122 §4.2.2.17 lets it keep probing only while the peer ACKs them. While
 // that stands the final leak check accepts connections whose last act was such a probe.
-constexpr bool kTolerateEndlessPersist = true;
+constexpr bool kTolerateEndlessPersist = false;
 
 struct Handle {
   int h;

@@ -759,6 +759,33 @@ TEST_F(ConnTest, ZeroWindowProbeWithBackoff) {  // RFC 9293 §3.8.6.1
   EXPECT_EQ(s[0].data.size(), 99u);
 }
 
+TEST_F(ConnTest, ZeroWindowSilentPeerGivesUp) {  // RFC 9293 §3.8.6.1 (found by fuzz_tcp)
+  // Everything sent is acknowledged with a zero window, then the peer falls silent: the
+  // probes go unanswered, so after as many probes as retransmissions allowed the
+  // connection is reset instead of probing forever.
+  establish_active(kMss, 0);
+  c->send(pattern(100));
+  EXPECT_TRUE(dispatch().empty());
+  size_t probes = 0;
+  for (int i = 0; i < 200 && c->state() != TcpState::kClosed; ++i) probes += run_to_deadline().size();
+  EXPECT_EQ(c->state(), TcpState::kClosed);
+  EXPECT_EQ(c->error(), ETIMEDOUT);
+  EXPECT_GE(probes, size_t(cfg.max_retransmits));
+}
+
+TEST_F(ConnTest, ZeroWindowAnsweredProbesGoOn) {  // RFC 9293 §3.8.6.1
+  // A peer that answers every probe (window still zero) keeps the connection probing.
+  establish_active(kMss, 0);
+  c->send(pattern(100));
+  EXPECT_TRUE(dispatch().empty());
+  for (uint32_t i = 0; i < 3 * cfg.max_retransmits; ++i) {
+    auto s = run_to_deadline();
+    ASSERT_FALSE(s.empty());
+    in(seg(kAck, irs + 1, iss + 1, 0));
+  }
+  EXPECT_NE(c->state(), TcpState::kClosed);
+}
+
 TEST_F(ConnTest, WindowClosesWithDataInFlight) {  // RFC 9293 §3.8.6.1
   establish_active();
   c->set_nodelay(true);

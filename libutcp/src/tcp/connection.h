@@ -355,6 +355,7 @@ class Connection {
   // Zero-window probing (RFC 9293 §3.8.6.1).
   Instant persist_at_ = kInstantNever;
   Duration persist_backoff_{0};
+  uint32_t persist_probes_ = 0;  // window probes the peer has not answered
   bool probe_now_ = false;
 
   // Keepalive (RFC 9293 §3.8.4).

@@ -437,6 +437,7 @@ void Connection::update_send_window(const TcpRepr& seg) {
   // RFC 9293 §3.10.7.4 fifth: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
   // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK".
   if (snd_wl1_ < seg.seq || (snd_wl1_ == seg.seq && snd_wl2_ <= seg.ack)) {
+    persist_probes_ = 0;  // the peer answers: probing may go on (RFC 9293 §3.8.6.1)
     if (seg.window == 0 && snd_wnd_ != 0) ++stats_.zero_windows;
     snd_wnd_ = seg_window(seg);
     snd_wl1_ = seg.seq;

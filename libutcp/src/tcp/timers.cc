@@ -95,6 +95,14 @@ void Connection::on_timers(Instant now, SegmentSink& out) {
   if (persist_at_ <= now) {
     persist_at_ = kInstantNever;
     if (snd_wnd_ == 0 && snd_nxt_ == snd_una_) {  // only a probe byte may be out
+      // RFC 9293 §3.8.6.1 keeps probing only while the peer acknowledges the probes; a
+      // peer silent for as many probes as retransmissions allowed is gone (Linux too).
+      if (persist_probes_ >= cfg_.max_retransmits) {
+        send_rst(out, snd_nxt_);
+        die(ETIMEDOUT);
+        return;
+      }
+      ++persist_probes_;
       probe_now_ = true;
       persist_backoff_ = std::min(persist_backoff_ * 2, cfg_.rto_max);  // exponential backoff
       persist_at_ = now + persist_backoff_;
