@@ -23,6 +23,7 @@
 #include "device/fault.h"
 #include "device/tap.h"
 #include "tcp_test_util.h"
+#include "../common/kernel_tap.h"
 
 namespace utcp::test {
 namespace {
@@ -31,13 +32,6 @@ const Ipv4Addr kKernelIp = Ipv4Addr::of(10, 9, 1, 1);
 const Ipv4Addr kOurIp = Ipv4Addr::of(10, 9, 1, 2);
 const MacAddr kOurMac{{0x02, 0x00, 0x00, 0x00, 0x01, 0x02}};
 
-sockaddr_in sin_of(Ipv4Addr a, uint16_t port) {
-  sockaddr_in s{};
-  s.sin_family = AF_INET;
-  s.sin_addr.s_addr = htonl(a.v);
-  s.sin_port = htons(port);
-  return s;
-}
 
 struct Fd {
   int fd = -1;
@@ -53,18 +47,8 @@ uint8_t byte_at(uint64_t i, int dir) { return uint8_t((i * 2654435761u) >> 11 ^ 
 class KernelInterop : public LeakChecked {
  protected:
   static void SetUpTestSuite() {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      skip_ = std::string("cannot create a network namespace: ") + std::strerror(errno);
-      return;
-    }
-    std::string err;
-    tap_ = TapDevice::open("utcptcp0", &err);
-    if (!tap_ || tap_->set_kernel_address(kKernelIp, 24, &err) < 0 || tap_->set_up(&err) < 0 ||
-        tap_->kernel_mac(&kernel_mac_, &err) < 0) {
-      skip_ = "TAP unavailable: " + err;
-      tap_.reset();
-      return;
-    }
+    tap_ = open_kernel_tap("utcptcp0", kKernelIp, &kernel_mac_, &skip_);
+    if (!tap_) return;
     // The stack answers no ARP (the registry supplies neighbours): give the kernel a
     // permanent entry for our address instead.
     Fd s(::socket(AF_INET, SOCK_DGRAM, 0));

@@ -26,9 +26,12 @@
 #include "wire/ipv4.h"
 #include "wire/tcp.h"
 #include "wire/udp.h"
+#include "../common/kernel_tap.h"
 
 namespace utcp {
 namespace {
+
+using test::sin_of;
 
 using Bytes = std::vector<uint8_t>;
 
@@ -45,13 +48,6 @@ struct Fd {
   }
 };
 
-sockaddr_in sin_of(Ipv4Addr a, uint16_t port) {
-  sockaddr_in s{};
-  s.sin_family = AF_INET;
-  s.sin_addr.s_addr = htonl(a.v);
-  s.sin_port = htons(port);
-  return s;
-}
 
 bool readable(int fd, int timeout_ms) {
   pollfd p{fd, POLLIN, 0};
@@ -61,22 +57,7 @@ bool readable(int fd, int timeout_ms) {
 class TapTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    // A namespace of our own: the interface, addresses and sockets vanish with us.
-    if (::unshare(CLONE_NEWNET) != 0) {
-      skip_ = std::string("cannot create a network namespace: ") + std::strerror(errno);
-      return;
-    }
-    std::string err;
-    tap_ = TapDevice::open("utcptap0", &err);
-    if (!tap_) {
-      skip_ = err;
-      return;
-    }
-    if (tap_->set_kernel_address(kKernelIp, 24, &err) < 0 || tap_->set_up(&err) < 0 ||
-        tap_->kernel_mac(&kernel_mac_, &err) < 0) {
-      skip_ = err;
-      tap_.reset();
-    }
+    tap_ = test::open_kernel_tap("utcptap0", kKernelIp, &kernel_mac_, &skip_);
   }
   static void TearDownTestSuite() { tap_.reset(); }
 
