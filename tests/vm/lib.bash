@@ -28,6 +28,6 @@ start_utcpd() {
 stop_utcpd() {
 	kill "$UTCPD_PID" 2>/dev/null
 	wait "$UTCPD_PID" 2>/dev/null
-	pkill -x utcpd 2>/dev/null
-	echo "--- utcpd log"; tail -n 20 /tmp/utcpd.log
+	pkill -x utcpd 2>/dev/null || true
+	echo "--- utcpd log"; tail -n 20 /tmp/utcpd.log || true
 }
