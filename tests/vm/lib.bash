@@ -26,8 +26,8 @@ start_utcpd() {
 	return 1
 }
 stop_utcpd() {
-	kill "$UTCPD_PID" 2>/dev/null
-	wait "$UTCPD_PID" 2>/dev/null
+	kill "$UTCPD_PID" 2>/dev/null || true
+	wait "$UTCPD_PID" 2>/dev/null || true  # its status is SIGTERM's; callers may run under set -e
 	pkill -x utcpd 2>/dev/null || true
 	echo "--- utcpd log"; tail -n 20 /tmp/utcpd.log || true
 }
