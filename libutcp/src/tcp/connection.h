@@ -417,6 +417,7 @@ class Connection {
   bool undo_active_ = false;
   SeqNum undo_marker_;
   uint32_t undo_retrans_ = 0;
+  bool recovery_undone_ = false;  // undone during recovery: its exit must not deflate cwnd
 
   // Loss recovery (RFC 5681 §3.2, RFC 6582).
   std::unique_ptr<CongestionControl> cc_;

@@ -391,6 +391,7 @@ void Connection::enter_sack_recovery(Instant now, uint32_t flight) {
   // (RFC 5681 eq. 4), no NewReno inflation: pipe counts what left the network.
   in_recovery_ = true;
   recover_ = snd_max_;
+  recovery_undone_ = false;
   start_undo_episode();
   cc_->on_loss(now, LossEvent::kFastRetransmit, flight);
   cc_->restore(cc_->ssthresh(), cc_->ssthresh());
@@ -586,7 +587,8 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
       if (seg.ack >= recover_) {
         // RFC 6582 §3.2 step 6: a full acknowledgment ends fast recovery.
         in_recovery_ = false;
-        cc_->on_recovery_exit(flight_size());
+        if (!recovery_undone_) cc_->on_recovery_exit(flight_size());
+        recovery_undone_ = false;
         // RFC 8985 §6.2 step 4: "exiting Fast or RTO recovery": the D-SACK widening of
         // the reordering window lasts 16 recoveries without D-SACK.
         if (rack_.reo_wnd_persist > 0 && --rack_.reo_wnd_persist == 0) rack_.reo_wnd_mult = 1;

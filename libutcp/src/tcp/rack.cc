@@ -39,9 +39,12 @@ void Connection::rack_on_ack(Instant now, const TcpRepr& seg, bool dsack) {
     // §6.2 step 2 RACK_update(): "If Segment.retransmitted is TRUE: If ACK.ts_option.
     // echo_reply < Segment.xmit_ts: Return; If rtt < RACK.min_RTT: Return" — the ACK may
     // be for the original transmission.
+    // The echo test is used for cumulative ACKs only: a SACK for data past a hole echoes
+    // TS.Recent, which RFC 7323 §4.3 leaves at the last in-order segment (older than any
+    // retransmission sent since), so there only the min_RTT test can tell.
     const Duration rtt = now - g.xmit;
     if (g.retransmitted) {
-      if (ts_ok_ && seg.options.timestamps &&
+      if (g.end <= ack && ts_ok_ && seg.options.timestamps &&
           int32_t(seg.options.timestamps->tsecr - ts_now(g.xmit)) < 0)
         continue;
       if (rtt < rack_.min_rtt) continue;
@@ -194,7 +197,10 @@ void Connection::note_dsack_received(const SackBlock& b) {
   if (undo_retrans_ == 0) {
     undo_active_ = false;
     // RFC 9438 §4.9 / RFC 5681: the congestion event was spurious: restore the window.
-    if (cc_->undo()) ++stats_.spurious_undos;
+    if (cc_->undo()) {
+      ++stats_.spurious_undos;
+      recovery_undone_ = in_recovery_;
+    }
   }
 }
 
