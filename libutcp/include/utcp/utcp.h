@@ -119,6 +119,8 @@ enum {
   UTCP_SO_ERROR = 9,      /* int, get only */
   UTCP_SO_RCVTIMEO = 10,  /* int64_t, microseconds; 0 = wait forever (blocking sockets) */
   UTCP_SO_SNDTIMEO = 11,  /* int64_t, microseconds; 0 = wait forever (blocking sockets) */
+  UTCP_TCP_CONGESTION = 12, /* char[16]: "cubic" (default) or "newreno"; set before the
+                               handshake (-EISCONN after, -ENOENT for an unknown name) */
 };
 struct utcp_linger {
   int l_onoff;

@@ -42,6 +42,7 @@ struct Stack::Socket {
   uint32_t keep_cnt = 0;
   LingerOpt linger{0, 0};
   uint32_t rcvbuf = 0, sndbuf = 0;
+  std::string congestion;  // empty: the stack's TcpConfig default
   bool shut_rd = false;
   bool error_reported = false;  // kError already returned the connection's error
   LiveToken<LiveKind::kSocket> live;
@@ -380,6 +381,7 @@ void Stack::apply_options(const Socket& s, Connection& c, Instant now) {
   c.set_buffers(s.rcvbuf, s.sndbuf);
   c.set_nodelay(s.nodelay);
   c.set_keepalive(now, s.keepalive, s.keep_idle, s.keep_intvl, s.keep_cnt);
+  if (!s.congestion.empty()) c.set_congestion(s.congestion);  // validated by setsockopt
 }
 
 int Stack::connect(int h, Ipv4Addr ip, uint16_t port, Instant now) {
@@ -576,6 +578,19 @@ int Stack::setsockopt(int h, SockOpt opt, const void* val, size_t len, Instant n
       }
       return 0;
     }
+    case SockOpt::kCongestion: {
+      // Like Linux's TCP_CONGESTION: a name, NUL-terminated or not, up to 15 characters.
+      if (!val || len == 0) return -EINVAL;
+      std::string name(static_cast<const char*>(val), strnlen(static_cast<const char*>(val), len));
+      TcpConfig probe = cfg_.tcp;
+      probe.congestion = name;
+      if (name.empty() || name.size() > 15 || Connection::check_config(probe) < 0) return -ENOENT;
+      if (c) {
+        if (int r = c->set_congestion(name); r < 0) return r;  // -EISCONN once synchronized
+      }
+      s->congestion = name;
+      return 0;
+    }
     case SockOpt::kError:
       return -ENOPROTOOPT;  // read-only
   }
@@ -606,6 +621,13 @@ int Stack::getsockopt(int h, SockOpt opt, void* val, size_t* len) {
       std::memcpy(val, &s->linger, sizeof(LingerOpt));
       *len = sizeof(LingerOpt);
       return 0;
+    case SockOpt::kCongestion: {
+      std::string name = c ? std::string(c->congestion()) : s->congestion.empty() ? cfg_.tcp.congestion : s->congestion;
+      if (*len < name.size() + 1) return -EINVAL;
+      std::memcpy(val, name.c_str(), name.size() + 1);
+      *len = name.size() + 1;
+      return 0;
+    }
     case SockOpt::kError: {
       // Like SO_ERROR: the connection's error is reported once, then 0.
       int e = 0;

@@ -302,7 +302,7 @@ int utcp_setsockopt(utcp_stack* s, int sock, int opt, const void* val, size_t le
     *timeout_opt(s, sock, opt) = utcp::Duration(us);
     return 0;
   }
-  if (opt < UTCP_TCP_NODELAY || opt > UTCP_SO_ERROR) return -ENOPROTOOPT;
+  if (opt < UTCP_TCP_NODELAY || (opt > UTCP_SO_ERROR && opt != UTCP_TCP_CONGESTION)) return -ENOPROTOOPT;
   return s->stack->setsockopt(sock, utcp::SockOpt(opt), val, len, s->time());
 }
 int utcp_getsockopt(utcp_stack* s, int sock, int opt, void* val, size_t* len) {
@@ -315,7 +315,7 @@ int utcp_getsockopt(utcp_stack* s, int sock, int opt, void* val, size_t* len) {
     *len = sizeof us;
     return 0;
   }
-  if (opt < UTCP_TCP_NODELAY || opt > UTCP_SO_ERROR) return -ENOPROTOOPT;
+  if (opt < UTCP_TCP_NODELAY || (opt > UTCP_SO_ERROR && opt != UTCP_TCP_CONGESTION)) return -ENOPROTOOPT;
   return s->stack->getsockopt(sock, utcp::SockOpt(opt), val, len);
 }
 
