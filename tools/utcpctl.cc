@@ -488,7 +488,8 @@ int cmd_stats(State& st, const Args& a) {
                        {"tx_frames", s.tx_frames}, {"tx_bytes", s.tx_bytes},
                        {"tx_template_rejects", s.tx_template_rejects}, {"tx_malformed", s.tx_malformed},
                        {"tx_rate_limited", s.tx_rate_limited}, {"tx_dev_errors", s.tx_dev_errors},
-                       {"ring_bytes", s.ring_bytes}},
+                       {"ring_bytes", s.ring_bytes}, {"tcp_snd_max", s.tcp_snd_max},
+                       {"tcp_rcv_ack", s.tcp_rcv_ack}, {"tcp_flags", s.tcp_flags}, {"file_refs", s.file_refs}},
                       json);
     return 0;
   }
