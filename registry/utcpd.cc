@@ -132,7 +132,8 @@ int Registry::start() {
     return 1;
   }
   if (ifc->addr.v == 0) {
-    logf(0, "interface %s has no IPv4 address", opt_.interface.c_str());
+    logf(0, "interface %s has no IPv4 address: give it one (`ip addr add ADDR/LEN dev %s`) or serve another",
+         opt_.interface.c_str(), opt_.interface.c_str());
     return 1;
   }
   ifc_ = *ifc;
@@ -436,7 +437,11 @@ bool Registry::reserve_port(Client& c, const RegHeader& req, uint16_t port, Gran
   int err = 0;
   g.port = tcp_ports_.reserve(ifc_.addr, port, c.cred.uid == 0, &err);
   if (g.port.valid()) return true;
-  reply_endpoint(c, req, err, err == -EACCES ? "ports below 1024 need root" : "local port " + std::to_string(port) + " is in use",
+  reply_endpoint(c, req, err,
+                 err == -EACCES                        ? "ports below 1024 need root"
+                 : err == -EADDRINUSE                  ? "local port " + std::to_string(port) + " is in use"
+                 : err == -EADDRNOTAVAIL && port == 0 ? "no free ephemeral port"
+                                                       : "cannot reserve local port " + std::to_string(port),
                  nullptr);
   return false;
 }

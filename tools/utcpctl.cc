@@ -86,7 +86,11 @@ struct State {
 
 int errno_fail(const std::string& what, int err) {
   std::string hint;
-  if (err == EPERM) hint = " (control ioctls need CAP_NET_ADMIN; template violations are EPERM too)";
+  if (err == EPERM) hint = " (control ioctls need CAP_NET_ADMIN: run as root; template violations are EPERM too)";
+  else if (err == ENOTTY) hint = " (the device did not understand the ioctl: is --device the utcp module's, and its ABI this tool's? try `utcpctl abi`)";
+  else if (err == EMFILE) hint = " (the module's endpoint table of this control file is full)";
+  else if (err == ENOMEM || err == E2BIG) hint = " (ring too large: lower --rx, --tx or --slot)";
+  else if (err == ENOTCONN) hint = " (the endpoint was destroyed or the device detached)";
   return fail(what + ": " + std::strerror(err) + hint);
 }
 
