@@ -30,6 +30,11 @@ int usage(FILE* out) {
       "usage: utcpctl [--device PATH] COMMAND [ARGS...]\n"
       "       utcpctl [--device PATH] run SCRIPT|-\n"
       "\n"
+      "Inspects and drives the utcp kernel module through the ioctls of /dev/utcp (or\n"
+      "PATH): checks its ABI, shows its counters, and for tests and debugging does by hand\n"
+      "what utcpd does. `abi` needs only access to the device; every other command uses\n"
+      "the control ioctls, which need CAP_NET_ADMIN (run as root).\n"
+      "\n"
       "Control state (attachment, classifier, endpoints) lives only while its control\n"
       "file is open, so `run` executes one command per line of SCRIPT (or stdin) in one\n"
       "process; blank lines and #comments are skipped; it stops at the first failure.\n"
@@ -54,7 +59,15 @@ int usage(FILE* out) {
       "  destroy NAME                 destroy an endpoint (its fd stays, detached)\n"
       "  sleep MS                     pause (in scripts)\n"
       "\n"
-      "Exit status 0 on success; otherwise 1 with a message saying what to do.\n");
+      "\n"
+      "Exit status 0 on success; 1 with a message saying what to do; 2 for a usage error.\n"
+      "\n"
+      "examples:\n"
+      "  utcpctl abi                      is the module loaded, and which ABI?\n"
+      "  utcpctl stats --json             the module's counters as one JSON object\n"
+      "  printf 'attach eth0\\nstats\\n' | utcpctl run -\n"
+      "\n"
+      "See utcpctl(8), utcpd(8).\n");
   return out == stdout ? 0 : 2;
 }
 

@@ -34,7 +34,7 @@ $includedir/utcp/utcp.h $includedir/utcp/utcp.hpp $includedir/utcp/raw.h $includ
 $mandir/man8/utcpd.8 $mandir/man8/utcpctl.8 $mandir/man3/libutcp.3
 $docdir/api.md $docdir/architecture.md $docdir/security.md $docdir/examples/echo_c.c $docdir/examples/echo_cpp.cc
 $prefix/lib/systemd/system/utcpd.service $prefix/lib/udev/rules.d/60-utcp.rules
-$prefix/lib/modules-load.d/utcp.conf $prefix/src/utcp-*/dkms.conf $prefix/src/utcp-*/kmod/utcp_main.c"
+$prefix/lib/modules-load.d/utcp.conf $prefix/lib/sysusers.d/utcp.conf $prefix/src/utcp-*/dkms.conf $prefix/src/utcp-*/kmod/utcp_main.c"
 [ "$have_utcpd" = true ] && expect="$expect $sbindir/utcpd"
 [ "$have_classifier" = true ] && expect="$expect $prefix/lib/utcp/utcp_classifier.bpf.o"
 missing=
@@ -66,7 +66,7 @@ if command -v groff >/dev/null; then
   done
 fi
 # Each installed tool answers --help with exit status 0 and its usage.
-for t in $bindir/utcpctl $([ "$have_utcpd" = true ] && echo "$sbindir/utcpd"); do
+for t in $bindir/utcpctl $bindir/utcp-xfer $([ "$have_utcpd" = true ] && echo "$sbindir/utcpd"); do
   out=$(LD_LIBRARY_PATH=$D$libdir "$D$t" --help) && echo "$out" | grep -q "^usage: $(basename "$t")" &&
     pass "$(basename "$t") --help ($(echo "$out" | wc -l) lines)" || fail "$(basename "$t") --help"
 done
