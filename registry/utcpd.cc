@@ -132,7 +132,8 @@ int Registry::start() {
     return 1;
   }
   if (ifc->addr.v == 0) {
-    logf(0, "interface %s has no IPv4 address", opt_.interface.c_str());
+    logf(0, "interface %s has no IPv4 address: give it one (`ip addr add ADDR/LEN dev %s`) or serve another",
+         opt_.interface.c_str(), opt_.interface.c_str());
     return 1;
   }
   ifc_ = *ifc;
@@ -436,7 +437,11 @@ bool Registry::reserve_port(Client& c, const RegHeader& req, uint16_t port, Gran
   int err = 0;
   g.port = tcp_ports_.reserve(ifc_.addr, port, c.cred.uid == 0, &err);
   if (g.port.valid()) return true;
-  reply_endpoint(c, req, err, err == -EACCES ? "ports below 1024 need root" : "local port " + std::to_string(port) + " is in use",
+  reply_endpoint(c, req, err,
+                 err == -EACCES                        ? "ports below 1024 need root"
+                 : err == -EADDRINUSE                  ? "local port " + std::to_string(port) + " is in use"
+                 : err == -EADDRNOTAVAIL && port == 0 ? "no free ephemeral port"
+                                                       : "cannot reserve local port " + std::to_string(port),
                  nullptr);
   return false;
 }
@@ -585,16 +590,38 @@ void Registry::serve(Client& c) {
 int usage(FILE* out) {
   std::fprintf(out,
                "usage: utcpd --interface IFNAME [options]\n"
+               "       utcpd --config FILE [options]\n"
                "\n"
-               "The utcp registry: owns /dev/utcp's control file, attaches to IFNAME, loads the\n"
-               "classifier, and hands endpoints to applications over a Unix socket.\n"
+               "The utcp registry: the one privileged part of utcp. It owns /dev/utcp's control\n"
+               "file, attaches the module to IFNAME, loads the receive classifier, and hands\n"
+               "endpoints to applications over a Unix socket: for each connection it reserves a\n"
+               "port (in the kernel too), builds the header template from the route and the next\n"
+               "hop, creates the endpoint, adds the flow to the classifier, runs the three-way\n"
+               "handshake when asked, and passes the endpoint file over. It is never on the data\n"
+               "path. A client's endpoints and ports are released when its socket closes.\n"
                "\n"
-               "  -i, --interface IFNAME  the interface utcp serves (required, or in the config)\n"
-               "  -s, --socket PATH       request socket (default %s)\n"
+               "options:\n"
+               "  -i, --interface IFNAME  the interface utcp serves (required, or in the config);\n"
+               "                          it needs an IPv4 address\n"
+               "  -s, --socket PATH       request socket (default %s);\n"
+               "                          applications look there, or at $UTCP_REGISTRY\n"
                "  -c, --classifier OBJ    classifier BPF object (default %s)\n"
                "  -f, --config FILE       read `key value` lines: interface, socket, classifier,\n"
-               "                          rx_entries, tx_entries, slot_size, log_level\n"
-               "  -v, --verbose           log level debug (default info); -q: errors only\n",
+               "                          rx_entries, tx_entries (ring descriptors, powers of two\n"
+               "                          up to 4096), slot_size (bytes), log_level (0-2);\n"
+               "                          options after --config override it\n"
+               "  -v, --verbose           log level debug (default info); -q, --quiet: errors only\n"
+               "  -h, --help              this text\n"
+               "\n"
+               "Needs root (CAP_NET_ADMIN, CAP_BPF) and the module (`modprobe utcp`). Logs go to\n"
+               "stderr. Exit status: 1 when it cannot start (the message says why), 2 for a\n"
+               "usage error; otherwise it runs until a signal stops it.\n"
+               "\n"
+               "examples:\n"
+               "  modprobe utcp && utcpd --interface eth0 --verbose\n"
+               "  systemctl enable --now utcpd      # set `interface` in utcpd.conf first\n"
+               "\n"
+               "See utcpd(8), utcpctl(8), libutcp(3).\n",
                kDefaultSocketPath, UTCP_CLASSIFIER_DEFAULT);
   return out == stdout ? 0 : 2;
 }
