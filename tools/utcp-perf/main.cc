@@ -127,6 +127,14 @@ struct Flow {
   bool done = false;
   std::string error;  // set (and done) when the connection failed
   std::unique_ptr<Conn> conn;
+
+ protected:
+  // Ends the flow with an error (rc: -errno, or 0 when `what` says it all).
+  bool fail_with(const char* what, int64_t rc) {
+    error = rc ? std::string(what) + ": " + std::strerror(int(-rc)) : std::string(what);
+    done = true;
+    return true;
+  }
 };
 
 // Sends the request header, then the stream (forward) or reads it (reverse); a forward
@@ -238,12 +246,6 @@ struct StreamFlow : Flow {
       moved = true;
     }
   }
-
-  bool fail_with(const char* what, int64_t rc) {
-    error = rc ? std::string(what) + ": " + std::strerror(int(-rc)) : std::string(what);
-    done = true;
-    return true;
-  }
 };
 
 // Request/response on one connection: send `msg` bytes, read `msg` bytes back, repeat.
@@ -312,12 +314,6 @@ struct EchoFlow : Flow {
         return true;
       }
     }
-  }
-
-  bool fail_with(const char* what, int64_t rc) {
-    error = rc ? std::string(what) + ": " + std::strerror(int(-rc)) : std::string(what);
-    done = true;
-    return true;
   }
 };
 
