@@ -3,8 +3,12 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <net/if_arp.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -15,6 +19,16 @@
 #include "wire/types.h"
 
 namespace utcp::test {
+
+// A kernel file descriptor, closed on scope exit.
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f = -1) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 inline sockaddr_in sin_of(Ipv4Addr a, uint16_t port) {
   sockaddr_in s{};
@@ -41,6 +55,23 @@ inline std::unique_ptr<TapDevice> open_kernel_tap(const char* name, Ipv4Addr ker
     return nullptr;
   }
   return tap;
+}
+
+// The stack answers no ARP (the registry supplies neighbours): gives the kernel a
+// permanent neighbour entry for `ip` at `mac` on the TAP instead. False with `skip` set.
+inline bool add_kernel_neighbor(const TapDevice& tap, Ipv4Addr ip, MacAddr mac, std::string* skip) {
+  int s = ::socket(AF_INET, SOCK_DGRAM, 0);
+  arpreq req{};
+  sockaddr_in pa = sin_of(ip, 0);
+  std::memcpy(&req.arp_pa, &pa, sizeof pa);
+  req.arp_ha.sa_family = ARPHRD_ETHER;
+  std::memcpy(req.arp_ha.sa_data, mac.b.data(), 6);
+  req.arp_flags = ATF_PERM | ATF_COM;
+  std::strncpy(req.arp_dev, tap.name().c_str(), sizeof req.arp_dev - 1);
+  bool ok = s >= 0 && ::ioctl(s, SIOCSARP, &req) == 0;
+  if (!ok) *skip = std::string("SIOCSARP: ") + std::strerror(errno);
+  if (s >= 0) ::close(s);
+  return ok;
 }
 
 }  // namespace utcp::test

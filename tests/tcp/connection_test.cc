@@ -92,7 +92,15 @@ class ConnTest : public LeakChecked {
     return got;
   }
 
-  TcpConfig cfg;
+  // These state tests pin RFC 5681 / RFC 6582 windows: NewReno with standard slow start
+  // (CUBIC, HyStart++ and RACK-TLP have their own tests in congestion_test.cc).
+  static TcpConfig newreno_config() {
+    TcpConfig c;
+    c.congestion = "newreno";
+    c.hystart = false;
+    return c;
+  }
+  TcpConfig cfg = newreno_config();
   FourTuple tuple{Ipv4Addr::of(10, 0, 0, 1), 5000, Ipv4Addr::of(10, 0, 0, 2), 80};
   Capture out;
   std::unique_ptr<Connection> c;

@@ -33,14 +33,6 @@ const Ipv4Addr kOurIp = Ipv4Addr::of(10, 9, 1, 2);
 const MacAddr kOurMac{{0x02, 0x00, 0x00, 0x00, 0x01, 0x02}};
 
 
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f = -1) : fd(f) {}
-  Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 uint8_t byte_at(uint64_t i, int dir) { return uint8_t((i * 2654435761u) >> 11 ^ (i >> 17) ^ dir); }
 
@@ -49,20 +41,7 @@ class KernelInterop : public LeakChecked {
   static void SetUpTestSuite() {
     tap_ = open_kernel_tap("utcptcp0", kKernelIp, &kernel_mac_, &skip_);
     if (!tap_) return;
-    // The stack answers no ARP (the registry supplies neighbours): give the kernel a
-    // permanent entry for our address instead.
-    Fd s(::socket(AF_INET, SOCK_DGRAM, 0));
-    arpreq req{};
-    sockaddr_in pa = sin_of(kOurIp, 0);
-    std::memcpy(&req.arp_pa, &pa, sizeof pa);
-    req.arp_ha.sa_family = ARPHRD_ETHER;
-    std::memcpy(req.arp_ha.sa_data, kOurMac.b.data(), 6);
-    req.arp_flags = ATF_PERM | ATF_COM;
-    std::strncpy(req.arp_dev, tap_->name().c_str(), sizeof req.arp_dev - 1);
-    if (::ioctl(s.fd, SIOCSARP, &req) != 0) {
-      skip_ = std::string("SIOCSARP: ") + std::strerror(errno);
-      tap_.reset();
-    }
+    if (!add_kernel_neighbor(*tap_, kOurIp, kOurMac, &skip_)) tap_.reset();
   }
   static void TearDownTestSuite() { tap_.reset(); }
 

@@ -97,12 +97,19 @@ TEST_F(PartsTest, AssemblerMergesAndBounds) {
   EXPECT_EQ(a.range(0).start, 0u);  // what was [10, 11) is now at the front
 }
 
+AckSample ack_of(uint32_t acked, uint32_t flight) {
+  AckSample a;
+  a.acked = acked;
+  a.flight = flight;
+  return a;
+}
+
 TEST_F(PartsTest, NewRenoWindows) {  // RFC 5681 §3.1, RFC 6582 §3.2
   NewReno cc(1000);
   EXPECT_EQ(cc.cwnd(), 4000u);  // min(4*SMSS, max(2*SMSS, 4380))
-  cc.on_ack(Instant{}, 1000, 4000);
+  cc.on_ack(ack_of(1000, 4000));
   EXPECT_EQ(cc.cwnd(), 5000u);  // slow start
-  cc.on_ack(Instant{}, 1000, 100);
+  cc.on_ack(ack_of(1000, 100));
   EXPECT_EQ(cc.cwnd(), 5000u);  // application-limited: no growth (RFC 7661)
   cc.on_loss(Instant{}, LossEvent::kFastRetransmit, 5000);
   EXPECT_EQ(cc.ssthresh(), 2500u);
@@ -115,10 +122,10 @@ TEST_F(PartsTest, NewRenoWindows) {  // RFC 5681 §3.1, RFC 6582 §3.2
   EXPECT_EQ(cc.cwnd(), 2000u);  // min(ssthresh, max(flight, SMSS) + SMSS)
   // Congestion avoidance: one SMSS per cwnd of data acknowledged.
   cc.restore(3000, 2000);
-  cc.on_ack(Instant{}, 1000, 3000);
-  cc.on_ack(Instant{}, 1000, 3000);
+  cc.on_ack(ack_of(1000, 3000));
+  cc.on_ack(ack_of(1000, 3000));
   EXPECT_EQ(cc.cwnd(), 3000u);
-  cc.on_ack(Instant{}, 1000, 3000);
+  cc.on_ack(ack_of(1000, 3000));
   EXPECT_EQ(cc.cwnd(), 4000u);
   cc.on_loss(Instant{}, LossEvent::kTimeout, 4000);
   EXPECT_EQ(cc.cwnd(), 1000u);  // loss window
@@ -213,6 +220,7 @@ TEST_F(PartsTest, CorruptedStateNeverImportsInconsistently) {
   st.rto_us = 200'000;
   st.cwnd = 14600;
   st.ssthresh = 65535;
+  st.congestion = "newreno";
   st.rcvbuf = st.sndbuf = 65536;
   st.send_data = pattern(100);
   st.recv_data = pattern(200);

@@ -1,10 +1,14 @@
 /* utcp.h - the public C API of libutcp: a TCP/IPv4 stack over a device, socket-like calls.
  *
- * Everything is non-blocking: calls return -EAGAIN when they would wait and connect()
- * returns -EINPROGRESS. Errors are negative errno values (ECONNREFUSED, ECONNRESET,
- * ETIMEDOUT, EAGAIN, EPIPE, ENOTCONN, EADDRINUSE, EINVAL, EBADF, ...). Progress happens
- * in utcp_stack_poll(): call it when utcp_stack_next_timeout_us() says so or after I/O.
- * A stack is not thread-safe: use it from one thread at a time.
+ * Sockets start non-blocking (like SOCK_NONBLOCK): calls return -EAGAIN when they would
+ * wait and connect() returns -EINPROGRESS; progress happens in utcp_stack_poll(), to be
+ * called when utcp_stack_next_timeout_us() says so or after I/O (or let
+ * utcp_stack_wait()/utcp_poll_wait() do both). utcp_set_blocking() makes a socket's
+ * calls block instead, driving the stack while they wait: that needs the real clock and a
+ * device that can be slept on (a module endpoint or a TAP device; see utcp_stack_fd()).
+ * Errors are negative errno values (ECONNREFUSED, ECONNRESET, ETIMEDOUT, EAGAIN, EPIPE,
+ * ENOTCONN, EADDRINUSE, EINVAL, EBADF, EINTR, ...). A stack is not thread-safe: use it
+ * from one thread at a time.
  */
 #ifndef UTCP_UTCP_H
 #define UTCP_UTCP_H
@@ -48,6 +52,16 @@ int64_t utcp_stack_next_timeout_us(utcp_stack* s);
 int utcp_stack_set_time(utcp_stack* s, int64_t now_us);
 int64_t utcp_stack_now_us(utcp_stack* s);
 
+/* A file descriptor that poll(2)/epoll report readable when the stack has received
+ * frames to process (then call utcp_stack_poll()), or -EOPNOTSUPP when the device has
+ * none. Combine it with utcp_stack_next_timeout_us() in an event loop. */
+int utcp_stack_fd(utcp_stack* s);
+/* Runs utcp_stack_poll(), then sleeps until frames arrive, the stack's next timer, or
+ * `timeout_us` (-1: no limit) passes, and polls again. Returns 1 when frames arrived,
+ * 0 otherwise, -EINTR when a signal interrupted the sleep, -EOPNOTSUPP for a manual
+ * clock or a device without utcp_stack_fd(). */
+int utcp_stack_wait(utcp_stack* s, int64_t timeout_us);
+
 /* Sockets: small non-negative integers, per stack. */
 int utcp_socket(utcp_stack* s);
 int utcp_bind(utcp_stack* s, int sock, uint16_t port); /* port 0: ephemeral */
@@ -70,6 +84,29 @@ enum { UTCP_POLLIN = 0x001, UTCP_POLLOUT = 0x004, UTCP_POLLERR = 0x008, UTCP_POL
 /* Returns the events ready on `sock` (no waiting), or -EBADF. */
 int utcp_poll(utcp_stack* s, int sock);
 
+/* poll(2) over sockets of one stack: fills each revents (UTCP_POLLERR and UTCP_POLLHUP
+ * are always reported; a closed socket gets UTCP_POLLNVAL) and returns how many entries
+ * have events, waiting up to `timeout_us` (-1: no limit; 0: just look) while driving the
+ * stack. Returns -EINTR on a signal, -EINVAL for a bad array, -EOPNOTSUPP when it would
+ * have to sleep on a stack that cannot (see utcp_stack_wait). */
+enum { UTCP_POLLNVAL = 0x020 };
+struct utcp_pollfd {
+  int sock;
+  short events;
+  short revents;
+};
+int utcp_poll_wait(utcp_stack* s, struct utcp_pollfd* fds, size_t n, int64_t timeout_us);
+
+/* Blocking mode for one socket (on = 1) or back to non-blocking (0). Blocking calls:
+ * connect() returns 0 once established (or the reason it failed); accept() waits for a
+ * connection; read() for at least one byte or end of stream; write() until every byte
+ * is queued (a partial count when interrupted by a signal or UTCP_SO_SNDTIMEO after some
+ * bytes); close() with UTCP_SO_LINGER {1, N>0} until the peer acknowledged our FIN or N
+ * seconds passed. A signal ends a wait with -EINTR; a UTCP_SO_RCVTIMEO/SNDTIMEO timeout
+ * with -EAGAIN (connect: -ETIMEDOUT). Accepted sockets inherit the listener's mode.
+ * Returns -EOPNOTSUPP on a stack with a manual clock or a device that cannot wait. */
+int utcp_set_blocking(utcp_stack* s, int sock, int on);
+
 enum {
   UTCP_TCP_NODELAY = 1,   /* int */
   UTCP_SO_KEEPALIVE = 2,  /* int */
@@ -80,10 +117,13 @@ enum {
   UTCP_SO_RCVBUF = 7,     /* int, bytes; before the connection is established */
   UTCP_SO_SNDBUF = 8,     /* int, bytes; before the connection is established */
   UTCP_SO_ERROR = 9,      /* int, get only */
+  UTCP_SO_RCVTIMEO = 10,  /* int64_t, microseconds; 0 = wait forever (blocking sockets) */
+  UTCP_SO_SNDTIMEO = 11,  /* int64_t, microseconds; 0 = wait forever (blocking sockets) */
 };
 struct utcp_linger {
   int l_onoff;
-  int l_linger; /* seconds; only 0 (abort on close) changes behaviour: calls never block */
+  int l_linger; /* seconds: 0 aborts on close (RST); N > 0 on a blocking socket makes
+                    close() wait up to N s for the peer to acknowledge our FIN */
 };
 int utcp_setsockopt(utcp_stack* s, int sock, int opt, const void* val, size_t len);
 int utcp_getsockopt(utcp_stack* s, int sock, int opt, void* val, size_t* len);

@@ -43,6 +43,9 @@ class StackHandle {
   }
   utcp_stack* get() const { return s_; }
   int poll() { return utcp_stack_poll(s_); }
+  // Polls, sleeps until frames, a timer or the timeout (-1: none), polls (utcp_stack_wait).
+  int wait(int64_t timeout_us = -1) { return utcp_stack_wait(s_, timeout_us); }
+  int fd() const { return utcp_stack_fd(s_); }
 
  private:
   utcp_stack* s_ = nullptr;
@@ -79,6 +82,7 @@ class Socket {
   int listen(int backlog = 128) { return utcp_listen(s_, fd_, backlog); }
   int connect(uint32_t ip, uint16_t port) { return utcp_connect(s_, fd_, ip, port); }
   // An invalid Socket and `err` (e.g. -EAGAIN) when nothing is waiting.
+  // A blocking listener waits for one; accepted sockets inherit its mode.
   Socket accept(int* err = nullptr) {
     int r = utcp_accept(s_, fd_, nullptr, nullptr);
     if (err) *err = r < 0 ? r : 0;
@@ -88,6 +92,12 @@ class Socket {
   ssize_t write(std::span<const uint8_t> b) { return utcp_write(s_, fd_, b.data(), b.size()); }
   int shutdown(int how) { return utcp_shutdown(s_, fd_, how); }
   int events() const { return utcp_poll(s_, fd_); }
+  // Blocking calls (utcp_set_blocking): connect/accept/read/write wait, driving the stack.
+  int set_blocking(bool on = true) { return utcp_set_blocking(s_, fd_, on ? 1 : 0); }
+  int set_timeouts(int64_t recv_us, int64_t send_us) {
+    int r = utcp_setsockopt(s_, fd_, UTCP_SO_RCVTIMEO, &recv_us, sizeof recv_us);
+    return r < 0 ? r : utcp_setsockopt(s_, fd_, UTCP_SO_SNDTIMEO, &send_us, sizeof send_us);
+  }
   int set_option(int opt, int v) { return utcp_setsockopt(s_, fd_, opt, &v, sizeof v); }
   int option(int opt) const {
     int v = 0;

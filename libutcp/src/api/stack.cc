@@ -489,6 +489,11 @@ int Stack::close(int h) {
   return 0;
 }
 
+const Connection* Stack::find(const FourTuple& t) const {
+  auto it = conns_.find(t);
+  return it == conns_.end() ? nullptr : it->second->conn.get();
+}
+
 int Stack::events(int h) const {
   const Socket* s = sock(h);
   if (!s) return -EBADF;

@@ -113,6 +113,9 @@ class Stack : private SegmentSink {
 
   // For tests and tools.
   Connection* connection(int h);
+  // The connection on 4-tuple `t`, also after its handle was closed; nullptr when gone.
+  const Connection* find(const FourTuple& t) const;
+  Device* device() const { return dev_; }
   size_t connection_count() const { return conns_.size(); }
   const StackStats& stats() const { return stats_; }
   const TimerWheel& timers() const { return wheel_; }

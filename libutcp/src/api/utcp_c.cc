@@ -1,7 +1,11 @@
 // utcp_c.cc - the C API (include/utcp/utcp.h, raw.h) over utcp::Stack.
+#include <poll.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "api/raw_device.h"
 #include "api/stack.h"
@@ -9,15 +13,62 @@
 #include "utcp/raw.h"
 #include "utcp/utcp.h"
 
+// Per-socket settings that only the blocking layer here uses.
+struct SockMode {
+  bool blocking = false;
+  utcp::Duration rcvtimeo{0}, sndtimeo{0};  // 0: no limit
+};
+
 struct utcp_stack {
   std::unique_ptr<utcp::RawDevice> raw;  // set for utcp_raw_create stacks
   std::unique_ptr<utcp::Stack> stack;
   bool manual = false;
   utcp::Instant now;
+  std::vector<SockMode> modes;  // index = socket handle
 
   utcp::Instant time() {
     if (!manual) now = utcp::Clock::now();
     return now;
+  }
+  bool can_wait() const { return !manual && stack->device()->wait_fd() >= 0; }
+  SockMode& mode(int h) {
+    if (size_t(h) >= modes.size()) modes.resize(size_t(h) + 1);
+    return modes[size_t(h)];
+  }
+  bool blocking(int h) const { return h >= 0 && size_t(h) < modes.size() && modes[size_t(h)].blocking; }
+  // A new handle starts with `m` (defaults, or the listener's for accepted sockets).
+  int adopt(int h, SockMode m = {}) {
+    if (h >= 0) mode(h) = m;
+    return h;
+  }
+
+  // Polls the stack, then sleeps on the device until frames arrive, the stack's next
+  // timer, or `deadline` (kInstantNever: no limit). 1: frames; 0: nothing; -EINTR.
+  int wait_until(utcp::Instant deadline) {
+    stack->poll(time());
+    utcp::Instant at = std::min(stack->poll_at(), deadline);
+    utcp::Instant t = time();
+    int ms = -1;
+    if (at != utcp::kInstantNever) ms = at <= t ? 0 : int(std::min<int64_t>(((at - t).count() + 999) / 1000, 1 << 30));
+    pollfd p{stack->device()->wait_fd(), POLLIN, 0};
+    int rc = ::poll(&p, 1, ms);
+    if (rc < 0 && errno == EINTR) return -EINTR;
+    stack->poll(time());
+    return rc > 0 ? 1 : 0;
+  }
+  utcp::Instant deadline_after(utcp::Duration d) { return d.count() > 0 ? time() + d : utcp::kInstantNever; }
+
+  // Retries `op` (a call returning -EAGAIN while it would wait) until it gives anything
+  // else, waiting in between; -EAGAIN at `deadline`, -EINTR on a signal.
+  template <typename Op>
+  int64_t block(utcp::Instant deadline, Op op) {
+    for (;;) {
+      int64_t r = op();
+      if (r != -EAGAIN) return r;
+      if (time() >= deadline) return -EAGAIN;
+      int w = wait_until(deadline);
+      if (w == -EINTR) return -EINTR;
+    }
   }
 };
 
@@ -94,7 +145,19 @@ int64_t utcp_stack_now_us(utcp_stack* s) {
   return s->time().time_since_epoch().count();
 }
 
-int utcp_socket(utcp_stack* s) { return s ? s->stack->socket() : -EINVAL; }
+int utcp_stack_fd(utcp_stack* s) {
+  if (!s) return -EINVAL;
+  int fd = s->stack->device()->wait_fd();
+  return fd >= 0 ? fd : -EOPNOTSUPP;
+}
+
+int utcp_stack_wait(utcp_stack* s, int64_t timeout_us) {
+  if (!s) return -EINVAL;
+  if (!s->can_wait()) return -EOPNOTSUPP;
+  return s->wait_until(timeout_us < 0 ? utcp::kInstantNever : s->time() + utcp::Duration(timeout_us));
+}
+
+int utcp_socket(utcp_stack* s) { return s ? s->adopt(s->stack->socket()) : -EINVAL; }
 int utcp_bind(utcp_stack* s, int sock, uint16_t port) {
   return s ? s->stack->bind(sock, port) : -EINVAL;
 }
@@ -104,38 +167,154 @@ int utcp_listen(utcp_stack* s, int sock, int backlog) {
 int utcp_accept(utcp_stack* s, int sock, uint32_t* peer_ip, uint16_t* peer_port) {
   if (!s) return -EINVAL;
   utcp::FourTuple t;
-  int r = s->stack->accept(sock, &t);
+  int r;
+  if (s->blocking(sock)) {
+    SockMode m = s->mode(sock);
+    r = int(s->block(s->deadline_after(m.rcvtimeo), [&] { return s->stack->accept(sock, &t); }));
+  } else {
+    r = s->stack->accept(sock, &t);
+  }
   if (r >= 0) {
+    s->adopt(r, s->blocking(sock) ? s->mode(sock) : SockMode{});
     if (peer_ip) *peer_ip = t.remote_ip.v;
     if (peer_port) *peer_port = t.remote_port;
   }
   return r;
 }
 int utcp_connect(utcp_stack* s, int sock, uint32_t ip, uint16_t port) {
-  return s ? s->stack->connect(sock, utcp::Ipv4Addr{ip}, port, s->time()) : -EINVAL;
+  if (!s) return -EINVAL;
+  int r = s->stack->connect(sock, utcp::Ipv4Addr{ip}, port, s->time());
+  if (r != -EINPROGRESS || !s->blocking(sock)) return r;
+  // Blocking: wait for the handshake's outcome (established, or the error it ended with).
+  utcp::Instant deadline = s->deadline_after(s->mode(sock).sndtimeo);
+  int64_t w = s->block(deadline, [&]() -> int64_t {
+    int ev = s->stack->events(sock);
+    if (ev < 0) return ev;
+    if (ev & (utcp::kEventErr | utcp::kEventHup)) {
+      int err = 0;
+      size_t len = sizeof err;
+      s->stack->getsockopt(sock, utcp::SockOpt::kError, &err, &len);
+      return err ? -err : -ECONNRESET;
+    }
+    return (ev & utcp::kEventOut) ? 0 : -EAGAIN;
+  });
+  return w == -EAGAIN ? -ETIMEDOUT : int(w);
 }
 ssize_t utcp_read(utcp_stack* s, int sock, void* buf, size_t len) {
   if (!s || (!buf && len)) return -EINVAL;
   s->time();  // reads may open the window: the stack compares against the latest time
-  return s->stack->read(sock, {static_cast<uint8_t*>(buf), len});
+  std::span<uint8_t> out{static_cast<uint8_t*>(buf), len};
+  if (!s->blocking(sock) || len == 0) return s->stack->read(sock, out);
+  return s->block(s->deadline_after(s->mode(sock).rcvtimeo), [&] { return s->stack->read(sock, out); });
 }
 ssize_t utcp_write(utcp_stack* s, int sock, const void* buf, size_t len) {
   if (!s || (!buf && len)) return -EINVAL;
-  return s->stack->write(sock, {static_cast<const uint8_t*>(buf), len});
+  std::span<const uint8_t> in{static_cast<const uint8_t*>(buf), len};
+  if (!s->blocking(sock) || len == 0) return s->stack->write(sock, in);
+  // Blocking: queue every byte, waiting for room; stop early only on an error, a signal
+  // or the send timeout, returning what was queued if anything was.
+  utcp::Instant deadline = s->deadline_after(s->mode(sock).sndtimeo);
+  size_t done = 0;
+  while (done < len) {
+    int64_t r = s->block(deadline, [&]() -> int64_t {
+      int64_t w = s->stack->write(sock, in.subspan(done));
+      return w == 0 ? -EAGAIN : w;  // no room yet
+    });
+    if (r < 0) return done > 0 ? ssize_t(done) : ssize_t(r);
+    done += size_t(r);
+    s->stack->poll(s->time());  // push it out while the application prepares more
+  }
+  return ssize_t(done);
 }
 int utcp_shutdown(utcp_stack* s, int sock, int how) {
   return s ? s->stack->shutdown(sock, how) : -EINVAL;
 }
-int utcp_close(utcp_stack* s, int sock) { return s ? s->stack->close(sock) : -EINVAL; }
+int utcp_close(utcp_stack* s, int sock) {
+  if (!s) return -EINVAL;
+  bool blocking = s->blocking(sock);
+  utcp::Connection* c = s->stack->connection(sock);
+  utcp::LingerOpt lg{0, 0};
+  size_t lglen = sizeof lg;
+  if (c) s->stack->getsockopt(sock, utcp::SockOpt::kLinger, &lg, &lglen);
+  utcp::FourTuple t = c ? c->tuple() : utcp::FourTuple{};
+  int r = s->stack->close(sock);
+  if (r < 0) return r;
+  s->adopt(sock);
+  if (!blocking || !c || !lg.onoff || lg.seconds <= 0) return 0;
+  // Lingering close: until the peer acknowledged our FIN, the connection went, or time ran out.
+  utcp::Instant deadline = s->time() + utcp::Duration(int64_t(lg.seconds) * 1'000'000);
+  int64_t w = s->block(deadline, [&]() -> int64_t {
+    const utcp::Connection* k = s->stack->find(t);
+    using utcp::TcpState;
+    bool acked = !k || k->state() == TcpState::kFinWait2 || k->state() == TcpState::kTimeWait ||
+                 k->state() == TcpState::kClosed;  // LAST-ACK ends with the connection gone
+    return acked ? 0 : -EAGAIN;
+  });
+  return w == -EAGAIN ? 0 : int(w);  // as Linux: the linger time ran out, the close stands
+}
 int utcp_poll(utcp_stack* s, int sock) { return s ? s->stack->events(sock) : -EINVAL; }
+
+int utcp_poll_wait(utcp_stack* s, struct utcp_pollfd* fds, size_t n, int64_t timeout_us) {
+  if (!s || (!fds && n)) return -EINVAL;
+  utcp::Instant deadline = timeout_us < 0 ? utcp::kInstantNever : s->time() + utcp::Duration(timeout_us);
+  bool first = true;
+  for (;;) {
+    if (!first || timeout_us != 0) s->stack->poll(s->time());
+    first = false;
+    int ready = 0;
+    for (size_t i = 0; i < n; ++i) {
+      int ev = s->stack->events(fds[i].sock);
+      short want = short(fds[i].events | UTCP_POLLERR | UTCP_POLLHUP);
+      fds[i].revents = ev < 0 ? short(UTCP_POLLNVAL) : short(ev & want);
+      if (fds[i].revents) ++ready;
+    }
+    if (ready > 0 || s->time() >= deadline) return ready;
+    if (!s->can_wait()) return -EOPNOTSUPP;
+    if (s->wait_until(deadline) == -EINTR) return -EINTR;
+  }
+}
+
+int utcp_set_blocking(utcp_stack* s, int sock, int on) {
+  if (!s) return -EINVAL;
+  if (s->stack->events(sock) < 0) return -EBADF;
+  if (on && !s->can_wait()) return -EOPNOTSUPP;
+  s->mode(sock).blocking = on != 0;
+  return 0;
+}
+
+namespace {
+// UTCP_SO_RCVTIMEO / UTCP_SO_SNDTIMEO: kept here, where blocking happens.
+utcp::Duration* timeout_opt(utcp_stack* s, int sock, int opt) {
+  if (opt != UTCP_SO_RCVTIMEO && opt != UTCP_SO_SNDTIMEO) return nullptr;
+  SockMode& m = s->mode(sock);
+  return opt == UTCP_SO_RCVTIMEO ? &m.rcvtimeo : &m.sndtimeo;
+}
+}  // namespace
 
 int utcp_setsockopt(utcp_stack* s, int sock, int opt, const void* val, size_t len) {
   if (!s) return -EINVAL;
+  if (opt == UTCP_SO_RCVTIMEO || opt == UTCP_SO_SNDTIMEO) {
+    if (s->stack->events(sock) < 0) return -EBADF;
+    int64_t us;
+    if (!val || len != sizeof us) return -EINVAL;
+    std::memcpy(&us, val, sizeof us);
+    if (us < 0) return -EINVAL;
+    *timeout_opt(s, sock, opt) = utcp::Duration(us);
+    return 0;
+  }
   if (opt < UTCP_TCP_NODELAY || opt > UTCP_SO_ERROR) return -ENOPROTOOPT;
   return s->stack->setsockopt(sock, utcp::SockOpt(opt), val, len, s->time());
 }
 int utcp_getsockopt(utcp_stack* s, int sock, int opt, void* val, size_t* len) {
   if (!s) return -EINVAL;
+  if (opt == UTCP_SO_RCVTIMEO || opt == UTCP_SO_SNDTIMEO) {
+    if (s->stack->events(sock) < 0) return -EBADF;
+    if (!val || !len || *len < sizeof(int64_t)) return -EINVAL;
+    int64_t us = timeout_opt(s, sock, opt)->count();
+    std::memcpy(val, &us, sizeof us);
+    *len = sizeof us;
+    return 0;
+  }
   if (opt < UTCP_TCP_NODELAY || opt > UTCP_SO_ERROR) return -ENOPROTOOPT;
   return s->stack->getsockopt(sock, utcp::SockOpt(opt), val, len);
 }
@@ -157,7 +336,7 @@ ssize_t utcp_export(utcp_stack* s, int sock, void* buf, size_t cap, size_t* need
 
 int utcp_import(utcp_stack* s, const void* buf, size_t len) {
   if (!s || !buf) return -EINVAL;
-  return s->stack->import_connection({static_cast<const uint8_t*>(buf), len}, s->time());
+  return s->adopt(s->stack->import_connection({static_cast<const uint8_t*>(buf), len}, s->time()));
 }
 
 const char* utcp_strerror(int err) {
@@ -172,6 +351,8 @@ const char* utcp_strerror(int err) {
     case ENOTCONN: return "socket is not connected";
     case EADDRINUSE: return "address (port) already in use";
     case EBADF: return "not an open utcp socket";
+    case EINTR: return "interrupted by a signal before anything happened";
+    case EOPNOTSUPP: return "blocking needs the real clock and a device that can wait (module endpoint or TAP)";
     case EINVAL: return "invalid argument";
     default: return strerror(-err);
   }

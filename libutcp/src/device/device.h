@@ -52,6 +52,11 @@ class Device {
   // When this device next has something to do on its own (e.g. a delayed frame of the
   // in-memory link becomes deliverable); kInstantNever if nothing.
   virtual Instant poll_at() const { return kInstantNever; }
+
+  // A file descriptor that poll(2) reports readable when receive() has frames (and
+  // POLLHUP/POLLERR when the device is gone), so callers can sleep on it; -1 when the
+  // device has none (in-memory devices, which run on a virtual clock).
+  virtual int wait_fd() const { return -1; }
 };
 
 }  // namespace utcp

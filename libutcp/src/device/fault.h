@@ -29,6 +29,8 @@ class FaultInjector final : public Device {
   void tx_commit(size_t len) override;
   void flush(Instant now) override;
   Instant poll_at() const override;
+  // Delayed frames are due at poll_at(); the inner device signals arrivals.
+  int wait_fd() const override { return inner_.wait_fd(); }
 
   const LinkStats& rx_stats() const { return rx_.stats(); }
   const LinkStats& tx_stats() const { return tx_.stats(); }

@@ -44,6 +44,7 @@ class KmodDevice final : public Device {
   int wait(Duration timeout);
 
   int fd() const { return fd_; }
+  int wait_fd() const override { return fd_; }
   const utcp_endpoint_info& info() const { return info_; }
   // The result of the last UTCP_IOC_TX and its return value (frames sent or -errno).
   const utcp_tx_result& last_tx() const { return last_tx_; }

@@ -52,6 +52,7 @@ class PcapTap final : public Device {
   void tx_commit(size_t len) override;
   void flush(Instant now) override;
   Instant poll_at() const override { return inner_.poll_at(); }
+  int wait_fd() const override { return inner_.wait_fd(); }
 
  private:
   Device& inner_;

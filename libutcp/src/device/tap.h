@@ -37,6 +37,7 @@ class TapDevice final : public Device {
 
   const std::string& name() const { return name_; }
   int fd() const { return fd_; }  // readable when receive() has frames: for poll/epoll
+  int wait_fd() const override { return fd_; }
 
   DeviceCaps caps() const override;
   size_t receive(Instant now, const std::function<void(std::span<const uint8_t>)>& fn,

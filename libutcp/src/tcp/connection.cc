@@ -28,8 +28,8 @@ Connection::Connection(const TcpConfig& cfg, const FourTuple& tuple, uint16_t ms
       rcv_mss_(mss_local),
       tx_(cfg.sndbuf),
       rx_(cfg.rcvbuf),
-      rto_(cfg.rto_initial),
-      cc_(make_congestion_control(536)) {
+      rto_(cfg.rto_initial) {
+  make_cc();  // at the default MSS; again once the SYNs have set it
   // RFC 9293 §3.8.6.3: an ACK MUST NOT be delayed 0.5 s or more; utcp's bound is 200 ms.
   cfg_.delayed_ack = std::clamp(cfg_.delayed_ack, Duration(0), Duration(200'000));
   cfg_.rto_min = std::clamp(cfg_.rto_min, Duration(1000), cfg_.rto_max);
@@ -37,6 +37,40 @@ Connection::Connection(const TcpConfig& cfg, const FourTuple& tuple, uint16_t ms
 }
 
 Connection::~Connection() = default;
+
+int Connection::check_config(const TcpConfig& cfg) {
+  return congestion_control_known(cfg.congestion) ? 0 : -EINVAL;
+}
+
+void Connection::make_cc() {
+  cc_ = make_congestion_control(cfg_.congestion, snd_mss_, cfg_.hystart);
+  // An unknown name cannot get here through set_congestion(); a stack that skipped
+  // check_config() gets the default rather than no congestion control at all.
+  if (!cc_) {
+    cfg_.congestion = "cubic";
+    cc_ = make_congestion_control(cfg_.congestion, snd_mss_, cfg_.hystart);
+  }
+}
+
+int Connection::set_congestion(std::string_view name) {
+  if (!congestion_control_known(name)) return -EINVAL;
+  if (is_synchronized()) return -EISCONN;
+  cfg_.congestion = std::string(name);
+  make_cc();  // nothing has been sent under the old one: start afresh
+  return 0;
+}
+
+Connection::Stats Connection::stats() const {
+  Stats s = stats_;
+  s.cc = cc_->state();
+  s.rack_rtt = rack_.rtt;
+  s.rack_min_rtt = rack_.min_rtt == Duration::max() ? Duration(0) : rack_.min_rtt;
+  s.rack_reo_wnd = rack_reo_wnd();
+  s.rack_reo_wnd_mult = rack_.reo_wnd_mult;
+  s.rack_reordering_seen = rack_.reord;
+  s.tlp_deadline = pto_at_;
+  return s;
+}
 
 void Connection::open_active(Instant now, SeqNum iss) {
   // RFC 9293 §3.10.1 OPEN (active): select an ISS, send SYN, enter SYN-SENT.
@@ -135,6 +169,8 @@ void Connection::abort(SegmentSink& out) {
   rx_.consume(rx_.size());
   ooo_.clear();
   rto_at_ = persist_at_ = delack_at_ = keepalive_at_ = timewait_at_ = kInstantNever;
+  rack_at_ = pto_at_ = kInstantNever;
+  tlp_now_ = false;
   set_state(TcpState::kClosed);
 }
 
@@ -169,7 +205,8 @@ void Connection::die(int err) {
   tx_.consume(tx_.size());
   ooo_.clear();
   rto_at_ = persist_at_ = delack_at_ = keepalive_at_ = timewait_at_ = kInstantNever;
-  ack_now_ = rexmit_one_ = probe_now_ = keepalive_now_ = false;
+  rack_at_ = pto_at_ = kInstantNever;
+  ack_now_ = rexmit_one_ = probe_now_ = keepalive_now_ = tlp_now_ = false;
   set_state(TcpState::kClosed);
 }
 

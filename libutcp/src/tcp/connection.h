@@ -14,6 +14,8 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 
 #include "base/time.h"
 #include "tcp/assembler.h"
@@ -80,6 +82,13 @@ struct TcpConfig {
   bool window_scaling = true;  // RFC 7323 §2
   bool timestamps = true;      // RFC 7323 §3 (RTTM §4, PAWS §5)
   bool sack = true;            // RFC 2018, with RFC 6675 loss recovery
+  // Congestion control by name (make_congestion_control): "cubic" (RFC 9438, Linux's
+  // default) or "newreno" (RFC 5681 / RFC 6582). Connection::check_config() refuses others.
+  std::string congestion = "cubic";
+  bool hystart = true;  // RFC 9406 HyStart++ for the initial slow start
+  // RFC 8985 RACK-TLP loss detection when SACK is in use (else RFC 6675's DupThresh
+  // rule); peers without SACK always get NewReno dupack recovery (RFC 6582).
+  bool rack = true;
   uint32_t challenge_ack_limit = 100;           // per second per connection (RFC 5961 §7)
   // A connection the user has closed (orphan) waits this long in FIN-WAIT-2 for the
   // peer's FIN, then is dropped (Linux tcp_fin_timeout; RFC 9293 sets no bound).
@@ -147,8 +156,15 @@ class Connection {
   // The user let go of the connection (closed its socket): FIN-WAIT-2 gets a deadline.
   void orphan(Instant now);
 
+  // The configuration's values are usable: 0, or -EINVAL (unknown congestion control).
+  static int check_config(const TcpConfig& cfg);
+
   // --- socket options ---
   void set_nodelay(bool on) { cfg_.nodelay = on; }
+  // TCP_CONGESTION: 0, -EINVAL for an unknown name, -EISCONN once the connection is
+  // synchronized (the controller starts with the connection's first window).
+  int set_congestion(std::string_view name);
+  std::string_view congestion() const { return cc_->name(); }
   void set_keepalive(Instant now, bool on, Duration idle, Duration interval, uint32_t count);
   // Buffer sizes can change only while nothing is queued (before data flows).
   bool set_buffers(uint32_t rcvbuf, uint32_t sndbuf);
@@ -211,8 +227,21 @@ class Connection {
     uint64_t zero_windows = 0, window_probes = 0;  // peer closed its window; probes sent
     uint64_t paws_rejected = 0, ts_missing = 0;      // RFC 7323 §5.3 R1; §3.2 drops
     uint64_t sack_recoveries = 0;                    // RFC 6675 loss recovery episodes
+    uint64_t rack_marked_lost = 0;                   // RFC 8985 segments RACK declared lost
+    uint64_t rack_timer_fired = 0;                   // RFC 8985 §6.3 reordering timer expiries
+    uint64_t tlp_probes = 0;                         // RFC 8985 §7.3 loss probes sent
+    uint64_t tlp_loss_detected = 0;                  // §7.4: a probe repaired a loss
+    uint64_t dsacks_sent = 0, dsacks_received = 0;   // RFC 2883
+    uint64_t spurious_undos = 0;                     // reductions undone (D-SACK, RFC 9438 §4.9)
+    // Snapshots, filled by stats(): the congestion controller (name, cwnd, ssthresh,
+    // CUBIC's W_max/K/epoch, HyStart++) and RACK's state (RFC 8985 §5.2).
+    CongestionState cc;
+    Duration rack_rtt{0}, rack_min_rtt{0}, rack_reo_wnd{0};
+    uint32_t rack_reo_wnd_mult = 1;
+    bool rack_reordering_seen = false;
+    Instant tlp_deadline = kInstantNever;
   };
-  const Stats& stats() const { return stats_; }
+  Stats stats() const;
 
   // --- moving a connection (state_export.cc) ---
   ConnectionState export_state(Instant now) const;
@@ -238,7 +267,10 @@ class Connection {
   void send_challenge_ack(Instant now, SegmentSink& out);
   bool timestamps_reject(Instant now, const TcpRepr& seg, SegmentSink& out);
   void update_ts_recent(Instant now, const TcpRepr& seg);
-  uint32_t take_sack(const TcpRepr& seg);
+  uint32_t take_sack(const TcpRepr& seg, std::optional<SackBlock>* dsack);
+  void note_dsack_received(const SackBlock& b);
+  void note_duplicate(SeqNum seq, uint32_t len);
+  void start_undo_episode();
   void enter_sack_recovery(Instant now, uint32_t flight);
   void note_ooo_arrival(SeqNum seq);
 
@@ -256,7 +288,7 @@ class Connection {
   bool want_window_update() const;
   bool retransmit_first(Instant now, SegmentSink& out);
   bool retransmit_from(Instant now, SegmentSink& out, SeqNum s, SeqNum end);
-  void fill_sack(TcpOptions& o, size_t len) const;
+  bool fill_sack(TcpOptions& o, size_t len) const;  // true when it placed the D-SACK block
   uint32_t sack_pipe() const;
   struct NextSeg {
     SeqNum left, right;  // un-SACKed octets to retransmit
@@ -264,11 +296,23 @@ class Connection {
   };
   std::optional<NextSeg> next_seg(Instant now) const;
   void send_in_recovery(Instant now, SegmentSink& out);
+  void log_sent(Instant now, SeqNum s, SeqNum e, bool retransmission);
+  bool send_loss_probe(Instant now, SegmentSink& out);
+
+  // rack.cc (RFC 8985)
+  bool rack_on() const { return sack_ok_ && cfg_.rack; }
+  void rack_on_ack(Instant now, const TcpRepr& seg, bool dsack);
+  bool rack_detect_loss(Instant now);
+  Duration rack_reo_wnd() const;
+  void arm_pto(Instant now);
+  void tlp_on_ack(Instant now, const TcpRepr& seg, const std::optional<SackBlock>& dsack,
+                  uint32_t flight_before);
 
   // timers.cc
   void on_timers(Instant now, SegmentSink& out);
   void arm_rto(Instant now);
   void rtt_sample(Duration r, uint32_t expected_samples = 1);
+  void make_cc();
   void enter_time_wait(Instant now);
   void touch_keepalive(Instant now);
   void die(int err);  // to CLOSED with an error for the user
@@ -313,6 +357,8 @@ class Connection {
   // RFC 2018 §4 receiver: where the latest out-of-order segments started, newest first.
   std::array<SeqNum, 4> sack_recent_{};
   uint8_t sack_recent_n_ = 0;
+  // RFC 2883 receiver: the duplicate to report first in the next ACK, once.
+  std::optional<SackBlock> dsack_;
   // RFC 6675 sender: SACKed ranges, and HighRxt (highest octet retransmitted + 1).
   Scoreboard scoreboard_;
   SeqNum high_rxt_;
@@ -344,6 +390,34 @@ class Connection {
   Instant rtt_start_;
   Instant rto_at_ = kInstantNever;
   uint32_t rexmit_count_ = 0;  // consecutive timeouts
+
+  // RFC 8985 RACK-TLP (§5.2 "per-connection variables").
+  SentLog sent_;
+  struct Rack {
+    bool have = false;   // a delivered segment has set xmit_ts / end_seq
+    Instant xmit_ts;     // latest transmission time among delivered segments
+    SeqNum end_seq;      // its end (ties broken by sequence)
+    SeqNum fack;         // highest end of a delivered segment
+    Duration rtt{0};     // RTT of that segment
+    Duration min_rtt = Duration::max();
+    bool reord = false;  // reordering observed (§6.2 step 3)
+    uint32_t reo_wnd_mult = 1, reo_wnd_persist = 0;  // §6.2 step 4 (D-SACK)
+    bool dsack_round_set = false;
+    SeqNum dsack_round;
+  } rack_;
+  Instant rack_at_ = kInstantNever;  // §6.3 reordering timer
+  Instant pto_at_ = kInstantNever;   // §7.2 probe timeout
+  bool tlp_now_ = false;             // the PTO fired: send a probe on dispatch
+  bool tlp_outstanding_ = false;     // §7.3 TLP.end_seq is set
+  SeqNum tlp_end_;
+  bool tlp_is_retrans_ = false;
+  Instant tlp_xmit_;
+  // Undo of a spurious reduction (RFC 2883 §5 / RFC 3708 idea, as Linux's undo_retrans):
+  // bytes retransmitted in the current episode that no D-SACK has yet shown to be duplicates.
+  bool undo_active_ = false;
+  SeqNum undo_marker_;
+  uint32_t undo_retrans_ = 0;
+  bool recovery_undone_ = false;  // undone during recovery: its exit must not deflate cwnd
 
   // Loss recovery (RFC 5681 §3.2, RFC 6582).
   std::unique_ptr<CongestionControl> cc_;

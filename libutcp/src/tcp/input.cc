@@ -81,6 +81,9 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
       // RFC 9293 §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN restarts the 2 MSL timeout.
       enter_time_wait(now);
     }
+    // RFC 2883 §4: data we already have is reported as a D-SACK block in this ACK.
+    if (!data.empty() && seq + uint32_t(data.size()) <= rcv_nxt_ && rcv_nxt_ - seq <= int32_t(rx_.capacity() + (1u << 16)))
+      note_duplicate(seq, uint32_t(data.size()));
     send_ack(out, now);
     return;
   }
@@ -95,6 +98,7 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
       seq = seq + 1;
     }
     size_t cut = std::min<size_t>(old, data.size());
+    if (cut > 0) note_duplicate(seq, uint32_t(cut));  // RFC 2883 §4: the repeated part
     data = data.subspan(cut);
     seq = seq + uint32_t(cut);
   }
@@ -194,9 +198,10 @@ void Connection::process(Instant now, const TcpRepr& seg, SegmentSink& out) {
 void Connection::back_to_listen() {
   // A passive SYN-RECEIVED connection forgets its peer and waits for a SYN again.
   tx_.consume(tx_.size());
-  rto_at_ = kInstantNever;
+  rto_at_ = pto_at_ = rack_at_ = kInstantNever;
   rexmit_count_ = 0;
   rtt_timing_ = false;
+  sent_.clear();
   snd_una_ = snd_nxt_ = snd_max_ = iss_;
   set_state(TcpState::kListen);
 }
@@ -324,7 +329,7 @@ void Connection::take_options(const TcpRepr& syn) {
   uint16_t peer = syn.options.mss ? *syn.options.mss : 536;
   peer_sent_mss_ = syn.options.mss.has_value();
   snd_mss_ = std::max<uint16_t>(64, std::min(peer, rcv_mss_));  // a hostile MSS of 0 must not stall us
-  cc_ = make_congestion_control(snd_mss_);
+  make_cc();
   // RFC 7323 §2.2: window scaling applies only when both SYNs carried the option. A
   // passive side decides its offer now (it answers with it); an active one sent it.
   if (state_ == TcpState::kListen) rcv_wscale_offer_ = window_scale_for(uint32_t(rx_.capacity()));
@@ -386,21 +391,40 @@ void Connection::enter_sack_recovery(Instant now, uint32_t flight) {
   // (RFC 5681 eq. 4), no NewReno inflation: pipe counts what left the network.
   in_recovery_ = true;
   recover_ = snd_max_;
+  recovery_undone_ = false;
+  start_undo_episode();
   cc_->on_loss(now, LossEvent::kFastRetransmit, flight);
   cc_->restore(cc_->ssthresh(), cc_->ssthresh());
   high_rxt_ = snd_una_;
-  rexmit_one_ = true;   // (4.3): retransmit HighACK+1 first
+  // (4.3): retransmit HighACK+1 first; with RACK, what it marked lost goes first (RFC
+  // 8985 §6: loss detection decides what to retransmit; recovery how fast).
+  rexmit_one_ = !rack_on();
+  pto_at_ = kInstantNever;  // RFC 8985 §7.2: no probes during recovery
   rtt_timing_ = false;  // Karn: the timed segment may be the one resent
   ++stats_.fast_retransmits;
   ++stats_.sack_recoveries;
 }
 
-uint32_t Connection::take_sack(const TcpRepr& seg) {
+uint32_t Connection::take_sack(const TcpRepr& seg, std::optional<SackBlock>* dsack) {
   if (!sack_ok_ || seg.options.sack_count == 0) return 0;
   uint32_t fresh = 0;
   const SeqNum floor = seg.ack > snd_una_ ? seg.ack : snd_una_;
-  for (size_t i = 0; i < std::min<size_t>(seg.options.sack_count, seg.options.sack.size()); ++i) {
+  const size_t n = std::min<size_t>(seg.options.sack_count, seg.options.sack.size());
+  for (size_t i = 0; i < n; ++i) {
     SackBlock b = seg.options.sack[i];
+    if (i == 0 && b.left < b.right) {
+      // RFC 2883 §4: the first block is a D-SACK when it lies at or below the cumulative
+      // ACK, or inside the second block. Only what we may have sent (within a window
+      // below SND.UNA, up to SND.MAX) is believed.
+      const bool below = b.right <= seg.ack;
+      const bool inside = n > 1 && seg.options.sack[1].left <= b.left && b.right <= seg.options.sack[1].right;
+      if (below || inside) {
+        if (b.right <= snd_max_ && b.left >= snd_una_ - std::max<uint32_t>(max_snd_wnd_, 1) &&
+            uint32_t(b.right - b.left) <= std::max<uint32_t>(max_snd_wnd_, 1))
+          *dsack = b;
+        if (below) continue;
+      }
+    }
     // RFC 2018 §3: a block reports [left, right) above the cumulative ACK. Blocks at or
     // below it (RFC 2883 D-SACK) and blocks past what we sent (hostile) are ignored.
     if (!(b.left < b.right) || b.right <= floor || b.right > snd_max_) continue;
@@ -408,6 +432,14 @@ uint32_t Connection::take_sack(const TcpRepr& seg) {
     fresh += scoreboard_.add(b.left, b.right);
   }
   return fresh;
+}
+
+void Connection::note_duplicate(SeqNum seq, uint32_t len) {
+  // RFC 2883 §4: "each duplicate contiguous sequence of data received is reported in at
+  // most one D-SACK block"; the ACK goes out at once so the sender learns it quickly.
+  if (!sack_ok_ || len == 0) return;
+  dsack_ = SackBlock{seq, seq + len};
+  ack_now_ = true;
 }
 
 void Connection::note_ooo_arrival(SeqNum seq) {
@@ -483,7 +515,11 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
 
   const uint32_t acked = uint32_t(seg.ack - snd_una_);
   const uint32_t flight_before = flight_size();
-  const uint32_t newly_sacked = take_sack(seg);
+  std::optional<SackBlock> dsack;
+  const uint32_t newly_sacked = take_sack(seg, &dsack);
+  if (dsack) note_dsack_received(*dsack);
+  // RFC 8985 §6.2 steps 1-4, before SND.UNA moves (cumulatively acknowledged segments count).
+  if (rack_on()) rack_on_ack(now, seg, dsack.has_value());
   // RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no SYN/FIN, same
   // ACK number, same advertised window.
   // A zero window is not a loss signal: ACKs to window probes repeat themselves.
@@ -506,10 +542,12 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
     tx_.consume(data_acked);
     snd_una_ = seg.ack;
     scoreboard_.advance(snd_una_);
+    sent_.advance(snd_una_);
     if (snd_nxt_ < snd_una_) snd_nxt_ = snd_una_;
     skip_sacked();
     stats_.bytes_out += data_acked;
 
+    Duration ack_rtt{-1};  // this ACK's RTT sample, for HyStart++ (RFC 9406 §4.2)
     if (ts_ok_ && seg.options.timestamps) {
       // RFC 7323 §4.1 RTTM: RTT = now - SEG.TSecr on an ACK of new data. TSecr echoes
       // the segment that advanced the window (§4.3), retransmitted or not, so the sample
@@ -520,21 +558,27 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
         // RFC 7323 Appendix G: with a sample on every ACK, weigh each by the number of
         // ACKs expected per RTT (FlightSize / (2 * SMSS), delayed ACKs).
         const uint32_t expected = std::max<uint32_t>(1, flight_before / (2u * snd_mss_));
-        rtt_sample(Duration(int64_t(ticks) * 1000), expected);
+        ack_rtt = Duration(int64_t(ticks) * 1000);
+        rtt_sample(ack_rtt, expected);
       }
       rtt_timing_ = false;
     } else if (rtt_timing_ && seg.ack > rtt_seq_) {
       // RFC 6298 §3 / Karn: sample only a segment timed on its first transmission.
-      rtt_sample(now - rtt_start_);
+      ack_rtt = now - rtt_start_;
+      rtt_sample(ack_rtt);
       rtt_timing_ = false;
     }
     rexmit_count_ = 0;
     dupacks_ = 0;
     // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
     if (snd_una_ == snd_max_) rto_at_ = kInstantNever; else arm_rto(now);
+    tlp_on_ack(now, seg, dsack, flight_before);
+    // RFC 8985 §6.2 step 5: RACK marks losses on every ACK.
+    const bool rack_lost = rack_on() && rack_detect_loss(now);
 
-    if (!in_recovery_ && sack_ok_ && seg.options.sack_count > 0 && snd_una_ >= recover_ &&
-        scoreboard_.is_lost(snd_una_, snd_mss_)) {
+    if (!in_recovery_ && snd_una_ >= recover_ &&
+        (rack_on() ? rack_lost
+                   : sack_ok_ && seg.options.sack_count > 0 && scoreboard_.is_lost(snd_una_, snd_mss_))) {
       // RFC 6675 §5 (4) IsLost(HighACK+1), tested on every ACK with SACK information,
       // not only on duplicates: a cumulative ACK that also SACKs DupThresh segments
       // past a hole is the same evidence (Linux tests every ACK likewise).
@@ -543,7 +587,11 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
       if (seg.ack >= recover_) {
         // RFC 6582 §3.2 step 6: a full acknowledgment ends fast recovery.
         in_recovery_ = false;
-        cc_->on_recovery_exit(flight_size());
+        if (!recovery_undone_) cc_->on_recovery_exit(flight_size());
+        recovery_undone_ = false;
+        // RFC 8985 §6.2 step 4: "exiting Fast or RTO recovery": the D-SACK widening of
+        // the reordering window lasts 16 recoveries without D-SACK.
+        if (rack_.reo_wnd_persist > 0 && --rack_.reo_wnd_persist == 0) rack_.reo_wnd_mult = 1;
       } else if (!sack_ok_) {
         // RFC 6582 §3.2 step 5: partial ACK: retransmit the first unacknowledged
         // segment, deflate cwnd, and (first partial ACK) reset the timer (done above).
@@ -553,13 +601,24 @@ bool Connection::process_ack(Instant now, const TcpRepr& seg, SegmentSink& out) 
       // RFC 6675 §5 (C): with SACK a partial ACK only updates the scoreboard; pipe and
       // NextSeg() decide what is sent (dispatch).
     } else {
-      cc_->on_ack(now, data_acked, flight_before);
+      AckSample a;
+      a.now = now;
+      a.acked = data_acked;
+      a.flight = flight_before;
+      a.ack = seg.ack;
+      a.snd_nxt = snd_max_;
+      a.rtt = ack_rtt;
+      a.srtt = have_rtt_ ? srtt_ : Duration(0);
+      cc_->on_ack(a);
     }
+    arm_pto(now);  // RFC 8985 §7.2: (re)armed on an ACK of new data
   } else if (dupack || (sack_ok_ && sack_dupack)) {
     ++dupacks_;
     ++stats_.dupacks;
-    // RFC 6675 §5 (4): recovery starts at DupThresh duplicates or when IsLost(HighACK+1).
-    const bool lost = dupacks_ >= 3 || (sack_ok_ && scoreboard_.is_lost(snd_una_, snd_mss_));
+    // RFC 6675 §5 (4): recovery starts at DupThresh duplicates or when IsLost(HighACK+1);
+    // with RACK (RFC 8985 §6.2), when RACK marks a segment lost.
+    const bool lost = rack_on() ? rack_detect_loss(now)
+                                : dupacks_ >= 3 || (sack_ok_ && scoreboard_.is_lost(snd_una_, snd_mss_));
     if (in_recovery_) {
       if (!sack_ok_) cc_->on_dupack_in_recovery();  // RFC 6582 §3.2 step 4 (no SACK)
     } else if (lost && snd_una_ >= recover_) {
@@ -622,6 +681,15 @@ void Connection::process_text(Instant now, SeqNum seq, std::span<const uint8_t> 
       else if (delack_at_ == kInstantNever) delack_at_ = now + cfg_.delayed_ack;
     } else {
       ++stats_.ooo_segments;
+      // RFC 2883 §4: data already held past a hole is a duplicate too.
+      for (size_t k = 0; k < ooo_.ranges(); ++k) {
+        const uint32_t l = std::max(off, ooo_.range(k).start);
+        const uint32_t r = std::min(off + uint32_t(data.size()), ooo_.range(k).end);
+        if (l < r) {
+          note_duplicate(rcv_nxt_ + l, r - l);
+          break;
+        }
+      }
       rx_.write_at(off, data);
       if (!ooo_.add(off, uint32_t(data.size()))) {
         ++stats_.ooo_dropped;  // too many holes: drop, the sender retransmits

@@ -24,19 +24,32 @@ void Connection::syn_options(uint8_t flags, TcpOptions& o) {
   o.sack_permitted = synack ? sack_ok_ : cfg_.sack;
 }
 
-void Connection::fill_sack(TcpOptions& o, size_t len) const {
+bool Connection::fill_sack(TcpOptions& o, size_t len) const {
   // RFC 2018 §4: the block holding the most recent arrival first, then the other recent
   // ones, then the rest; the wire layer keeps as many as fit (3 beside timestamps).
+  // RFC 2883 §4: a D-SACK block goes first of all, followed by the block holding it.
   size_t max_blocks = o.sack.size();
   if (len > 0) {
     // A data segment must still fit the peer's MSS with its options (RFC 6691 §2).
     const int budget = int(snd_mss_) - int(len) - (ts_ok_ ? 12 : 0) - 4;
     max_blocks = budget >= 8 ? std::min<size_t>(max_blocks, size_t(budget / 8)) : 0;
   }
-  size_t n = 0;
+  size_t n = 0, first = 0;
+  bool dsack = false;
+  if (dsack_ && max_blocks > 0) {
+    o.sack[n++] = *dsack_;
+    first = 1;  // the blocks after it are not compared with it (RFC 2883 §4 example 3)
+    dsack = true;
+    if (rcv_nxt_ < dsack_->right) {
+      const uint32_t off = uint32_t(dsack_->left - rcv_nxt_);
+      for (size_t k = 0; k < ooo_.ranges() && n < max_blocks; ++k)
+        if (ooo_.range(k).start <= off && off < ooo_.range(k).end)
+          o.sack[n++] = SackBlock{rcv_nxt_ + ooo_.range(k).start, rcv_nxt_ + ooo_.range(k).end};
+    }
+  }
   auto add = [&](const Assembler::Range& rg) {
     const SackBlock b{rcv_nxt_ + rg.start, rcv_nxt_ + rg.end};
-    for (size_t k = 0; k < n; ++k)
+    for (size_t k = first; k < n; ++k)
       if (o.sack[k] == b) return;
     if (n < max_blocks) o.sack[n++] = b;
   };
@@ -48,6 +61,7 @@ void Connection::fill_sack(TcpOptions& o, size_t len) const {
   }
   for (size_t k = 0; k < ooo_.ranges() && n < max_blocks; ++k) add(ooo_.range(k));
   o.sack_count = uint8_t(n);
+  return dsack;
 }
 
 uint32_t Connection::advertisable_space(uint8_t shift) const {
@@ -93,7 +107,9 @@ bool Connection::send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqN
   // it, and once negotiated in every non-<RST> segment. TSecr is zero without ACK.
   if ((flags & (kSyn | kAck)) == kSyn ? cfg_.timestamps : ts_ok_)
     r.options.timestamps = TcpTimestamps{ts_now(now), (flags & kAck) ? ts_recent_ : 0};
-  if (sack_ok_ && (flags & (kAck | kSyn)) == kAck && !ooo_.empty()) fill_sack(r.options, len);
+  bool dsack_sent = false;
+  if (sack_ok_ && (flags & (kAck | kSyn)) == kAck && (!ooo_.empty() || dsack_))
+    dsack_sent = fill_sack(r.options, len);
   // RFC 9293 §3.8.6.2.2: the window goes in every segment.
   r.window = window_to_advertise((flags & kSyn) != 0);
   std::span<const uint8_t> p1, p2;
@@ -102,6 +118,10 @@ bool Connection::send_segment(SegmentSink& out, Instant now, uint8_t flags, SeqN
     r.flags |= kPsh;  // RFC 9293 §3.9.1: push when the send queue empties
   if (!out.send(tuple_, r, p1, p2)) return false;
   ++stats_.segs_out;
+  if (dsack_sent) {
+    dsack_.reset();  // RFC 2883 §4: reported once
+    ++stats_.dsacks_sent;
+  }
   if (flags & kAck) {
     // Any ACK we send acknowledges everything: the delayed one is no longer due.
     ack_now_ = ooo_ack_due_ = false;
@@ -196,6 +216,7 @@ bool Connection::retransmit_from(Instant now, SegmentSink& out, SeqNum s, SeqNum
   if (!send_segment(out, now, kAck | (fin ? kFin : 0), s, off, len)) return false;
   ++stats_.retransmits;
   rtt_timing_ = false;  // Karn's rule
+  log_sent(now, s, s + uint32_t(len) + (fin ? 1 : 0), true);
   // RFC 6675 §4 HighRxt: the highest octet retransmitted.
   const SeqNum sent_end = s + uint32_t(len) + (fin ? 1 : 0);
   if (high_rxt_ < sent_end) high_rxt_ = sent_end;
@@ -203,7 +224,21 @@ bool Connection::retransmit_from(Instant now, SegmentSink& out, SeqNum s, SeqNum
   return true;
 }
 
+void Connection::log_sent(Instant now, SeqNum s, SeqNum e, bool retransmission) {
+  if (retransmission && undo_active_) undo_retrans_ += uint32_t(e - s);
+  // RFC 8985 §5.2: the transmission time of each segment, for RACK.
+  if (rack_on()) sent_.on_send(s, e, now, retransmission);
+}
+
 uint32_t Connection::sack_pipe() const {
+  if (rack_on()) {
+    // With RACK the log knows each segment's fate: in flight unless delivered (SACKed)
+    // or marked lost and not yet resent (RFC 8985 §6, as Linux's packets_in_flight).
+    uint32_t pipe = 0;
+    for (size_t i = 0; i < sent_.size(); ++i)
+      if (!sent_[i].delivered && !sent_[i].lost) pipe += uint32_t(sent_[i].end - sent_[i].start);
+    return pipe;
+  }
   // RFC 6675 §4 SetPipe: over the un-SACKed octets of [HighACK, HighData): (a) those not
   // deemed lost are in flight, (b) those retransmitted (below HighRxt) are in flight again.
   uint32_t pipe = 0;
@@ -218,7 +253,11 @@ uint32_t Connection::sack_pipe() const {
 std::optional<Connection::NextSeg> Connection::next_seg(Instant now) const {
   // RFC 6675 §4 NextSeg(), rules (1)-(3) (the optional rescue retransmission (4) is not used).
   std::optional<NextSeg> lost, other;
-  if (!scoreboard_.empty()) {
+  if (rack_on()) {
+    // RFC 8985: what RACK (or a timeout) marked lost, lowest first; then new data.
+    for (size_t i = 0; i < sent_.size(); ++i)
+      if (sent_[i].lost && !sent_[i].delivered) return NextSeg{sent_[i].start, sent_[i].end, false};
+  } else if (!scoreboard_.empty()) {
     const SeqNum high_sacked = scoreboard_.high();
     scoreboard_.for_each_hole(snd_una_, snd_max_, snd_mss_, [&](const Scoreboard::Hole& h) {
       if (!(h.left < high_sacked)) return false;  // only below the highest SACKed octet
@@ -268,10 +307,12 @@ bool Connection::send_new(Instant now, SegmentSink& out, size_t len, bool fin) {
     rtt_start_ = now;
   }
   if (!is_new) ++stats_.retransmits;
+  log_sent(now, snd_nxt_, snd_nxt_ + uint32_t(len) + (fin ? 1 : 0), !is_new);
   snd_nxt_ += uint32_t(len) + (fin ? 1 : 0);
   snd_max_ = max(snd_max_, snd_nxt_);
   skip_sacked();
   if (rto_at_ == kInstantNever) arm_rto(now);  // RFC 6298 §5.1
+  if (is_new && !tlp_outstanding_) arm_pto(now);  // RFC 8985 §7.2: on sending new data
   return true;
 }
 
@@ -317,6 +358,11 @@ void Connection::dispatch(Instant now, SegmentSink& out) {
     retransmit_first(now, out);
   }
 
+  if (tlp_now_) {
+    tlp_now_ = false;
+    send_loss_probe(now, out);  // RFC 8985 §7.3
+  }
+
   if (probe_now_) {
     // RFC 9293 §3.8.6.1: a zero-window probe carries one octet of new data. It is sent
     // without advancing SND.NXT; SND.MAX covers it so its ACK is acceptable.
@@ -324,6 +370,7 @@ void Connection::dispatch(Instant now, SegmentSink& out) {
     const size_t off = tx_offset(snd_nxt_);
     if (snd_nxt_ == snd_una_ && tx_.size() > off) {
       if (send_segment(out, now, kAck, snd_nxt_, off, 1)) {
+        log_sent(now, snd_nxt_, snd_nxt_ + 1, snd_nxt_ < snd_max_);
         snd_max_ = max(snd_max_, snd_nxt_ + 1);
         ++stats_.window_probes;
       }
@@ -366,7 +413,7 @@ void Connection::dispatch(Instant now, SegmentSink& out) {
 
 Instant Connection::poll_at() const {
   if (state_ == TcpState::kClosed || state_ == TcpState::kListen) return kInstantNever;
-  if (ack_now_ || rexmit_one_ || probe_now_ || keepalive_now_) return kInstantZero;
+  if (ack_now_ || rexmit_one_ || probe_now_ || keepalive_now_ || tlp_now_) return kInstantZero;
   if ((state_ == TcpState::kSynSent || state_ == TcpState::kSynReceived) && snd_nxt_ == iss_)
     return kInstantZero;
   bool fin = false;
@@ -375,7 +422,7 @@ Instant Connection::poll_at() const {
   } else if (sendable_now(kInstantZero, &fin) > 0 || fin) {
     return kInstantZero;
   }
-  return std::min({rto_at_, persist_at_, delack_at_, keepalive_at_, timewait_at_});
+  return std::min({rto_at_, persist_at_, delack_at_, keepalive_at_, timewait_at_, rack_at_, pto_at_});
 }
 
 }  // namespace utcp

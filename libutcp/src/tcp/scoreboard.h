@@ -1,15 +1,19 @@
-// scoreboard.h - the SACK sender's scoreboard (RFC 6675 §3): SACKed ranges above SND.UNA.
+// scoreboard.h - the SACK sender's scoreboard (RFC 6675 §3): SACKed ranges above SND.UNA;
+// and the per-segment transmission log RACK-TLP needs (RFC 8985 §5.2).
 //
-// Bounded (kMaxRanges disjoint, sorted ranges) and allocation-free. When full, the
-// highest range is forgotten: that only makes the sender more conservative (the
-// data counts as in flight and may be retransmitted, RFC 2018 §8 allows reneging).
+// The scoreboard is bounded (kMaxRanges disjoint, sorted ranges) and allocation-free.
+// When full, the highest range is forgotten: that only makes the sender more conservative
+// (the data counts as in flight and may be retransmitted, RFC 2018 §8 allows reneging).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
+#include "base/time.h"
 #include "wire/seq.h"
 
 namespace utcp {
@@ -127,6 +131,79 @@ class Scoreboard {
   static SeqNum max(SeqNum a, SeqNum b) { return a < b ? b : a; }
   std::array<Range, kMaxRanges> r_{};
   size_t n_ = 0;
+};
+
+// RFC 8985 §5.2 "per-segment variables": each segment sent and not yet cumulatively
+// acknowledged, in sequence order, contiguous from SND.UNA to SND.MAX. The vector grows
+// to the largest flight seen and is then reused (no allocation in the steady state).
+class SentLog {
+ public:
+  struct Seg {
+    SeqNum start, end;  // [start, end); our FIN counts one
+    Instant xmit;       // latest transmission (RFC 8985 Segment.xmit_ts)
+    bool retransmitted = false;
+    bool delivered = false;  // SACKed (cumulatively acknowledged ones are dropped)
+    bool lost = false;       // RACK or a timeout marked it lost; cleared when resent
+  };
+
+  bool empty() const { return head_ == v_.size(); }
+  size_t size() const { return v_.size() - head_; }
+  Seg& operator[](size_t i) { return v_[head_ + i]; }
+  const Seg& operator[](size_t i) const { return v_[head_ + i]; }
+  const Seg& back() const { return v_.back(); }
+  void clear() {
+    v_.clear();
+    head_ = 0;
+  }
+
+  // A transmission of [s, e): appended when new, else the segments it covers take the
+  // new time (split where the range cuts one).
+  void on_send(SeqNum s, SeqNum e, Instant now, bool retransmission) {
+    if (!(s < e)) return;
+    if (empty() || s >= v_.back().end) {
+      v_.push_back(Seg{s, e, now, retransmission});
+      return;
+    }
+    size_t i = index_after(s);
+    if (i < size() && (*this)[i].start < s) split(i++, s);
+    for (; i < size() && (*this)[i].start < e; ++i) {
+      if (e < (*this)[i].end) split(i, e);
+      Seg& g = (*this)[i];
+      g.xmit = now;
+      g.retransmitted = true;
+      g.lost = false;
+    }
+    if (v_.back().end < e) v_.push_back(Seg{v_.back().end, e, now, retransmission});
+  }
+
+  // SND.UNA moved to `una`: drops what it covers.
+  void advance(SeqNum una) {
+    while (!empty() && v_[head_].end <= una) ++head_;
+    if (!empty() && v_[head_].start < una) v_[head_].start = una;
+    if (empty()) {
+      clear();
+    } else if (head_ > 64 && head_ > v_.size() / 2) {
+      v_.erase(v_.begin(), v_.begin() + ptrdiff_t(head_));  // shifts; keeps the capacity
+      head_ = 0;
+    }
+  }
+
+  // The first segment whose end lies above `s` (size() when none).
+  size_t index_after(SeqNum s) const {
+    auto it = std::upper_bound(v_.begin() + ptrdiff_t(head_), v_.end(), s,
+                               [](SeqNum x, const Seg& g) { return x < g.end; });
+    return size_t(it - v_.begin()) - head_;
+  }
+
+ private:
+  void split(size_t i, SeqNum at) {
+    Seg tail = (*this)[i];
+    tail.start = at;
+    (*this)[i].end = at;
+    v_.insert(v_.begin() + ptrdiff_t(head_ + i + 1), tail);
+  }
+  std::vector<Seg> v_;
+  size_t head_ = 0;
 };
 
 }  // namespace utcp

@@ -103,6 +103,20 @@ std::vector<uint8_t> ConnectionState::serialize() const {
   w.i64(rto_us);
   w.u32(cwnd);
   w.u32(ssthresh);
+  w.u8(uint8_t(congestion.size()));
+  for (char c : congestion) w.u8(uint8_t(c));
+  for (uint32_t v : {cubic_w_max, cubic_cwnd_epoch, cubic_w_est, cubic_cwnd_prior}) w.u32(v);
+  w.i64(cubic_k_us);
+  w.i64(cubic_epoch_age_us);
+  w.u8(cubic_after_timeout);
+  w.u8(hystart_phase);
+  w.i64(hystart_last_min_rtt_us);
+  w.i64(hystart_cur_min_rtt_us);
+  w.i64(hystart_css_baseline_us);
+  w.u32(hystart_rtt_samples);
+  w.u32(hystart_css_rounds);
+  w.u8(hystart_window_set);
+  w.u32(hystart_window_end);
   w.u32(rcvbuf);
   w.u32(sndbuf);
   w.u8(nodelay);
@@ -160,6 +174,27 @@ std::optional<ConnectionState> ConnectionState::parse(std::span<const uint8_t> b
   s.rto_us = r.i64();
   s.cwnd = r.u32();
   s.ssthresh = r.u32();
+  const uint8_t name_len = r.u8();
+  if (name_len == 0 || name_len > 15) return fail("congestion control name length out of range");
+  for (uint8_t i = 0; i < name_len; ++i) {
+    const char c = char(r.u8());
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+      return fail("congestion control name has a bad character");
+    s.congestion.push_back(c);
+  }
+  for (uint32_t* v : {&s.cubic_w_max, &s.cubic_cwnd_epoch, &s.cubic_w_est, &s.cubic_cwnd_prior})
+    *v = r.u32();
+  s.cubic_k_us = r.i64();
+  s.cubic_epoch_age_us = r.i64();
+  s.cubic_after_timeout = r.flag();
+  s.hystart_phase = r.u8();
+  s.hystart_last_min_rtt_us = r.i64();
+  s.hystart_cur_min_rtt_us = r.i64();
+  s.hystart_css_baseline_us = r.i64();
+  s.hystart_rtt_samples = r.u32();
+  s.hystart_css_rounds = r.u32();
+  s.hystart_window_set = r.flag();
+  s.hystart_window_end = r.u32();
   s.rcvbuf = r.u32();
   s.sndbuf = r.u32();
   s.nodelay = r.flag();
@@ -228,10 +263,45 @@ const char* ConnectionState::validate() const {
   if (srtt_us < 0 || rttvar_us < 0 || rto_us <= 0 || rto_us > 3600'000'000LL)
     return "RTT estimator out of range";
   if (cwnd == 0 || ssthresh == 0) return "congestion window is zero";
+  if (!congestion_control_known(congestion)) return "unknown congestion control";
+  if (cubic_epoch_age_us < -1 || cubic_epoch_age_us > kMaxEpochAge) return "CUBIC epoch age out of range";
+  if (hystart_phase > uint8_t(HyStartPhase::kDone)) return "unknown HyStart++ phase";
+  for (int64_t v : {hystart_last_min_rtt_us, hystart_cur_min_rtt_us, hystart_css_baseline_us})
+    if (v < -1 || v > 3600'000'000LL) return "HyStart++ RTT out of range";
+  {
+    // The algorithm checks its own variables (as import will).
+    auto cc = make_congestion_control(congestion, snd_mss, false);
+    if (const char* why = cc->import(congestion_state(Instant(Duration(kMaxEpochAge)))))
+      return why;
+  }
   if (keepalive && (keepalive_idle_us <= 0 || keepalive_interval_us <= 0 || keepalive_count == 0))
     return "keepalive parameters out of range";
   if (timewait_left_us < 0) return "negative TIME-WAIT";
   return nullptr;
+}
+
+CongestionState ConnectionState::congestion_state(Instant now) const {
+  CongestionState c;
+  c.name = congestion;
+  c.cwnd = cwnd;
+  c.ssthresh = ssthresh;
+  c.w_max = cubic_w_max;
+  c.cwnd_epoch = cubic_cwnd_epoch;
+  c.w_est = cubic_w_est;
+  c.cwnd_prior = cubic_cwnd_prior;
+  c.k = Duration(cubic_k_us);
+  c.epoch_start = cubic_epoch_age_us < 0 ? kInstantNever : now - Duration(cubic_epoch_age_us);
+  c.after_timeout = cubic_after_timeout;
+  auto rtt = [](int64_t us) { return us < 0 ? HyStartPlusPlus::kInfinity : Duration(us); };
+  c.hystart.phase = HyStartPhase(hystart_phase);
+  c.hystart.last_round_min_rtt = rtt(hystart_last_min_rtt_us);
+  c.hystart.current_round_min_rtt = rtt(hystart_cur_min_rtt_us);
+  c.hystart.css_baseline_min_rtt = rtt(hystart_css_baseline_us);
+  c.hystart.rtt_samples = hystart_rtt_samples;
+  c.hystart.css_rounds = hystart_css_rounds;
+  c.hystart.window_set = hystart_window_set;
+  c.hystart.window_end = SeqNum(hystart_window_end);
+  return c;
 }
 
 ConnectionState Connection::export_state(Instant now) const {
@@ -266,8 +336,28 @@ ConnectionState Connection::export_state(Instant now) const {
   s.srtt_us = srtt_.count();
   s.rttvar_us = rttvar_.count();
   s.rto_us = rto_.count();
-  s.cwnd = cc_->cwnd();
-  s.ssthresh = cc_->ssthresh();
+  const CongestionState c = cc_->state();
+  s.cwnd = c.cwnd;
+  s.ssthresh = c.ssthresh;
+  s.congestion = std::string(c.name);
+  s.cubic_w_max = c.w_max;
+  s.cubic_cwnd_epoch = c.cwnd_epoch;
+  s.cubic_w_est = c.w_est;
+  s.cubic_cwnd_prior = c.cwnd_prior;
+  s.cubic_k_us = c.k.count();
+  s.cubic_epoch_age_us = c.epoch_start == kInstantNever
+                             ? -1
+                             : std::clamp<int64_t>((now - c.epoch_start).count(), 0, ConnectionState::kMaxEpochAge);
+  s.cubic_after_timeout = c.after_timeout;
+  auto rtt = [](Duration d) { return d == HyStartPlusPlus::kInfinity ? int64_t(-1) : d.count(); };
+  s.hystart_phase = uint8_t(c.hystart.phase);
+  s.hystart_last_min_rtt_us = rtt(c.hystart.last_round_min_rtt);
+  s.hystart_cur_min_rtt_us = rtt(c.hystart.current_round_min_rtt);
+  s.hystart_css_baseline_us = rtt(c.hystart.css_baseline_min_rtt);
+  s.hystart_rtt_samples = c.hystart.rtt_samples;
+  s.hystart_css_rounds = c.hystart.css_rounds;
+  s.hystart_window_set = c.hystart.window_set;
+  s.hystart_window_end = c.hystart.window_end.raw();
   s.rcvbuf = uint32_t(rx_.capacity());
   s.sndbuf = uint32_t(tx_.capacity());
   s.nodelay = cfg_.nodelay;
@@ -334,8 +424,12 @@ std::unique_ptr<Connection> Connection::import_state(const TcpConfig& cfg, const
   k.srtt_ = Duration(s.srtt_us);
   k.rttvar_ = Duration(s.rttvar_us);
   k.rto_ = Duration(s.rto_us);
-  k.cc_ = make_congestion_control(s.snd_mss);
-  k.cc_->restore(s.cwnd, s.ssthresh);
+  k.cfg_.congestion = s.congestion;
+  k.make_cc();
+  if (const char* why = k.cc_->import(s.congestion_state(now))) {
+    if (err) *err = why;
+    return nullptr;
+  }
   k.recover_ = SeqNum(s.snd_una);
   k.tx_.write(s.send_data);
   k.rx_.write(s.recv_data);

@@ -12,6 +12,7 @@ void Connection::arm_rto(Instant now) { rto_at_ = now + rto_; }
 
 void Connection::rtt_sample(Duration r, uint32_t expected_samples) {
   if (r < Duration(0)) return;
+  rack_.min_rtt = std::min(rack_.min_rtt, r);  // RFC 8985 §5.2 RACK.min_RTT
   if (!have_rtt_) {
     // RFC 6298 §2.2: first measurement R: SRTT <- R, RTTVAR <- R/2.
     srtt_ = r;
@@ -37,8 +38,8 @@ void Connection::enter_time_wait(Instant now) {
   // the other timers." The 2 MSL timeout (§3.4.2) is configurable.
   set_state(TcpState::kTimeWait);
   timewait_at_ = now + 2 * cfg_.msl;
-  rto_at_ = persist_at_ = delack_at_ = keepalive_at_ = kInstantNever;
-  rexmit_one_ = probe_now_ = keepalive_now_ = false;
+  rto_at_ = persist_at_ = delack_at_ = keepalive_at_ = rack_at_ = pto_at_ = kInstantNever;
+  rexmit_one_ = probe_now_ = keepalive_now_ = tlp_now_ = false;
   in_recovery_ = false;
 }
 
@@ -75,8 +76,19 @@ void Connection::on_timers(Instant now, SegmentSink& out) {
     if (!handshake) {
       // RFC 5681 §3.1: ssthresh from FlightSize on the first timeout of a segment;
       // cwnd to the loss window on every one.
-      if (rexmit_count_ == 1) cc_->on_loss(now, LossEvent::kTimeout, flight_size());
-      else cc_->restore(snd_mss_, cc_->ssthresh());
+      if (rexmit_count_ == 1) {
+        start_undo_episode();  // a spurious timeout shows as D-SACKs for the resent data
+        cc_->on_loss(now, LossEvent::kTimeout, flight_size());
+      } else {
+        undo_active_ = false;  // a second timeout in a row is no spurious one
+        cc_->restore(snd_mss_, cc_->ssthresh());
+      }
+      // RFC 8985 §6.3 / §7: the timeout resends everything; probes and the reordering
+      // timer wait for new ACKs; everything outstanding counts as lost (not in flight).
+      pto_at_ = rack_at_ = kInstantNever;
+      tlp_outstanding_ = tlp_now_ = false;
+      for (size_t i = 0; i < sent_.size(); ++i)
+        if (!sent_[i].delivered) sent_[i].lost = true;
       // RFC 6582 §4: after a timeout, recover = highest sequence sent; leave recovery.
       recover_ = snd_max_;
       in_recovery_ = false;
@@ -90,6 +102,22 @@ void Connection::on_timers(Instant now, SegmentSink& out) {
     // and resend (as cwnd now allows); §5.6 restarts the timer when it leaves.
     snd_nxt_ = snd_una_;
     rexmit_one_ = false;
+  }
+
+  if (rack_at_ <= now) {
+    // RFC 8985 §6.3: the reordering window of a segment ran out.
+    rack_at_ = kInstantNever;
+    ++stats_.rack_timer_fired;
+    if (rack_on() && rack_detect_loss(now) && !in_recovery_ && snd_una_ >= recover_ &&
+        rexmit_count_ == 0)
+      enter_sack_recovery(now, flight_size());
+  }
+
+  if (pto_at_ <= now) {
+    // RFC 8985 §7.3: the probe timeout: a loss probe leaves on dispatch.
+    pto_at_ = kInstantNever;
+    if (rack_on() && !in_recovery_ && !tlp_outstanding_ && rexmit_count_ == 0 && snd_una_ < snd_max_)
+      tlp_now_ = true;
   }
 
   if (persist_at_ <= now) {
