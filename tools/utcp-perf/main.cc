@@ -414,20 +414,26 @@ int run_stream(Transport& tr, const Options& o, Output* out) {
   out->num("seconds", secs);
   out->num("mbit_per_s", mbps);
   out->field("setup_us", json_summary(summarize(setup)));
-  char mem[512];
   auto per = [&](int64_t a, int64_t b) { return double(b - a) / double(n); };
-  std::snprintf(mem, sizeof mem,
-                "{\"established\": {\"rss_kib\": %.2f, \"slab_kib\": %.2f, \"vmalloc_kib\": %.2f}, "
-                "\"after_transfer\": {\"rss_kib\": %.2f, \"slab_kib\": %.2f, \"vmalloc_kib\": %.2f}}",
-                per(m0.rss_kib, m1.rss_kib), per(m0.slab_kib, m1.slab_kib), per(m0.vmalloc_kib, m1.vmalloc_kib),
-                per(m0.rss_kib, m2.rss_kib), per(m0.slab_kib, m2.slab_kib), per(m0.vmalloc_kib, m2.vmalloc_kib));
+  auto mem_json = [&](const MemSample& a, const MemSample& b) {
+    char m[256];
+    std::snprintf(m, sizeof m,
+                  "{\"rss_kib\": %.2f, \"rss_anon_kib\": %.2f, \"slab_kib\": %.2f, \"vmalloc_kib\": %.2f}",
+                  per(a.rss_kib, b.rss_kib), per(a.rss_anon_kib, b.rss_anon_kib), per(a.slab_kib, b.slab_kib),
+                  per(a.vmalloc_kib, b.vmalloc_kib));
+    return std::string(m);
+  };
+  const std::string mem =
+      "{\"established\": " + mem_json(m0, m1) + ", \"after_transfer\": " + mem_json(m0, m2) + "}";
   out->field("memory_per_connection", mem);
   char h[512];
   std::snprintf(h, sizeof h,
                 "%s stream %s, write %" PRIu64 " B, %zu stream(s): %" PRIu64 " B in %.3f s = %.1f Mbit/s\n"
-                "  memory per connection (established): rss %+.1f KiB, slab %+.1f KiB, vmalloc %+.1f KiB\n",
+                "  memory per connection (established): rss %+.1f KiB (private %+.1f KiB), slab %+.1f KiB, "
+                "vmalloc %+.1f KiB\n",
                 tr.name(), o.reverse ? "receive" : "send", o.write_size, n, total, secs, mbps,
-                per(m0.rss_kib, m1.rss_kib), per(m0.slab_kib, m1.slab_kib), per(m0.vmalloc_kib, m1.vmalloc_kib));
+                per(m0.rss_kib, m1.rss_kib), per(m0.rss_anon_kib, m1.rss_anon_kib), per(m0.slab_kib, m1.slab_kib),
+                per(m0.vmalloc_kib, m1.vmalloc_kib));
   out->human = h;
   return total > 0 ? 0 : fail("no bytes moved");
 }

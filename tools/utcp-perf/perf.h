@@ -90,6 +90,9 @@ void raise_fd_limit();
 // Memory as the system sees it, for per-connection costs.
 struct MemSample {
   int64_t rss_kib = 0;      // this process's resident set (/proc/self/status VmRSS)
+  // Its private part (RssAnon); mapped endpoint rings count in RssFile, not here, so
+  // the rings are counted once, in vmalloc_kib.
+  int64_t rss_anon_kib = 0;
   int64_t slab_kib = 0;     // /proc/meminfo Slab
   int64_t vmalloc_kib = 0;  // /proc/meminfo VmallocUsed
 };

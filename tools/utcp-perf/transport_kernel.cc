@@ -129,6 +129,7 @@ MemSample sample_memory() {
   };
   std::string status = slurp("/proc/self/status"), meminfo = slurp("/proc/meminfo");
   m.rss_kib = meminfo_kib(status, "VmRSS");
+  m.rss_anon_kib = meminfo_kib(status, "RssAnon");
   m.slab_kib = meminfo_kib(meminfo, "Slab");
   m.vmalloc_kib = meminfo_kib(meminfo, "VmallocUsed");
   return m;
