@@ -55,13 +55,26 @@ bool write_all(int fd, const uint8_t* p, size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bool help = argc == 2 && (std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0);
   bool local_handshake = argc == 5 && std::strcmp(argv[4], "--local-handshake") == 0;
-  if ((argc != 4 && !local_handshake) || std::strcmp(argv[1], "connect") != 0) {
-    std::fprintf(stderr,
+  if (help || (argc != 4 && !local_handshake) || std::strcmp(argv[1], "connect") != 0) {
+    std::fprintf(help ? stdout : stderr,
                  "usage: utcp-xfer connect IP PORT [--local-handshake]\n"
-                 "Copies stdin to a utcp TCP connection and the connection to stdout.\n"
-                 "Needs utcpd running (UTCP_REGISTRY names its socket if not the default).\n");
-    return 2;
+                 "\n"
+                 "Copies stdin to a TCP connection to IP:PORT and the connection to stdout, like\n"
+                 "nc, but the TCP runs in this process (libutcp) over an endpoint of the utcp\n"
+                 "kernel module granted by utcpd. The connection closes after end of input and\n"
+                 "the peer's end of stream; a summary (bytes, rate, setup time) goes to stderr.\n"
+                 "\n"
+                 "  --local-handshake  run the three-way handshake here; by default utcpd runs it\n"
+                 "                     and hands over the established connection (paper section 3.4)\n"
+                 "\n"
+                 "Needs utcpd running; UTCP_REGISTRY names its socket if not /run/utcp/utcpd.sock.\n"
+                 "Exit status 0 on success, 1 with a message saying what to do, 2 for a usage error.\n"
+                 "\n"
+                 "example:  utcp-xfer connect 192.0.2.7 5001 < file > reply\n"
+                 "See utcpd(8), libutcp(3).\n");
+    return help ? 0 : 2;
   }
   Ipv4Addr remote{};
   uint16_t port = uint16_t(std::atoi(argv[3]));

@@ -253,6 +253,13 @@ TEST_F(CApiTest, EchoWithOptionsAndErrors) {
   ASSERT_EQ(utcp_setsockopt(a, c, UTCP_SO_SNDBUF, &bufsz, sizeof bufsz), 0);
   EXPECT_EQ(utcp_setsockopt(a, c, UTCP_SO_SNDBUF, &bufsz, 2), -EINVAL);
   EXPECT_EQ(utcp_setsockopt(a, c, 77, &one, sizeof one), -ENOPROTOOPT);
+  // TCP_CONGESTION: the default is CUBIC; a per-socket choice carries into the connection.
+  char cc[16] = {};
+  size_t cclen = sizeof cc;
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_TCP_CONGESTION, cc, &cclen), 0);
+  EXPECT_STREQ(cc, "cubic");
+  EXPECT_EQ(utcp_setsockopt(a, c, UTCP_TCP_CONGESTION, "bbr9", 4), -ENOENT);
+  EXPECT_EQ(utcp_setsockopt(a, c, UTCP_TCP_CONGESTION, "newreno", 7), 0);  // no NUL: length counts
   EXPECT_EQ(utcp_read(a, c, nullptr, 0), -ENOTCONN);
   ASSERT_EQ(utcp_connect(a, c, kPeerIp, 7), -EINPROGRESS);
   int srv = -1;
@@ -268,6 +275,14 @@ TEST_F(CApiTest, EchoWithOptionsAndErrors) {
   EXPECT_EQ(v, 32768);
   // SO_SNDBUF is fixed once the connection is up.
   EXPECT_EQ(utcp_setsockopt(a, c, UTCP_SO_SNDBUF, &bufsz, sizeof bufsz), -EINVAL);
+  cclen = sizeof cc;
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_TCP_CONGESTION, cc, &cclen), 0);
+  EXPECT_STREQ(cc, "newreno");
+  EXPECT_EQ(cclen, 8u);
+  EXPECT_EQ(utcp_setsockopt(a, c, UTCP_TCP_CONGESTION, "cubic", 6), -EISCONN);
+  cclen = sizeof cc;
+  ASSERT_EQ(utcp_getsockopt(b, srv, UTCP_TCP_CONGESTION, cc, &cclen), 0);
+  EXPECT_STREQ(cc, "cubic");
 
   // Echo 200 KB through the server.
   auto msg = pattern(200'000);
@@ -305,6 +320,28 @@ TEST_F(CApiTest, EchoWithOptionsAndErrors) {
   EXPECT_EQ(utcp_poll(a, c), -EBADF);
   EXPECT_EQ(utcp_close(b, l), 0);
   EXPECT_STRNE(utcp_strerror(-ECONNREFUSED), "");
+}
+
+// Issue 5 item 6: a profile is one option setting a group of them, before the handshake.
+TEST_F(CApiTest, ProfilesSetTheirOptions) {
+  int c = utcp_socket(a);
+  char name[16] = {};
+  size_t len = sizeof name;
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_SO_PROFILE, name, &len), 0);
+  EXPECT_STREQ(name, "default");
+  EXPECT_EQ(utcp_setsockopt(a, c, UTCP_SO_PROFILE, "turbo", 5), -ENOENT);
+  ASSERT_EQ(utcp_setsockopt(a, c, UTCP_SO_PROFILE, "latency", 8), 0);
+  int v = 0;
+  size_t vl = sizeof v;
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_TCP_NODELAY, &v, &vl), 0);
+  EXPECT_EQ(v, 1);
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_SO_RCVBUF, &v, &vl), 0);
+  EXPECT_EQ(v, 256 * 1024);
+  len = sizeof name;
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_SO_PROFILE, name, &len), 0);
+  EXPECT_STREQ(name, "latency");
+
+  EXPECT_EQ(utcp_close(a, c), 0);
 }
 
 TEST_F(CApiTest, ConnectionRefusedAndTimeouts) {
