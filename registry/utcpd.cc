@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "api/stack.h"
+#include "tcp/state_export.h"
 #include "device/kmod_device.h"
 #include "module_control.h"
 #include "netinfo.h"
@@ -336,17 +337,22 @@ void Registry::progress_handshakes() {
     std::vector<uint8_t> state;
     if (cit == clients_.end()) {
       error = -ECANCELED;  // the client left; drop() released its grants
-    } else if (ev >= 0 && (ev & kEventOut)) {
-      if (int rc = hs.stack->export_connection(hs.handle, now, &state); rc < 0 || state.size() > kMaxStateLen) {
-        error = rc < 0 ? rc : -EMSGSIZE;
-        why = "cannot export the connection";
-      }
     } else if (ev < 0 || (ev & (kEventErr | kEventHup))) {
+      // Checked before kEventOut: a failed connection reports it too, as poll(2) does.
       int soerr = 0;
       size_t len = sizeof soerr;
       hs.stack->getsockopt(hs.handle, SockOpt::kError, &soerr, &len);
       error = soerr ? -std::abs(soerr) : -ECONNREFUSED;
-      why = "the peer refused the connection";
+      why = error == -ECONNREFUSED ? "the peer refused the connection"
+                                   : std::string("the handshake failed: ") + std::strerror(-error);
+    } else if (ev >= 0 && (ev & kEventOut)) {
+      const char* invalid = nullptr;
+      if (Connection* k = hs.stack->connection(hs.handle)) invalid = k->export_state(now).validate();
+      if (int rc = hs.stack->export_connection(hs.handle, now, &state); rc < 0 || state.size() > kMaxStateLen) {
+        error = rc < 0 ? rc : -EMSGSIZE;
+        why = std::string("cannot export the connection") + (invalid ? std::string(": ") + invalid : "");
+        logf(0, "handshake on endpoint %u: %s", hs.endpoint_id, why.c_str());
+      }
     } else if (now >= hs.deadline) {
       error = -ETIMEDOUT;
       why = "no answer to the SYN";
