@@ -21,6 +21,12 @@ wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds
 	for _ in $(seq "$t"); do "$@" && return 0; sleep 0.1; done
 	return 1
 }
+# start_utcpd, then wait until this utcpd (not a dead one's leftover socket) serves.
+# fd 3 (the application's stdin pipe) must not leak into utcpd, or the pipe never ends.
+restart_utcpd() {
+	start_utcpd "$@" 3>&- >/dev/null || return 1
+	wait_for 120 grep -q "listening on" /tmp/utcpd.log
+}
 kill9_utcpd() {
 	kill -9 "$UTCPD_PID"
 	wait "$UTCPD_PID" 2>/dev/null
@@ -51,7 +57,7 @@ sink=$!
 wait_for 30 grep -q listening /tmp/sink.err
 rm -f /tmp/xfer.in
 mkfifo /tmp/xfer.in
-ip netns exec "$UTCP_NS_A" "$xfer" connect "$UTCP_IP_B" 7201 < /tmp/xfer.in > /dev/null 2>/tmp/xfer.err &
+ip netns exec "$UTCP_NS_A" timeout 300 "$xfer" connect "$UTCP_IP_B" 7201 < /tmp/xfer.in > /dev/null 2>/tmp/xfer.err &
 x=$!
 exec 3>/tmp/xfer.in
 # The first 2 MiB: when this returns the application has read them and is sending.
@@ -63,7 +69,7 @@ echo "    [$SECONDS s] kill -9 utcpd (pid $first) mid-transfer"
 kill9_utcpd
 check "after kill -9 the module holds the attachment parked" '[ "$(parked)" = 1 ]'
 check "the connection's endpoint is still live in the module" '[ "$(live)" = 1 ]'
-start_utcpd --time-wait-ms 3000 -v >/dev/null || { echo "FAIL: utcpd restarts"; cat /tmp/utcpd.log; exit 1; }
+restart_utcpd --time-wait-ms 3000 -v || { echo "FAIL: utcpd restarts"; cat /tmp/utcpd.log; exit 1; }
 echo "    [$SECONDS s] utcpd restarted (pid $UTCPD_PID)"
 grep -E "adopted|recovered" /tmp/utcpd.log | sed 's/^/    /'
 check "the restarted utcpd adopted the parked attachment" 'grep -q "adopted the attachment a previous utcpd left on $UTCP_IF_A" /tmp/utcpd.log'
@@ -85,23 +91,23 @@ wait_for 30 test "$(live)" = 0
 check "after TIME-WAIT the module's live endpoint count returns to 0" '[ "$(live)" = 0 ]'
 
 # --- a new connection through the restarted utcpd
-head -c $((1 << 20)) /dev/urandom > /tmp/1m
-to_kernel "a new connection after the restart: 1 MiB, sha256 equal" /tmp/1m 7202
+head -c $((256 << 10)) /dev/urandom > /tmp/256k
+to_kernel "a new connection after the restart: 256 KiB, sha256 equal" /tmp/256k 7202
 wait_for 30 test "$(live)" = 0
 
 # --- a second restart with nothing live
 kill9_utcpd
-start_utcpd --time-wait-ms 3000 -v >/dev/null || { echo "FAIL: utcpd restarts again"; exit 1; }
+restart_utcpd --time-wait-ms 3000 -v || { echo "FAIL: utcpd restarts again"; cat /tmp/utcpd.log; exit 1; }
 check "second restart: adopted with no endpoints" 'grep -q "adopted the attachment .*: 0 endpoints" /tmp/utcpd.log'
 check "second restart: nothing recovered, no stale classifier entries" 'grep -q "recovered 0 connections and 0 listeners from the previous utcpd; 0 stale" /tmp/utcpd.log'
 check "second restart: no errors logged" '! grep -q "utcpd: error" /tmp/utcpd.log'
-to_kernel "second restart: a new connection works (1 MiB, sha256 equal)" /tmp/1m 7203
+to_kernel "second restart: a new connection works (256 KiB, sha256 equal)" /tmp/256k 7203
 wait_for 30 test "$(live)" = 0
 check "second restart: no endpoint left" '[ "$(live)" = 0 ]'
 
 # --- --no-recover drops what was parked and attaches afresh
 kill9_utcpd
-start_utcpd --no-recover -v >/dev/null || { echo "FAIL: utcpd --no-recover starts"; exit 1; }
+restart_utcpd --no-recover -v || { echo "FAIL: utcpd --no-recover starts"; cat /tmp/utcpd.log; exit 1; }
 check "--no-recover: the parked attachment is dropped, utcpd attaches afresh" 'grep -q "no-recover: dropped" /tmp/utcpd.log && ! grep -q "adopted the attachment" /tmp/utcpd.log && [ "$(parked)" = 0 ]'
 check "utcpd is still running" 'kill -0 "$UTCPD_PID"'
 stop_utcpd >/dev/null
