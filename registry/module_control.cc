@@ -204,30 +204,29 @@ int ModuleControl::open_endpoint(uint32_t id, int* fd, uint32_t* other_refs) {
   return 0;
 }
 
-std::vector<std::pair<utcp_flow_key, uint32_t>> ModuleControl::flows() const {
-  std::vector<std::pair<utcp_flow_key, uint32_t>> out;
-  utcp_flow_key key{}, next{};
+namespace {
+// Every (key, endpoint id) of one classifier map.
+template <typename Key>
+std::vector<std::pair<Key, uint32_t>> map_entries(int map_fd) {
+  std::vector<std::pair<Key, uint32_t>> out;
+  Key key{}, next{};
   const void* prev = nullptr;
-  while (bpf_map_get_next_key(flow_map_fd_, prev, &next) == 0) {
+  while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
     uint32_t id = 0;
-    if (bpf_map_lookup_elem(flow_map_fd_, &next, &id) == 0) out.emplace_back(next, id);
+    if (bpf_map_lookup_elem(map_fd, &next, &id) == 0) out.emplace_back(next, id);
     key = next;
     prev = &key;
   }
   return out;
 }
+}  // namespace
+
+std::vector<std::pair<utcp_flow_key, uint32_t>> ModuleControl::flows() const {
+  return map_entries<utcp_flow_key>(flow_map_fd_);
+}
 
 std::vector<std::pair<utcp_listen_key, uint32_t>> ModuleControl::listeners() const {
-  std::vector<std::pair<utcp_listen_key, uint32_t>> out;
-  utcp_listen_key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(listen_map_fd_, prev, &next) == 0) {
-    uint32_t id = 0;
-    if (bpf_map_lookup_elem(listen_map_fd_, &next, &id) == 0) out.emplace_back(next, id);
-    key = next;
-    prev = &key;
-  }
-  return out;
+  return map_entries<utcp_listen_key>(listen_map_fd_);
 }
 
 int ModuleControl::create_endpoint(const utcp_template& tmpl, uint32_t rx_entries, uint32_t tx_entries,
