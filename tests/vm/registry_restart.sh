@@ -24,6 +24,9 @@ wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds
 # start_utcpd, then wait until this utcpd (not a dead one's leftover socket) serves.
 # fd 3 (the application's stdin pipe) must not leak into utcpd, or the pipe never ends.
 restart_utcpd() {
+	# The dead one's socket and log would look like the new one's: start_utcpd waits for
+	# the socket, which utcpd creates only after adopting and recovering.
+	rm -f "$UTCP_REGISTRY" /tmp/utcpd.log
 	start_utcpd "$@" 3>&- >/dev/null || return 1
 	wait_for 120 grep -q "listening on" /tmp/utcpd.log
 }
