@@ -27,8 +27,8 @@ restart_utcpd() {
 	# The dead one's socket and log would look like the new one's: start_utcpd waits for
 	# the socket, which utcpd creates only after adopting and recovering.
 	rm -f "$UTCP_REGISTRY" /tmp/utcpd.log
-	start_utcpd "$@" 3>&- >/dev/null || return 1
-	wait_for 120 grep -q "listening on" /tmp/utcpd.log
+	start_utcpd "$@" 3>&- >/dev/null  # its own wait (5 s) may be short for a slow guest
+	wait_for 120 test -S "$UTCP_REGISTRY" && wait_for 120 grep -q "listening on" /tmp/utcpd.log
 }
 kill9_utcpd() {
 	kill -9 "$UTCPD_PID"
