@@ -1,0 +1,138 @@
+// transport_kernel.cc - utcp-perf's kernel-TCP client: plain sockets, poll() for waiting.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "perf.h"
+
+namespace utcp::perf {
+
+namespace {
+
+struct KernelConn : Conn {
+  int fd = -1;
+  ~KernelConn() override {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+class KernelTransport final : public Transport {
+ public:
+  KernelTransport(const sockaddr_in& sa, bool nodelay) : sa_(sa), nodelay_(nodelay) {}
+  const char* name() const override { return "kernel"; }
+
+  std::unique_ptr<Conn> open(double* setup_us, std::string* error) override {
+    auto c = std::make_unique<KernelConn>();
+    c->fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+      *error = std::string("socket: ") + std::strerror(errno);
+      return nullptr;
+    }
+    if (nodelay_) {
+      int one = 1;
+      ::setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    // A blocking connect returns once the handshake's ACK is sent: established.
+    int64_t t0 = now_us();
+    if (::connect(c->fd, reinterpret_cast<const sockaddr*>(&sa_), sizeof sa_) < 0) {
+      *error = std::string("connect: ") + std::strerror(errno);
+      return nullptr;
+    }
+    *setup_us = double(now_us() - t0);
+    ::fcntl(c->fd, F_SETFL, ::fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+    return c;
+  }
+
+  int64_t send(Conn& c, std::span<const uint8_t> data) override {
+    ssize_t w = ::send(static_cast<KernelConn&>(c).fd, data.data(), data.size(), MSG_NOSIGNAL);
+    return w < 0 ? -errno : w;
+  }
+  int64_t recv(Conn& c, std::span<uint8_t> out) override {
+    ssize_t r = ::recv(static_cast<KernelConn&>(c).fd, out.data(), out.size(), 0);
+    return r < 0 ? -errno : r;
+  }
+  int shutdown_write(Conn& c) override {
+    return ::shutdown(static_cast<KernelConn&>(c).fd, SHUT_WR) < 0 ? -errno : 0;
+  }
+  void close(std::unique_ptr<Conn> c) override { c.reset(); }  // the kernel finishes the close
+
+  void progress(std::span<Conn* const> conns, bool busy, int64_t max_wait_us) override {
+    if (busy) return;  // the sockets do their own work; only sleeping is ours
+    pfds_.clear();
+    for (Conn* c : conns) {
+      short ev = short((c->want_read ? POLLIN : 0) | (c->want_write ? POLLOUT : 0));
+      if (ev) pfds_.push_back({static_cast<KernelConn*>(c)->fd, ev, 0});
+    }
+    if (pfds_.empty()) return;
+    ::poll(pfds_.data(), pfds_.size(), int(std::max<int64_t>(0, max_wait_us / 1000)));
+  }
+
+ private:
+  sockaddr_in sa_;
+  bool nodelay_;
+  std::vector<pollfd> pfds_;
+};
+
+int64_t meminfo_kib(const std::string& text, const char* key) {
+  auto at = text.find(std::string("\n") + key + ":");
+  if (at == std::string::npos) return 0;
+  return std::strtoll(text.c_str() + at + std::strlen(key) + 2, nullptr, 10);
+}
+
+}  // namespace
+
+std::unique_ptr<Transport> make_kernel_transport(const Target& t, bool nodelay, std::string* error) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(t.port);
+  if (inet_pton(AF_INET, t.host.c_str(), &sa.sin_addr) != 1) {
+    *error = "bad server address " + t.host + " (an IPv4 address is needed)";
+    return nullptr;
+  }
+  return std::make_unique<KernelTransport>(sa, nodelay);
+}
+
+int64_t now_us() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+void raise_fd_limit() {
+  rlimit r;
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+MemSample sample_memory() {
+  MemSample m;
+  auto slurp = [](const char* path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << "\n" << f.rdbuf();
+    return ss.str();
+  };
+  std::string status = slurp("/proc/self/status"), meminfo = slurp("/proc/meminfo");
+  m.rss_kib = meminfo_kib(status, "VmRSS");
+  m.rss_anon_kib = meminfo_kib(status, "RssAnon");
+  m.slab_kib = meminfo_kib(meminfo, "Slab");
+  m.vmalloc_kib = meminfo_kib(meminfo, "VmallocUsed");
+  return m;
+}
+
+}  // namespace utcp::perf

@@ -1,0 +1,240 @@
+// transport_utcp.cc - utcp-perf's libutcp client: the TCP runs in this process.
+//
+// Each connection is what utcpd grants today: one endpoint (its own rings, its own file)
+// driven by one Stack. All of them share one epoll set over the endpoint files, so N
+// connections are served by one thread, sleeping only when no stack has work before its
+// next timer (poll_at). No sleeps on the data path: the wait is the endpoint's wake-up.
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "api/stack.h"
+#include "device/kmod_device.h"
+#include "perf.h"
+#include "registry/client.h"
+
+namespace utcp::perf {
+
+namespace {
+
+struct UtcpConn : Conn {
+  registry::Grant grant;
+  std::unique_ptr<KmodDevice> dev;
+  std::unique_ptr<Stack> stack;
+  int h = -1;
+  const Connection* closing = nullptr;  // after close(): the connection finishing its close
+  Instant close_deadline;
+};
+
+class UtcpTransport final : public Transport {
+ public:
+  UtcpTransport(Ipv4Addr remote, uint16_t port, bool nodelay, bool registry_handshake)
+      : remote_(remote), port_(port), nodelay_(nodelay), registry_handshake_(registry_handshake) {}
+  ~UtcpTransport() override {
+    if (ep_ >= 0) ::close(ep_);
+  }
+
+  int start(std::string* error) {
+    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep_ < 0) {
+      *error = std::string("epoll_create1: ") + std::strerror(errno);
+      return -errno;
+    }
+    return reg_.connect(error);
+  }
+
+  const char* name() const override { return "utcp"; }
+
+  std::unique_ptr<Conn> open(double* setup_us, std::string* error) override {
+    if (!closing_.empty()) reap(Clock::now());
+    auto c = std::make_unique<UtcpConn>();
+    std::vector<uint8_t> state;
+    const Instant t0 = Clock::now();
+    int rc = reg_.connect_endpoint(remote_, port_, 0, &c->grant, error, registry_handshake_ ? &state : nullptr);
+    if (rc < 0) return nullptr;
+    c->dev = KmodDevice::open(c->grant.endpoint_fd, c->grant.mtu, error);
+    if (!c->dev) {
+      release(*c);
+      return nullptr;
+    }
+    StackConfig cfg;
+    cfg.ip = c->grant.local_ip;
+    cfg.mac = c->grant.local_mac;
+    c->stack = std::make_unique<Stack>(c->dev.get(), cfg);
+    c->stack->add_neighbor(c->grant.remote_ip, c->grant.next_hop_mac);
+    Stack& s = *c->stack;
+    if (registry_handshake_) {
+      c->h = s.import_connection(state, Clock::now());
+      if (c->h < 0) {
+        *error = std::string("importing the registry's connection: ") + std::strerror(-c->h);
+        release(*c);
+        return nullptr;
+      }
+    } else {
+      c->h = s.socket();
+      if ((rc = s.bind(c->h, c->grant.local_port)) < 0 ||
+          ((rc = s.connect(c->h, remote_, port_, Clock::now())) < 0 && rc != -EINPROGRESS)) {
+        *error = std::string("connect: ") + std::strerror(-rc);
+        release(*c);
+        return nullptr;
+      }
+      // The handshake in this process: run the stack until the connection is writable.
+      for (;;) {
+        Instant now = Clock::now();
+        s.poll(now);
+        int ev = s.events(c->h);
+        if (ev & kEventErr) {
+          int err = 0;
+          size_t len = sizeof err;
+          s.getsockopt(c->h, SockOpt::kError, &err, &len);
+          *error = std::string("connect: ") + std::strerror(err ? err : ECONNREFUSED);
+          release(*c);
+          return nullptr;
+        }
+        if (ev & kEventOut) break;
+        Instant next = s.poll_at();
+        now = Clock::now();
+        if (next > now) c->dev->wait(next - now);
+      }
+    }
+    *setup_us = double((Clock::now() - t0).count());
+    if (nodelay_) {
+      int one = 1;
+      s.setsockopt(c->h, SockOpt::kNoDelay, &one, sizeof one, Clock::now());
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = c.get();
+    if (::epoll_ctl(ep_, EPOLL_CTL_ADD, c->dev->fd(), &ev) < 0) {
+      *error = std::string("epoll_ctl: ") + std::strerror(errno);
+      release(*c);
+      return nullptr;
+    }
+    return c;
+  }
+
+  int64_t send(Conn& c, std::span<const uint8_t> data) override {
+    auto& u = static_cast<UtcpConn&>(c);
+    int64_t w = u.stack->write(u.h, data);
+    return w == -ENOTCONN ? -EAGAIN : w;
+  }
+  int64_t recv(Conn& c, std::span<uint8_t> out) override {
+    auto& u = static_cast<UtcpConn&>(c);
+    return u.stack->read(u.h, out);
+  }
+  int shutdown_write(Conn& c) override {
+    auto& u = static_cast<UtcpConn&>(c);
+    return u.stack->shutdown(u.h, 1);
+  }
+
+  // Like the kernel's close(2), this returns at once: the closing handshake goes on in
+  // progress()/drain(), and the endpoint goes back to utcpd when it is done.
+  void close(std::unique_ptr<Conn> base) override {
+    auto c = std::unique_ptr<UtcpConn>(static_cast<UtcpConn*>(base.release()));
+    Stack& s = *c->stack;
+    // The stack holds only this connection: while its table is not empty, the entry (and
+    // this pointer) stays valid after the handle is closed.
+    c->closing = s.connection(c->h);
+    s.close(c->h);
+    c->h = -1;
+    const Instant now = Clock::now();
+    s.poll(now);
+    c->close_deadline = now + Duration(2'000'000);
+    closing_.push_back(std::move(c));
+  }
+
+  void drain() override {
+    while (!closing_.empty()) {
+      reap(Clock::now());
+      if (closing_.empty()) break;
+      Instant next = kInstantNever;
+      for (auto& c : closing_) next = std::min({next, c->stack->poll_at(), c->close_deadline});
+      wait_until(next);
+    }
+  }
+
+  void progress(std::span<Conn* const> conns, bool busy, int64_t max_wait_us) override {
+    Instant now = Clock::now();
+    if (!closing_.empty()) reap(now);
+    bool got = false;
+    for (Conn* b : conns) {
+      auto* c = static_cast<UtcpConn*>(b);
+      const uint64_t before = c->stack->stats().frames_in;
+      c->stack->poll(now);
+      got |= c->stack->stats().frames_in != before;
+    }
+    if (busy || got) return;
+    Instant next = now + Duration(max_wait_us);
+    for (Conn* b : conns) next = std::min(next, static_cast<UtcpConn*>(b)->stack->poll_at());
+    for (auto& c : closing_) next = std::min({next, c->stack->poll_at(), c->close_deadline});
+    wait_until(next);
+  }
+
+ private:
+  // Sleeps on every endpoint file until a frame arrives or `next` comes.
+  void wait_until(Instant next) {
+    const Instant now = Clock::now();
+    if (next <= now) return;
+    const int64_t us = std::min<int64_t>((next - now).count(), 1'000'000);
+    timespec ts{time_t(us / 1'000'000), long(us % 1'000'000) * 1000};
+    epoll_event evs[64];
+    ::epoll_pwait2(ep_, evs, 64, &ts, nullptr);
+  }
+
+  // Runs closing connections; those done (TIME-WAIT, gone, or out of time) are released.
+  void reap(Instant now) {
+    for (size_t i = 0; i < closing_.size();) {
+      UtcpConn& c = *closing_[i];
+      c.stack->poll(now);
+      const bool done = c.stack->connection_count() == 0 || now >= c.close_deadline ||
+                        c.closing->state() == TcpState::kTimeWait;
+      if (!done) {
+        ++i;
+        continue;
+      }
+      ::epoll_ctl(ep_, EPOLL_CTL_DEL, c.dev->fd(), nullptr);
+      release(c);
+      closing_[i] = std::move(closing_.back());
+      closing_.pop_back();
+    }
+  }
+
+  void release(UtcpConn& c) {
+    const uint32_t id = c.grant.endpoint_id;
+    c.stack.reset();
+    c.dev.reset();  // unmaps and closes the endpoint file (KmodDevice::open closes it on failure)
+    std::string err;
+    if (id && reg_.release(id, &err) < 0)
+      std::fprintf(stderr, "utcp-perf: releasing endpoint %u: %s\n", id, err.c_str());
+  }
+
+  registry::RegistryClient reg_;
+  Ipv4Addr remote_;
+  uint16_t port_;
+  bool nodelay_, registry_handshake_;
+  int ep_ = -1;
+  std::vector<std::unique_ptr<UtcpConn>> closing_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, bool registry_handshake,
+                                               std::string* error) {
+  in_addr a;
+  if (inet_pton(AF_INET, t.host.c_str(), &a) != 1) {
+    *error = "bad server address " + t.host + " (an IPv4 address is needed)";
+    return nullptr;
+  }
+  Ipv4Addr remote{};
+  remote.v = ntohl(a.s_addr);
+  auto tr = std::make_unique<UtcpTransport>(remote, t.port, nodelay, registry_handshake);
+  if (tr->start(error) < 0) return nullptr;
+  return tr;
+}
+
+}  // namespace utcp::perf
