@@ -18,6 +18,7 @@
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <linux/uaccess.h>
+#include <linux/version.h>
 #include <linux/vmalloc.h>
 #include <net/ip.h>
 #include <net/tcp.h>
@@ -584,6 +585,7 @@ int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg)
 	}
 	kref_get(&ep->ref);		/* the file's */
 	kref_get(&ctl->ref);		/* ep->ctl */
+	ep->file = file;
 	atomic64_inc(&utcp_global.live_endpoints);
 	atomic64_add(ep->layout.map_size, &utcp_global.live_ring_bytes);
 	atomic64_inc(&utcp_global.endpoints_created);
@@ -625,5 +627,100 @@ err_vfree:
 	vfree(ep->area);
 err_free:
 	kfree(ep);
+	return err;
+}
+
+/* ---- a restarted registry: list endpoints, open them again ---- */
+
+/* A reference on @file unless its count already reached zero (its release is under way). */
+static bool utcp_file_get_live(struct file *file)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+	return file_ref_get(&file->f_ref);
+#else
+	return atomic_long_inc_not_zero(&file->f_count);
+#endif
+}
+
+int utcp_endpoint_open(struct utcp_ctl *ctl, void __user *arg)
+{
+	struct utcp_endpoint_open o;
+	struct utcp_endpoint *ep;
+	struct file *file = NULL;
+	long refs = 0;
+	int fd;
+
+	if (copy_from_user(&o, arg, sizeof(o)))
+		return -EFAULT;
+	if (o.flags || o.fd || o.file_refs || o.reserved)
+		return -EINVAL;
+	fd = get_unused_fd_flags(O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	mutex_lock(&ctl->lock);
+	ep = o.id && o.id <= UTCP_MAX_ENDPOINTS ? idr_find(&ctl->endpoints, o.id) : NULL;
+	/* In the idr, so its file is not yet freed: see struct utcp_endpoint.file. */
+	if (ep && utcp_file_get_live(ep->file)) {
+		file = ep->file;
+		refs = file_count(file) - 1;
+	}
+	mutex_unlock(&ctl->lock);
+	if (!file) {
+		put_unused_fd(fd);
+		return -ENOENT;
+	}
+	o.fd = fd;
+	o.file_refs = (u32)clamp_t(long, refs, 0, U32_MAX);
+	if (copy_to_user(arg, &o, sizeof(o))) {
+		put_unused_fd(fd);
+		fput(file);
+		return -EFAULT;
+	}
+	fd_install(fd, file);
+	return 0;
+}
+
+int utcp_endpoint_list(struct utcp_ctl *ctl, void __user *arg)
+{
+	struct utcp_endpoint_entry *ents = NULL;
+	struct utcp_endpoint_list l;
+	struct utcp_endpoint *ep;
+	u32 n = 0, cap;
+	int id, err = 0;
+
+	if (copy_from_user(&l, arg, sizeof(l)))
+		return -EFAULT;
+	if (l.count || l.flags || l.reserved0 || l.reserved)
+		return -EINVAL;
+	/* More than the table can hold is never needed; a bigger array is simply not filled. */
+	cap = min_t(u32, l.capacity, UTCP_MAX_ENDPOINTS);
+	if (cap) {
+		ents = kvcalloc(cap, sizeof(*ents), GFP_KERNEL);
+		if (!ents)
+			return -ENOMEM;
+	}
+	mutex_lock(&ctl->lock);
+	idr_for_each_entry(&ctl->endpoints, ep, id) {
+		if (n < cap) {
+			struct utcp_endpoint_entry *e = &ents[n];
+
+			e->id = ep->id;
+			e->flags = READ_ONCE(ep->detached) ? UTCP_EPF_DETACHED : 0;
+			mutex_lock(&ep->tx_lock);	/* template and TX record change under it */
+			e->tmpl = ep->tmpl;
+			e->tcp_flags = ep->st.tcp_flags;
+			mutex_unlock(&ep->tx_lock);
+		}
+		n++;
+	}
+	mutex_unlock(&ctl->lock);
+	l.count = n;
+	if (n > cap)
+		err = -ENOSPC;
+	else if (n && copy_to_user(u64_to_user_ptr(l.entries), ents, n * sizeof(*ents)))
+		err = -EFAULT;
+	kvfree(ents);
+	if (err != -EFAULT && copy_to_user(arg, &l, sizeof(l)))
+		err = -EFAULT;
 	return err;
 }

@@ -17,9 +17,11 @@
 #include <uapi/linux/utcp.h>
 
 /*
- * A control file's state. Lifetime: one kref held by the control file, one by each
- * endpoint it created (endpoints look up the device through it when they transmit).
- * @dev and @prog are written under rtnl / @lock and read under RCU by the rx path.
+ * A control file's state. Lifetime: one kref held by the control file (passed to the
+ * parked list when a persistent control file closes, and on to the file that adopts it),
+ * one by the attachment, one by each endpoint it created (endpoints look up the device
+ * through it when they transmit). @dev and @prog are written under rtnl / @lock and read
+ * under RCU by the rx path.
  */
 struct utcp_ctl {
 	struct kref ref;
@@ -30,6 +32,8 @@ struct utcp_ctl {
 	struct idr endpoints;		/* id -> endpoint; readers under RCU */
 	bool closing;
 	atomic_t classifier_runs;	/* drives the 1-in-64 timing sample */
+	bool persist;			/* park instead of detaching on close (under rtnl) */
+	struct list_head parked;	/* on utcp_parked while no file owns it (under rtnl) */
 };
 
 /*
@@ -44,6 +48,12 @@ struct utcp_endpoint {
 	struct utcp_ctl *ctl;		/* kref held */
 	u32 id;
 	bool detached;			/* no more RX/TX; set under ctl->lock */
+	/*
+	 * The endpoint file. Valid memory while the endpoint is in ctl's idr (its release
+	 * takes it out under ctl->lock before the file is freed); UTCP_IOC_ENDPOINT_OPEN
+	 * takes a reference only if the count is not already zero.
+	 */
+	struct file *file;
 
 	void *area;			/* vmalloc_user'd shared region */
 	struct utcp_ring_layout layout;
@@ -89,6 +99,7 @@ struct utcp_global {
 	atomic64_t classifier_runs;
 	atomic64_t classifier_sampled_runs;
 	atomic64_t classifier_sampled_ns;
+	atomic64_t parked_controls;
 };
 
 extern struct utcp_global utcp_global;
@@ -96,6 +107,8 @@ extern struct workqueue_struct *utcp_wq;
 
 /* utcp_endpoint.c */
 int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg);
+int utcp_endpoint_open(struct utcp_ctl *ctl, void __user *arg);
+int utcp_endpoint_list(struct utcp_ctl *ctl, void __user *arg);
 void utcp_endpoint_unlink(struct utcp_ctl *ctl, struct utcp_endpoint *ep);
 void utcp_endpoint_put(struct utcp_endpoint *ep);
 int utcp_template_check(const struct utcp_template *t);

@@ -19,6 +19,9 @@
 struct utcp_global utcp_global;
 struct workqueue_struct *utcp_wq;
 
+/* Attachments of closed persistent control files, waiting for UTCP_IOC_ADOPT (rtnl). */
+static LIST_HEAD(utcp_parked);
+
 static long utcp_abi_info(void __user *arg)
 {
 	struct utcp_abi_info info;
@@ -79,6 +82,39 @@ static void utcp_ctl_detach_locked(struct utcp_ctl *ctl)
 	kref_put(&ctl->ref, utcp_ctl_release);
 }
 
+/*
+ * What closing a control file ends, after its detach: the classifier goes and every
+ * endpoint is detached (their files stay valid). Drops the reference of the file (or of
+ * the parked list that inherited it). May run under rtnl: rtnl nests outside ctl->lock.
+ */
+static void utcp_ctl_teardown(struct utcp_ctl *ctl)
+{
+	struct utcp_endpoint *ep;
+	struct bpf_prog *prog;
+	int id;
+
+	mutex_lock(&ctl->lock);
+	ctl->closing = true;
+	prog = rcu_replace_pointer(ctl->prog, NULL, lockdep_is_held(&ctl->lock));
+	idr_for_each_entry(&ctl->endpoints, ep, id) {
+		utcp_endpoint_unlink(ctl, ep);
+		utcp_endpoint_put(ep);
+	}
+	mutex_unlock(&ctl->lock);
+	if (prog)
+		bpf_prog_put(prog);
+	utcp_ctl_put(ctl);
+}
+
+/* Caller holds rtnl: a parked attachment nobody adopted ends as a closed file's would. */
+static void utcp_ctl_reclaim_parked_locked(struct utcp_ctl *ctl)
+{
+	list_del_init(&ctl->parked);
+	atomic64_dec(&utcp_global.parked_controls);
+	utcp_ctl_detach_locked(ctl);
+	utcp_ctl_teardown(ctl);
+}
+
 /* NETDEV_UNREGISTER: the device goes away under us; detach cleanly. */
 static int utcp_netdev_event(struct notifier_block *nb, unsigned long event, void *ptr)
 {
@@ -90,7 +126,11 @@ static int utcp_netdev_event(struct notifier_block *nb, unsigned long event, voi
 	if (rcu_access_pointer(dev->rx_handler) != utcp_rx_handler)
 		return NOTIFY_DONE;
 	ctl = rtnl_dereference(dev->rx_handler_data);
-	utcp_ctl_detach_locked(ctl);
+	/* Parked state lives only as long as its device: nobody could adopt it any more. */
+	if (!list_empty(&ctl->parked))
+		utcp_ctl_reclaim_parked_locked(ctl);
+	else
+		utcp_ctl_detach_locked(ctl);
 	return NOTIFY_OK;
 }
 
@@ -263,6 +303,7 @@ static long utcp_global_stats(void __user *arg)
 	s.classifier_runs = atomic64_read(&utcp_global.classifier_runs);
 	s.classifier_sampled_runs = atomic64_read(&utcp_global.classifier_sampled_runs);
 	s.classifier_sampled_ns = atomic64_read(&utcp_global.classifier_sampled_ns);
+	s.parked_controls = atomic64_read(&utcp_global.parked_controls);
 	return copy_to_user(arg, &s, sizeof(s)) ? -EFAULT : 0;
 }
 
@@ -305,6 +346,94 @@ static long utcp_ctl_endpoint_destroy(struct utcp_ctl *ctl, void __user *arg)
 	return 0;
 }
 
+static long utcp_ctl_set_persist(struct utcp_ctl *ctl, void __user *arg)
+{
+	struct utcp_persist p;
+
+	if (copy_from_user(&p, arg, sizeof(p)))
+		return -EFAULT;
+	if (p.flags || p.reserved || p.persist > 1)
+		return -EINVAL;
+	rtnl_lock();	/* utcp_release reads it under rtnl */
+	ctl->persist = p.persist;
+	rtnl_unlock();
+	return 0;
+}
+
+static long utcp_ctl_endpoint_count(struct utcp_ctl *ctl)
+{
+	struct utcp_endpoint *ep;
+	long n = 0;
+	int id;
+
+	mutex_lock(&ctl->lock);
+	idr_for_each_entry(&ctl->endpoints, ep, id)
+		n++;
+	mutex_unlock(&ctl->lock);
+	return n;
+}
+
+/*
+ * UTCP_IOC_ADOPT: a fresh file takes over a parked attachment (uapi header). Works on a
+ * file that is not yet a control file, so no other thread can be using a control state
+ * of this file that the adoption would replace.
+ */
+static long utcp_adopt(struct file *file, void __user *arg)
+{
+	struct net *net = current->nsproxy->net_ns;
+	struct utcp_ctl *ctl, *found = NULL;
+	struct bpf_prog *prog;
+	struct utcp_adopt a;
+	long err = -ENOENT;
+
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.endpoints || a.prog_id || a.reserved)
+		return -EINVAL;
+	if (a.ifindex <= 0)
+		return -ENODEV;
+	if (!ns_capable(net->user_ns, CAP_NET_ADMIN))
+		return -EPERM;
+	if (READ_ONCE(file->private_data))
+		return -EISCONN;
+	/* Fault now rather than after the adoption, which cannot be undone. */
+	if (copy_to_user(arg, &a, sizeof(a)))
+		return -EFAULT;
+
+	rtnl_lock();
+	list_for_each_entry(ctl, &utcp_parked, parked) {
+		struct net_device *dev = rtnl_dereference(ctl->dev);
+
+		/* Parked implies attached: the notifier reclaims it when the device goes. */
+		if (net_eq(ctl->net, net) && dev && dev->ifindex == a.ifindex) {
+			found = ctl;
+			break;
+		}
+	}
+	if (found) {
+		/* The parked list's reference becomes the file's. */
+		if (cmpxchg(&file->private_data, NULL, found)) {
+			err = -EISCONN;	/* another thread made it a control file meanwhile */
+			found = NULL;
+		} else {
+			list_del_init(&found->parked);
+			atomic64_dec(&utcp_global.parked_controls);
+			err = 0;
+		}
+	}
+	rtnl_unlock();
+	if (!found)
+		return err;
+
+	a.endpoints = (u32)utcp_ctl_endpoint_count(found);
+	mutex_lock(&found->lock);
+	prog = rcu_dereference_protected(found->prog, lockdep_is_held(&found->lock));
+	a.prog_id = prog ? prog->aux->id : 0;
+	mutex_unlock(&found->lock);
+	/* Adopted either way; a caller that unmapped its argument meanwhile learns less. */
+	return copy_to_user(arg, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
 /*
  * Turns a fresh /dev/utcp file into a control file, or returns the one it already is.
  * Every control ioctl needs CAP_NET_ADMIN over the caller's network namespace, also on
@@ -327,6 +456,7 @@ static struct utcp_ctl *utcp_get_ctl(struct file *file)
 	kref_init(&ctl->ref);
 	mutex_init(&ctl->lock);
 	idr_init(&ctl->endpoints);
+	INIT_LIST_HEAD(&ctl->parked);
 	ctl->net = get_net(net);
 	/* Two threads may race to convert the same file; the loser frees its copy. */
 	old = cmpxchg(&file->private_data, NULL, ctl);
@@ -346,6 +476,8 @@ static long utcp_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	if (cmd == UTCP_IOC_ABI_INFO)
 		return utcp_abi_info(uarg);
+	if (cmd == UTCP_IOC_ADOPT)
+		return utcp_adopt(file, uarg);
 	switch (cmd) {
 	case UTCP_IOC_ATTACH:
 	case UTCP_IOC_DETACH:
@@ -356,6 +488,9 @@ static long utcp_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case UTCP_IOC_GLOBAL_STATS:
 	case UTCP_IOC_ENDPOINT_STATS:
 	case UTCP_IOC_ENDPOINT_DESTROY:
+	case UTCP_IOC_SET_PERSIST:
+	case UTCP_IOC_ENDPOINT_LIST:
+	case UTCP_IOC_ENDPOINT_OPEN:
 		break;
 	default:
 		return -ENOTTY;	/* includes the endpoint ioctls */
@@ -382,6 +517,12 @@ static long utcp_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return utcp_ctl_endpoint_stats(ctl, uarg);
 	case UTCP_IOC_ENDPOINT_DESTROY:
 		return utcp_ctl_endpoint_destroy(ctl, uarg);
+	case UTCP_IOC_SET_PERSIST:
+		return utcp_ctl_set_persist(ctl, uarg);
+	case UTCP_IOC_ENDPOINT_LIST:
+		return utcp_endpoint_list(ctl, uarg);
+	case UTCP_IOC_ENDPOINT_OPEN:
+		return utcp_endpoint_open(ctl, uarg);
 	}
 	return -ENOTTY;
 }
@@ -396,27 +537,20 @@ static int utcp_open(struct inode *inode, struct file *file)
 static int utcp_release(struct inode *inode, struct file *file)
 {
 	struct utcp_ctl *ctl = file->private_data;
-	struct utcp_endpoint *ep;
-	struct bpf_prog *prog;
-	int id;
 
 	if (!ctl)
 		return 0;
 	rtnl_lock();
+	if (ctl->persist && rtnl_dereference(ctl->dev)) {
+		/* The registry died or restarts: the connections live on (uapi header). */
+		list_add(&ctl->parked, &utcp_parked);
+		atomic64_inc(&utcp_global.parked_controls);
+		rtnl_unlock();
+		return 0;
+	}
 	utcp_ctl_detach_locked(ctl);
 	rtnl_unlock();
-
-	mutex_lock(&ctl->lock);
-	ctl->closing = true;
-	prog = rcu_replace_pointer(ctl->prog, NULL, lockdep_is_held(&ctl->lock));
-	idr_for_each_entry(&ctl->endpoints, ep, id) {
-		utcp_endpoint_unlink(ctl, ep);
-		utcp_endpoint_put(ep);
-	}
-	mutex_unlock(&ctl->lock);
-	if (prog)
-		bpf_prog_put(prog);
-	utcp_ctl_put(ctl);
+	utcp_ctl_teardown(ctl);
 	return 0;
 }
 
@@ -463,6 +597,13 @@ static void utcp_pin_abi(void)
 	BUILD_BUG_ON(sizeof(struct utcp_endpoint_info) != 112);
 	BUILD_BUG_ON(sizeof(struct utcp_flow_key) != 16);
 	BUILD_BUG_ON(sizeof(struct utcp_listen_key) != 8);
+	BUILD_BUG_ON(sizeof(struct utcp_persist) != 16);
+	BUILD_BUG_ON(sizeof(struct utcp_adopt) != 24);
+	BUILD_BUG_ON(sizeof(struct utcp_endpoint_entry) != 48);
+	BUILD_BUG_ON(offsetof(struct utcp_endpoint_entry, tcp_flags) != 40);
+	BUILD_BUG_ON(sizeof(struct utcp_endpoint_list) != 32);
+	BUILD_BUG_ON(sizeof(struct utcp_endpoint_open) != 24);
+	BUILD_BUG_ON(offsetof(struct utcp_global_stats, parked_controls) != 128);
 	BUILD_BUG_ON(UTCP_MAX_SLOT_SIZE % UTCP_SLOT_ALIGN);
 }
 
@@ -491,12 +632,20 @@ err_wq:
 
 /*
  * Unload is only possible with no file open: control and endpoint files hold a module
- * reference through .owner, and a mapping holds its file. What can still be pending
- * are endpoint frees waiting for a grace period: wait for them, then drain.
+ * reference through .owner, and a mapping holds its file. So parked attachments have no
+ * endpoint left in their tables (an endpoint leaves when its file goes): reclaim them.
+ * What can still be pending are endpoint frees waiting for a grace period: wait for
+ * them, then drain.
  */
 static void __exit utcp_exit(void)
 {
+	struct utcp_ctl *ctl, *tmp;
+
 	misc_deregister(&utcp_misc);
+	rtnl_lock();
+	list_for_each_entry_safe(ctl, tmp, &utcp_parked, parked)
+		utcp_ctl_reclaim_parked_locked(ctl);
+	rtnl_unlock();
 	unregister_netdevice_notifier(&utcp_netdev_nb);
 	rcu_barrier();
 	destroy_workqueue(utcp_wq);

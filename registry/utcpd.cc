@@ -28,6 +28,7 @@
 #include "api/stack.h"
 #include "tcp/state_export.h"
 #include "device/kmod_device.h"
+#include "device/module.h"
 #include "module_control.h"
 #include "netinfo.h"
 #include "inherit.h"
@@ -61,6 +62,7 @@ struct Options {
   std::string classifier = UTCP_CLASSIFIER_DEFAULT;
   uint32_t rx_entries = 256, tx_entries = 256, slot_size = 65536 + 256;
   InheritConfig inherit;
+  bool recover = true;  // take over what a previous utcpd left in the module
 };
 
 // One endpoint the registry handed out, with what it must undo when it ends.
@@ -127,6 +129,8 @@ class Registry {
   void handle_listen(Client& c, const ListenRequest& r);
   void progress_held();
   int timeout_ms() const;
+  int attach_or_adopt(std::string* err);
+  int recover();
 
   Options opt_;
   NetInfo net_;
@@ -157,13 +161,10 @@ int Registry::start() {
     return 1;
   }
   ifc_ = *ifc;
-  if (module_.open(&err) < 0 || module_.attach(ifc_.ifindex, &err) < 0 ||
-      module_.load_classifier(opt_.classifier, &err) < 0) {
+  if (attach_or_adopt(&err) < 0) {
     logf(0, "%s", err.c_str());
     return 1;
   }
-  logf(1, "attached to %s (ifindex %d, %s, %s, mtu %u), classifier %s", ifc_.name.c_str(), ifc_.ifindex,
-       to_string(ifc_.addr).c_str(), to_string(ifc_.mac).c_str(), ifc_.mtu, opt_.classifier.c_str());
 
   std::string dir = opt_.socket_path.substr(0, opt_.socket_path.rfind('/'));
   if (!dir.empty()) ::mkdir(dir.c_str(), 0755);
@@ -188,6 +189,144 @@ int Registry::start() {
   ev.data.fd = listen_fd_;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
   logf(1, "listening on %s", opt_.socket_path.c_str());
+  return 0;
+}
+
+// The module keeps a persistent control file's attachment and endpoints when the
+// registry dies or is restarted (uapi "Restarting the registry"): take them over if a
+// previous utcpd left them, else attach afresh. Either way the attachment is made
+// persistent, so no way of stopping utcpd (SIGTERM, kill -9, a crash) cuts connections.
+int Registry::attach_or_adopt(std::string* err) {
+  if (module_.open(err) < 0) return -1;
+  utcp_adopt adopted{};
+  int rc = -ENOENT;
+  if (opt_.recover) {
+    rc = module_.adopt(ifc_.ifindex, &adopted, err);
+    if (rc < 0 && rc != -ENOENT) return rc;
+  } else if (int d = module_.discard_parked(ifc_.ifindex, err); d == 0) {
+    logf(1, "--no-recover: dropped the attachment a previous utcpd left on %s: its connections are cut",
+         ifc_.name.c_str());
+  } else if (d != -ENOENT) {
+    return d;
+  }
+  if (rc == 0) {
+    logf(1, "adopted the attachment a previous utcpd left on %s (ifindex %d): %u endpoints, classifier BPF id %u",
+         ifc_.name.c_str(), ifc_.ifindex, adopted.endpoints, adopted.prog_id);
+    if (adopted.prog_id == 0 && module_.load_classifier(opt_.classifier, err) < 0) return -1;
+    if (recover() < 0) {
+      *err = "recovery failed; the attachment stays parked for the next utcpd";
+      return -1;
+    }
+  } else if (module_.attach(ifc_.ifindex, err) < 0 || module_.load_classifier(opt_.classifier, err) < 0) {
+    return -1;
+  }
+  if (int p = module_.set_persist(true, err); p < 0) return p;
+  logf(1, "attached to %s (ifindex %d, %s, %s, mtu %u), classifier %s", ifc_.name.c_str(), ifc_.ifindex,
+       to_string(ifc_.addr).c_str(), to_string(ifc_.mac).c_str(), ifc_.mtu,
+       rc == 0 && adopted.prog_id ? "adopted" : opt_.classifier.c_str());
+  return 0;
+}
+
+// After adopting: every endpoint still in the module belongs to a running application
+// (the ones only the dead registry held went with it). Each is opened again, so the
+// registry again holds its own reference, its port is reserved in the kernel again, and
+// it is held as a grant whose client is gone: progress_held inherits it once its
+// application lets go, as for any client that left. The classifier's entries for
+// endpoints that are gone are removed: their ids will be handed out again.
+int Registry::recover() {
+  std::string err;
+  std::vector<utcp_endpoint_entry> eps;
+  if (module_.list_endpoints(&eps, &err) < 0) {
+    logf(0, "%s", err.c_str());
+    return -1;
+  }
+  std::map<uint32_t, utcp_template> live;  // recovered endpoints by id
+  std::map<uint16_t, int> ports;          // local port -> grants recovered on it
+  unsigned conns = 0, listeners = 0;
+  for (const utcp_endpoint_entry& e : eps) {
+    int fd = -1;
+    uint32_t others = 0;
+    if (int rc = module_.open_endpoint(e.id, &fd, &others); rc < 0) {
+      logf(1, "endpoint %u went away while recovering it (%s)", e.id, std::strerror(-rc));
+      continue;
+    }
+    auto h = std::make_unique<Held>();  // pid 0: its application is not known any more
+    Grant& g = h->grant;
+    g.ep.id = e.id;
+    g.ep.fd = fd;
+    utcp_endpoint_info info{};
+    if (::ioctl(fd, UTCP_IOC_EP_INFO, &info) == 0) g.ep.layout = info.layout;
+    // progress_held inherits when file_refs falls to base_refs: the count of the
+    // registry's own references, as install_endpoint takes it on an endpoint only the
+    // registry holds. Here the application's references were already there when the
+    // registry opened its fd, so they are taken out: base = refs seen now - refs others
+    // held at the open (the module counts those atomically with taking ours).
+    utcp_endpoint_stats st{};
+    uint32_t refs = ::ioctl(fd, UTCP_IOC_EP_STATS, &st) == 0 ? st.file_refs : others + 1;
+    g.base_refs = refs > others ? refs - others : 1;
+    g.listener = e.tmpl.flags & UTCP_TMPL_F_LISTENER;
+    uint16_t lport = ntohs(e.tmpl.local_port);
+    if (g.listener) {
+      g.listen = listen_key_for(e.tmpl);
+    } else {
+      g.flow = flow_key_for(e.tmpl);
+      g.remote_ip = Ipv4Addr{ntohl(e.tmpl.remote_ip)};
+      g.remote_port = ntohs(e.tmpl.remote_port);
+      auto route = net_.route_to(g.remote_ip);
+      auto mac = route ? net_.neighbour(ifc_.ifindex, route->next_hop) : std::nullopt;
+      if (mac) g.next_hop = *mac;
+      else logf(0, "endpoint %u: no next hop for %s now: if utcpd must finish its connection, its segments are lost",
+                e.id, to_string(g.remote_ip).c_str());
+    }
+    int perr = 0;
+    g.port = tcp_ports_.reserve(ifc_.addr, lport, true, &perr);
+    if (!g.port.valid()) {
+      // A listener and the connections accepted on it share their port: one holds it.
+      if (!ports.count(lport))
+        logf(0, "endpoint %u: cannot reserve port %u in the kernel again (%s): a kernel socket may take it meanwhile",
+             e.id, lport, std::strerror(-perr));
+      g.port = PortReservation(-1, lport);
+    }
+    ++ports[lport];
+    live[e.id] = e.tmpl;
+    if (g.listener) {
+      ++listeners;
+      logf(1, "recovered endpoint %u: listener on %s:%u, held until its application lets go", e.id,
+           to_string(ifc_.addr).c_str(), lport);
+    } else {
+      ++conns;
+      logf(1, "recovered endpoint %u: connection %s:%u -> %s:%u (%s), held until its application lets go", e.id,
+           to_string(ifc_.addr).c_str(), lport, to_string(g.remote_ip).c_str(), g.remote_port,
+           (e.tcp_flags & UTCP_EPT_FIN) ? "closing" : (e.tcp_flags & UTCP_EPT_SENT) ? "open" : "idle");
+    }
+    held_.push_back(std::move(h));
+  }
+  // Classifier entries: exactly one per recovered endpoint, nothing else.
+  size_t stale = 0;
+  for (auto& [k, id] : module_.flows()) {
+    auto it = live.find(id);
+    utcp_flow_key want = it != live.end() ? flow_key_for(it->second) : utcp_flow_key{};
+    if (it == live.end() || is_listener(it->second) || std::memcmp(&want, &k, sizeof k) != 0) {
+      module_.del_flow(k);
+      ++stale;
+    }
+  }
+  for (auto& [k, id] : module_.listeners()) {
+    auto it = live.find(id);
+    utcp_listen_key want = it != live.end() ? listen_key_for(it->second) : utcp_listen_key{};
+    if (it == live.end() || !is_listener(it->second) || std::memcmp(&want, &k, sizeof k) != 0) {
+      module_.del_listener(k);
+      ++stale;
+    }
+  }
+  for (auto& h : held_) {
+    Grant& g = h->grant;
+    int rc = g.listener ? module_.add_listener(g.listen, g.ep.id) : module_.add_flow(g.flow, g.ep.id);
+    if (rc < 0 && rc != -EEXIST) logf(0, "endpoint %u: cannot restore its classifier entry: %s", g.ep.id, std::strerror(-rc));
+  }
+  held_check_ = Clock::now();
+  logf(1, "recovered %u connections and %u listeners from the previous utcpd; %zu stale classifier entries removed",
+       conns, listeners, stale);
   return 0;
 }
 
@@ -704,6 +843,11 @@ int usage(FILE* out) {
                "connections once no other process holds their endpoints: a closed one waits out\n"
                "TIME-WAIT here before its port is reused, an abandoned one gets a RST.\n"
                "\n"
+               "utcpd can be restarted without cutting connections: its attachment is persistent,\n"
+               "so whenever it stops (SIGTERM, kill -9, a crash) the module keeps the classifier\n"
+               "and every endpoint working, and the next utcpd on the interface takes them over,\n"
+               "logs each recovered endpoint and inherits it when its application lets go.\n"
+               "\n"
                "options:\n"
                "  -i, --interface IFNAME  the interface utcp serves (required, or in the config);\n"
                "                          it needs an IPv4 address\n"
@@ -716,6 +860,9 @@ int usage(FILE* out) {
                "                          time_wait_ms (inherited TIME-WAIT, default 60000);\n"
                "                          options after --config override it\n"
                "      --time-wait-ms MS   TIME-WAIT of inherited connections (default 60000)\n"
+               "      --no-recover        drop what a previous utcpd left on the interface (its\n"
+               "                          connections are cut) instead of taking it over;\n"
+               "                          config: recover no\n"
                "  -v, --verbose           log level debug (default info); -q, --quiet: errors only\n"
                "  -h, --help              this text\n"
                "\n"
@@ -742,6 +889,7 @@ bool apply_option(Options& o, const std::string& key, const std::string& val) {
     else if (key == "slot_size") o.slot_size = uint32_t(std::stoul(val));
     else if (key == "log_level") g_log_level = std::stoi(val);
     else if (key == "time_wait_ms") o.inherit.time_wait = Duration(int64_t(std::stoul(val)) * 1000);
+    else if (key == "recover") o.recover = val == "yes" || val == "1" || val == "true";
     else return false;
   } catch (const std::exception&) {
     return false;
@@ -769,6 +917,7 @@ int main(int argc, char** argv) {
     else if (a == "-s" || a == "--socket") opt.socket_path = value();
     else if (a == "-c" || a == "--classifier") opt.classifier = value();
     else if (a == "--time-wait-ms") opt.inherit.time_wait = utcp::Duration(int64_t(std::stoul(value())) * 1000);
+    else if (a == "--no-recover") opt.recover = false;
     else if (a == "-v" || a == "--verbose") g_log_level = 2;
     else if (a == "-q" || a == "--quiet") g_log_level = 0;
     else if (a == "-f" || a == "--config") {

@@ -73,6 +73,14 @@ int usage(FILE* out) {
       "                               of utcp endpoints) crossing IFNAME to a pcap file, until N\n"
       "                               frames, MS ms or Ctrl-C (CAP_NET_RAW)\n"
       "  destroy NAME                 destroy an endpoint (its fd stays, detached)\n"
+      "  persist on|off               keep (on) the attachment and its endpoints parked in the\n"
+      "                               module when this control file closes, for a later adopt\n"
+      "  adopt IFNAME                 take over the attachment a closed persistent control file\n"
+      "                               (a dead utcpd) parked on IFNAME; `adopt IFNAME` followed\n"
+      "                               by `persist off` drops it (its connections are cut)\n"
+      "  endpoints                    list this control file's endpoints (id, template, flags)\n"
+      "  endpoint-open ID             open the endpoint with this id again (as a restarted utcpd\n"
+      "                               does) and print who else holds its file\n"
       "  sleep MS                     pause (in scripts)\n"
       "\n"
       "\n"
@@ -513,7 +521,7 @@ std::vector<std::pair<const char*, unsigned long long>> global_pairs(const utcp_
           {"tx_bytes", g.tx_bytes}, {"tx_template_rejects", g.tx_template_rejects},
           {"tx_malformed", g.tx_malformed}, {"classifier_runs", g.classifier_runs},
           {"classifier_sampled_runs", g.classifier_sampled_runs},
-          {"classifier_sampled_ns", g.classifier_sampled_ns}};
+          {"classifier_sampled_ns", g.classifier_sampled_ns}, {"parked_controls", g.parked_controls}};
 }
 
 // Values that go up and down (no rate is shown for them).
@@ -718,6 +726,85 @@ int cmd_destroy(State& st, const Args& a) {
   return 0;
 }
 
+int cmd_persist(State& st, const Args& a) {
+  if (a.size() != 2 || (a[1] != "on" && a[1] != "off")) return fail("usage: persist on|off");
+  if (int rc = ensure_ctl(st)) return rc;
+  utcp_persist p{};
+  p.persist = a[1] == "on";
+  if (::ioctl(st.ctl, UTCP_IOC_SET_PERSIST, &p) < 0) return errno_fail("persist", errno);
+  std::printf("persist %s\n", a[1].c_str());
+  return 0;
+}
+
+int cmd_adopt(State& st, const Args& a) {
+  if (a.size() != 2) return fail("usage: adopt IFNAME");
+  if (int rc = ensure_ctl(st)) return rc;
+  unsigned idx = if_nametoindex(a[1].c_str());
+  if (!idx) return fail("no network device '" + a[1] + "' in this namespace (ip link)");
+  utcp_adopt ad{};
+  ad.ifindex = int(idx);
+  if (::ioctl(st.ctl, UTCP_IOC_ADOPT, &ad) < 0) {
+    int e = errno;
+    if (e == ENOENT) return fail("nothing parked on " + a[1] + " (no persistent control file was closed while attached to it)");
+    if (e == EISCONN) return fail("adopt must be the first control command of a run");
+    return errno_fail("adopt " + a[1], e);
+  }
+  st.ifindex = int(idx);
+  std::printf("adopted %s ifindex %u endpoints %u classifier_prog_id %u\n", a[1].c_str(), idx, ad.endpoints,
+              ad.prog_id);
+  return 0;
+}
+
+std::string template_str(const utcp_template& t) {
+  auto ip = [](uint32_t be) {
+    char b[INET_ADDRSTRLEN];
+    in_addr a{be};
+    return std::string(inet_ntop(AF_INET, &a, b, sizeof b) ? b : "?");
+  };
+  std::string s = std::string(t.proto == 6 ? "tcp" : t.proto == 17 ? "udp" : "?") + " " + ip(t.local_ip) + ":" +
+                  std::to_string(ntohs(t.local_port));
+  if (t.flags & UTCP_TMPL_F_LISTENER) return s + " listener";
+  return s + " -> " + ip(t.remote_ip) + ":" + std::to_string(ntohs(t.remote_port));
+}
+
+int cmd_endpoints(State& st) {
+  if (int rc = ensure_ctl(st)) return rc;
+  std::vector<utcp_endpoint_entry> ents;
+  utcp_endpoint_list l{};
+  for (;;) {  // grow to what the module says it needs
+    l = {};
+    l.entries = reinterpret_cast<uint64_t>(ents.data());
+    l.capacity = uint32_t(ents.size());
+    if (::ioctl(st.ctl, UTCP_IOC_ENDPOINT_LIST, &l) == 0) break;
+    if (errno != ENOSPC) return errno_fail("endpoints", errno);
+    ents.resize(l.count + 8);
+  }
+  for (uint32_t i = 0; i < l.count; ++i) {
+    const utcp_endpoint_entry& e = ents[i];
+    std::printf("id %u %s flags 0x%x tcp_flags 0x%x\n", e.id, template_str(e.tmpl).c_str(), e.flags, e.tcp_flags);
+  }
+  std::printf("%u endpoints\n", l.count);
+  return 0;
+}
+
+int cmd_endpoint_open(State& st, const Args& a) {
+  uint32_t id = 0;
+  if (a.size() != 2 || !parse_u32(a[1], &id)) return fail("usage: endpoint-open ID");
+  if (int rc = ensure_ctl(st)) return rc;
+  utcp_endpoint_open o{};
+  o.id = id;
+  if (::ioctl(st.ctl, UTCP_IOC_ENDPOINT_OPEN, &o) < 0) return errno_fail("endpoint-open " + a[1], errno);
+  utcp_endpoint_info info{};
+  utcp_endpoint_stats es{};
+  bool ok = ::ioctl(o.fd, UTCP_IOC_EP_INFO, &info) == 0 && ::ioctl(o.fd, UTCP_IOC_EP_STATS, &es) == 0;
+  int e = errno;
+  ::close(o.fd);
+  if (!ok) return errno_fail("endpoint-open: the new fd", e);
+  std::printf("endpoint id %u %s other_refs %u file_refs %u\n", info.id, template_str(info.tmpl).c_str(), o.file_refs,
+              es.file_refs);
+  return 0;
+}
+
 int run_command(State& st, const Args& a) {
   const std::string& c = a[0];
   if (c == "abi") return cmd_abi(st);
@@ -735,6 +822,10 @@ int run_command(State& st, const Args& a) {
   if (c == "top") return cmd_top(st, a);
   if (c == "pcap") return cmd_pcap(a);
   if (c == "destroy") return cmd_destroy(st, a);
+  if (c == "persist") return cmd_persist(st, a);
+  if (c == "adopt") return cmd_adopt(st, a);
+  if (c == "endpoints") return cmd_endpoints(st);
+  if (c == "endpoint-open") return cmd_endpoint_open(st, a);
   if (c == "sleep") {
     uint32_t ms = 0;
     if (a.size() != 2 || !parse_u32(a[1], &ms)) return fail("usage: sleep MS");

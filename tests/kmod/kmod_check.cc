@@ -301,6 +301,96 @@ int cmd_errno(const Env& e) {
   rc = ::ioctl(fd, UTCP_IOC_TX, &res);
   r.check(rc == 1 && hdr->tx_cons.value == prod, "rate_limit_lifted_sends_pending", "rc %d", rc);
 
+  // restart ioctls (uapi "Restarting the registry")
+  utcp_persist pe{};
+  pe.flags = 1;
+  expect_errno(r, "persist_flags", EINVAL, xioctl(ctl, UTCP_IOC_SET_PERSIST, &pe));
+  pe = {};
+  pe.persist = 2;
+  expect_errno(r, "persist_not_boolean", EINVAL, xioctl(ctl, UTCP_IOC_SET_PERSIST, &pe));
+  pe = {};
+  pe.reserved = 1;
+  expect_errno(r, "persist_reserved", EINVAL, xioctl(ctl, UTCP_IOC_SET_PERSIST, &pe));
+  expect_errno(r, "persist_bad_pointer", EFAULT, xioctl(ctl, UTCP_IOC_SET_PERSIST, reinterpret_cast<void*>(8)));
+  pe = {};
+  expect_errno(r, "persist_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_SET_PERSIST, &pe));
+  expect_errno(r, "persist_off_ok", 0, xioctl(ctl, UTCP_IOC_SET_PERSIST, &pe));
+
+  utcp_adopt ad{};
+  ad.ifindex = ifindex;
+  expect_errno(r, "adopt_on_control_file", EISCONN, xioctl(ctl, UTCP_IOC_ADOPT, &ad));
+  expect_errno(r, "adopt_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_ADOPT, &ad));
+  {
+    int fresh = utcp::open_module(&err);
+    ad.flags = 1;
+    expect_errno(r, "adopt_flags", EINVAL, xioctl(fresh, UTCP_IOC_ADOPT, &ad));
+    ad.flags = 0;
+    ad.endpoints = 1;
+    expect_errno(r, "adopt_out_field_nonzero", EINVAL, xioctl(fresh, UTCP_IOC_ADOPT, &ad));
+    ad.endpoints = 0;
+    ad.reserved = 1;
+    expect_errno(r, "adopt_reserved", EINVAL, xioctl(fresh, UTCP_IOC_ADOPT, &ad));
+    ad.reserved = 0;
+    ad.ifindex = 0;
+    expect_errno(r, "adopt_ifindex_zero", ENODEV, xioctl(fresh, UTCP_IOC_ADOPT, &ad));
+    ad.ifindex = ifindex;  // attached, but its control file is open: nothing parked
+    expect_errno(r, "adopt_nothing_parked", ENOENT, xioctl(fresh, UTCP_IOC_ADOPT, &ad));
+    expect_errno(r, "adopt_bad_pointer", EFAULT, xioctl(fresh, UTCP_IOC_ADOPT, reinterpret_cast<void*>(8)));
+    ::close(fresh);
+  }
+
+  utcp_endpoint_entry ents[4] = {};
+  utcp_endpoint_list el{};
+  el.flags = 1;
+  expect_errno(r, "list_flags", EINVAL, xioctl(ctl, UTCP_IOC_ENDPOINT_LIST, &el));
+  el = {};
+  el.count = 1;
+  expect_errno(r, "list_count_in_nonzero", EINVAL, xioctl(ctl, UTCP_IOC_ENDPOINT_LIST, &el));
+  el = {};
+  expect_errno(r, "list_capacity_zero_enospc", ENOSPC, xioctl(ctl, UTCP_IOC_ENDPOINT_LIST, &el));
+  r.check(el.count == 1, "list_enospc_says_needed", "count %u want 1", el.count);
+  el = {};
+  el.entries = 8;
+  el.capacity = 4;
+  expect_errno(r, "list_bad_array", EFAULT, xioctl(ctl, UTCP_IOC_ENDPOINT_LIST, &el));
+  expect_errno(r, "list_bad_pointer", EFAULT, xioctl(ctl, UTCP_IOC_ENDPOINT_LIST, reinterpret_cast<void*>(8)));
+  el = {};
+  el.entries = reinterpret_cast<uint64_t>(ents);
+  el.capacity = 4;
+  expect_errno(r, "list_ok", 0, xioctl(ctl, UTCP_IOC_ENDPOINT_LIST, &el));
+  utcp_endpoint_info ei{};
+  ::ioctl(fd, UTCP_IOC_EP_INFO, &ei);
+  r.check(el.count == 1 && ents[0].id == h.id && std::memcmp(&ents[0].tmpl, &ei.tmpl, sizeof ei.tmpl) == 0 &&
+              ents[0].flags == 0 && ents[1].id == 0,
+          "list_reports_endpoint", "count %u id %u want %u", el.count, ents[0].id, h.id);
+  expect_errno(r, "list_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_ENDPOINT_LIST, &el));
+
+  utcp_endpoint_open eo{};
+  eo.id = 999;
+  expect_errno(r, "open_id_absent", ENOENT, xioctl(ctl, UTCP_IOC_ENDPOINT_OPEN, &eo));
+  eo.id = 0;
+  expect_errno(r, "open_id_zero", ENOENT, xioctl(ctl, UTCP_IOC_ENDPOINT_OPEN, &eo));
+  eo.id = h.id;
+  eo.flags = 1;
+  expect_errno(r, "open_flags", EINVAL, xioctl(ctl, UTCP_IOC_ENDPOINT_OPEN, &eo));
+  eo.flags = 0;
+  eo.fd = 3;
+  expect_errno(r, "open_fd_in_nonzero", EINVAL, xioctl(ctl, UTCP_IOC_ENDPOINT_OPEN, &eo));
+  eo.fd = 0;
+  expect_errno(r, "open_bad_pointer", EFAULT, xioctl(ctl, UTCP_IOC_ENDPOINT_OPEN, reinterpret_cast<void*>(8)));
+  expect_errno(r, "open_on_endpoint_file", ENOTTY, xioctl(fd, UTCP_IOC_ENDPOINT_OPEN, &eo));
+  expect_errno(r, "open_ok", 0, xioctl(ctl, UTCP_IOC_ENDPOINT_OPEN, &eo));
+  {
+    // The same open file: the test's fd and its mapping are the other references.
+    utcp_endpoint_stats os{};
+    utcp_endpoint_info oi{};
+    bool same = eo.fd > 0 && ::ioctl(eo.fd, UTCP_IOC_EP_INFO, &oi) == 0 && oi.id == h.id &&
+                ::ioctl(eo.fd, UTCP_IOC_EP_STATS, &os) == 0;
+    r.check(same && eo.file_refs == 2 && os.file_refs == 3, "open_same_file_refs_counted",
+            "fd %d other refs %u (want 2: fd + mapping) file_refs %u (want 3)", eo.fd, eo.file_refs, os.file_refs);
+    if (eo.fd > 0) ::close(eo.fd);
+  }
+
   // destroy
   utcp_endpoint_id eid{};
   eid.id = 999;
@@ -312,6 +402,9 @@ int cmd_errno(const Env& e) {
   expect_errno(r, "destroy_ok", 0, xioctl(ctl, UTCP_IOC_ENDPOINT_DESTROY, &eid));
   expect_errno(r, "destroy_twice", ENOENT, xioctl(ctl, UTCP_IOC_ENDPOINT_DESTROY, &eid));
   expect_errno(r, "tx_after_destroy", ENOTCONN, xioctl(fd, UTCP_IOC_TX, nullptr));
+  eo = {};
+  eo.id = h.id;
+  expect_errno(r, "open_after_destroy", ENOENT, xioctl(ctl, UTCP_IOC_ENDPOINT_OPEN, &eo));
   pollfd p{fd, POLLIN, 0};
   r.check(::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP), "poll_hup_after_destroy", "revents 0x%x", p.revents);
   hdr->rx_cons.value = 5;  // the mapping stays usable until munmap
@@ -337,6 +430,16 @@ int cmd_unpriv(const Env&) {
   utcp_endpoint_create c{};
   expect_errno(r, "unpriv_create", EPERM, xioctl(ctl, UTCP_IOC_ENDPOINT_CREATE, &c));
   expect_errno(r, "unpriv_detach", EPERM, xioctl(ctl, UTCP_IOC_DETACH, nullptr));
+  utcp_adopt ad{};
+  ad.ifindex = 1;
+  expect_errno(r, "unpriv_adopt", EPERM, xioctl(ctl, UTCP_IOC_ADOPT, &ad));
+  utcp_persist pe{};
+  expect_errno(r, "unpriv_persist", EPERM, xioctl(ctl, UTCP_IOC_SET_PERSIST, &pe));
+  utcp_endpoint_list el{};
+  expect_errno(r, "unpriv_list", EPERM, xioctl(ctl, UTCP_IOC_ENDPOINT_LIST, &el));
+  utcp_endpoint_open eo{};
+  eo.id = 1;
+  expect_errno(r, "unpriv_open", EPERM, xioctl(ctl, UTCP_IOC_ENDPOINT_OPEN, &eo));
   ::close(ctl);
   return r.exit_code();
 }
@@ -976,12 +1079,125 @@ int cmd_fuzz(const Env& e, int seconds) {
   return r.exit_code();
 }
 
+// ---- a control file outliving its process: parked attachment, adopt, reclaim ----
+
+uint32_t ep_flags(int fd) {
+  utcp_endpoint_stats st{};
+  return ::ioctl(fd, UTCP_IOC_EP_STATS, &st) == 0 ? st.flags : ~0u;
+}
+
+int set_persist(int ctl, uint32_t on) {
+  utcp_persist p{};
+  p.persist = on;
+  return xioctl(ctl, UTCP_IOC_SET_PERSIST, &p);
+}
+
+int cmd_park(const Env& e) {
+  Report r;
+  std::string err;
+  kt::Side a;
+  if (!a.setup(e.ns_a, e.if_a, e.ip_a, true, &err)) return std::printf("FAIL: park_setup %s\n", err.c_str()), 1;
+  int ifindex = int(if_nametoindex(e.if_a.c_str()));
+  int stats = utcp::open_module(&err);  // a control file of its own, for the counters
+  uint64_t parked0 = gstats(stats).parked_controls;
+  uint32_t id = 0;
+  auto dev = a.endpoint(udp_tmpl(a, 5100, kt::ip(e.ip_b), 6100), &id);
+  r.check(dev != nullptr, "park_endpoint_created");
+  if (!dev) return 1;
+  bpf_prog_info pi{};
+  uint32_t pilen = sizeof pi;
+  bpf_obj_get_info_by_fd(bpf_program__fd(bpf_object__find_program_by_name(a.bpf, UTCP_CLASSIFIER_PROG)), &pi, &pilen);
+
+  // A persistent control file closes: everything stays, parked.
+  expect_errno(r, "park_persist_on", 0, set_persist(a.ctl, 1));
+  ::close(a.ctl);
+  a.ctl = -1;
+  r.check(gstats(stats).parked_controls == parked0 + 1, "park_counted", "parked %llu",
+          (unsigned long long)gstats(stats).parked_controls);
+  r.check(ep_flags(dev->fd()) == 0, "park_endpoint_stays_attached", "flags 0x%x", ep_flags(dev->fd()));
+  expect_errno(r, "park_endpoint_tx_still_works", 0, xioctl(dev->fd(), UTCP_IOC_TX, nullptr));
+
+  // A new control file takes it over, with the classifier and the endpoint.
+  int n = utcp::open_module(&err);
+  utcp_adopt ad{};
+  ad.ifindex = ifindex;
+  expect_errno(r, "park_adopt_ok", 0, xioctl(n, UTCP_IOC_ADOPT, &ad));
+  r.check(ad.endpoints == 1 && ad.prog_id != 0 && ad.prog_id == pi.id, "park_adopt_reports_endpoints_and_classifier",
+          "endpoints %u prog_id %u (want 1, %u)", ad.endpoints, ad.prog_id, pi.id);
+  r.check(gstats(stats).parked_controls == parked0, "park_adopted_not_parked_any_more");
+  int n2 = utcp::open_module(&err);
+  utcp_adopt ad2{};
+  ad2.ifindex = ifindex;
+  expect_errno(r, "park_adopt_twice", ENOENT, xioctl(n2, UTCP_IOC_ADOPT, &ad2));
+  ::close(n2);
+  utcp_endpoint_entry ent{};
+  utcp_endpoint_list el{};
+  el.entries = reinterpret_cast<uint64_t>(&ent);
+  el.capacity = 1;
+  expect_errno(r, "park_adopter_lists", 0, xioctl(n, UTCP_IOC_ENDPOINT_LIST, &el));
+  r.check(el.count == 1 && ent.id == id, "park_adopter_sees_endpoint", "count %u id %u want %u", el.count, ent.id, id);
+  utcp_endpoint_stats es{};
+  es.id = id;
+  expect_errno(r, "park_adopter_owns_endpoint", 0, xioctl(n, UTCP_IOC_ENDPOINT_STATS, &es));
+  utcp_attach at{};
+  at.ifindex = ifindex;
+  expect_errno(r, "park_adopter_is_attached", EISCONN, xioctl(n, UTCP_IOC_ATTACH, &at));
+
+  // The adopter keeps persistence; turned off, closing it ends everything as before.
+  expect_errno(r, "park_persist_off", 0, set_persist(n, 0));
+  ::close(n);
+  r.check(ep_flags(dev->fd()) == UTCP_EPF_DETACHED, "park_not_persistent_close_detaches", "flags 0x%x",
+          ep_flags(dev->fd()));
+  expect_errno(r, "park_detached_tx", ENOTCONN, xioctl(dev->fd(), UTCP_IOC_TX, nullptr));
+  r.check(gstats(stats).parked_controls == parked0, "park_nothing_left_parked");
+  n = utcp::open_module(&err);
+  expect_errno(r, "park_nothing_to_adopt", ENOENT, xioctl(n, UTCP_IOC_ADOPT, &ad2));
+  ::close(n);
+  dev.reset();
+
+  // A persistent control file that is not attached parks nothing.
+  n = utcp::open_module(&err);
+  expect_errno(r, "park_unattached_persist", 0, set_persist(n, 1));
+  ::close(n);
+  r.check(gstats(stats).parked_controls == parked0, "park_unattached_parks_nothing");
+
+  // Parked state goes with its device: the endpoint is detached, nothing stays parked.
+  if (std::system("ip link add utcpk0 type veth peer name utcpk1 && ip link set utcpk0 up && ip link set utcpk1 up") != 0) {
+    r.check(false, "park_veth_created");
+    return r.exit_code();
+  }
+  int vidx = int(if_nametoindex("utcpk0"));
+  n = utcp::open_module(&err);
+  utcp_attach va{};
+  va.ifindex = vidx;
+  expect_errno(r, "park_veth_attach", 0, xioctl(n, UTCP_IOC_ATTACH, &va));
+  utcp::EndpointHandle h;
+  int vfd = utcp::ctl_create_endpoint(n, udp_tmpl(a, 5200, kt::ip(e.ip_b), 6200), 4, 4, 2048, &h);
+  r.check(vfd >= 0, "park_veth_endpoint");
+  expect_errno(r, "park_veth_persist", 0, set_persist(n, 1));
+  ::close(n);
+  r.check(gstats(stats).parked_controls == parked0 + 1, "park_veth_parked");
+  r.check(std::system("ip link del utcpk0") == 0, "park_veth_deleted");
+  r.check(gstats(stats).parked_controls == parked0, "park_reclaimed_with_device", "parked %llu",
+          (unsigned long long)gstats(stats).parked_controls);
+  r.check(vfd >= 0 && ep_flags(vfd) == UTCP_EPF_DETACHED, "park_reclaimed_endpoint_detached");
+  n = utcp::open_module(&err);
+  va.ifindex = vidx;
+  utcp_adopt ad3{};
+  ad3.ifindex = vidx;
+  expect_errno(r, "park_reclaimed_not_adoptable", ENOENT, xioctl(n, UTCP_IOC_ADOPT, &ad3));
+  ::close(n);
+  if (vfd >= 0) ::close(vfd);
+  ::close(stats);
+  return r.exit_code();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: kmod_check errno|unpriv|template|exchange|isolation|kernel-peer|lifecycle|fuzz [SECONDS]\n"
+                 "usage: kmod_check errno|unpriv|template|exchange|isolation|kernel-peer|lifecycle|park|fuzz [SECONDS]\n"
                  "Runs inside the utcp VM (tools/utcp-vm --net); prints PASS:/FAIL: lines.\n");
     return 2;
   }
@@ -994,6 +1210,7 @@ int main(int argc, char** argv) {
   if (c == "isolation") return cmd_isolation(e);
   if (c == "kernel-peer") return cmd_kernel_peer(e);
   if (c == "lifecycle") return cmd_lifecycle(e);
+  if (c == "park") return cmd_park(e);
   if (c == "fuzz") return cmd_fuzz(e, argc > 2 ? std::atoi(argv[2]) : 20);
   std::fprintf(stderr, "kmod_check: unknown check '%s'\n", argv[1]);
   return 2;

@@ -28,6 +28,13 @@ _Static_assert(sizeof(struct utcp_global_stats) == 160, "utcp_global_stats size"
 _Static_assert(sizeof(struct utcp_tx_result) == 24, "utcp_tx_result size");
 _Static_assert(sizeof(struct utcp_flow_key) == 16, "utcp_flow_key size");
 _Static_assert(sizeof(struct utcp_listen_key) == 8, "utcp_listen_key size");
+_Static_assert(offsetof(struct utcp_global_stats, parked_controls) == 128, "parked_controls");
+_Static_assert(sizeof(struct utcp_persist) == 16, "utcp_persist size");
+_Static_assert(sizeof(struct utcp_adopt) == 24, "utcp_adopt size");
+_Static_assert(sizeof(struct utcp_endpoint_entry) == 48, "utcp_endpoint_entry size");
+_Static_assert(offsetof(struct utcp_endpoint_entry, tcp_flags) == 40, "utcp_endpoint_entry.tcp_flags");
+_Static_assert(sizeof(struct utcp_endpoint_list) == 32, "utcp_endpoint_list size");
+_Static_assert(sizeof(struct utcp_endpoint_open) == 24, "utcp_endpoint_open size");
 _Static_assert(sizeof(struct utcp_endpoint_info) == 112, "utcp_endpoint_info size");
 
 int main(void)

@@ -32,6 +32,17 @@ static_assert(sizeof(utcp_tx_result) == 24, "utcp_tx_result size");
 static_assert(sizeof(utcp_flow_key) == 16, "utcp_flow_key size");
 static_assert(sizeof(utcp_listen_key) == 8, "utcp_listen_key size");
 static_assert(sizeof(utcp_endpoint_info) == 112);
+static_assert(offsetof(utcp_global_stats, parked_controls) == 128);
+static_assert(sizeof(utcp_persist) == 16);
+static_assert(sizeof(utcp_adopt) == 24);
+static_assert(offsetof(utcp_adopt, prog_id) == 12);
+static_assert(sizeof(utcp_endpoint_entry) == 48);
+static_assert(offsetof(utcp_endpoint_entry, tmpl) == 8);
+static_assert(offsetof(utcp_endpoint_entry, tcp_flags) == 40);
+static_assert(sizeof(utcp_endpoint_list) == 32);
+static_assert(offsetof(utcp_endpoint_list, count) == 12);
+static_assert(sizeof(utcp_endpoint_open) == 24);
+static_assert(offsetof(utcp_endpoint_open, file_refs) == 12);
 
 TEST(UapiLayout, AbiInfoOffsets) {
   EXPECT_EQ(offsetof(utcp_abi_info, size), 0u);
@@ -50,12 +61,19 @@ TEST(UapiLayout, ControlAndEndpointIoctlsAreDistinct) {
   const unsigned cmds[] = {UTCP_IOC_ATTACH, UTCP_IOC_DETACH, UTCP_IOC_SET_CLASSIFIER,
                            UTCP_IOC_ENDPOINT_CREATE, UTCP_IOC_SET_TEMPLATE, UTCP_IOC_SET_RATE,
                            UTCP_IOC_GLOBAL_STATS, UTCP_IOC_ENDPOINT_STATS,
-                           UTCP_IOC_ENDPOINT_DESTROY, UTCP_IOC_TX, UTCP_IOC_EP_STATS,
-                           UTCP_IOC_EP_INFO};
+                           UTCP_IOC_ENDPOINT_DESTROY, UTCP_IOC_SET_PERSIST, UTCP_IOC_ADOPT,
+                           UTCP_IOC_ENDPOINT_LIST, UTCP_IOC_ENDPOINT_OPEN, UTCP_IOC_TX,
+                           UTCP_IOC_EP_STATS, UTCP_IOC_EP_INFO};
   for (size_t i = 0; i < std::size(cmds); ++i) {
     EXPECT_EQ(_IOC_TYPE(cmds[i]), unsigned(UTCP_IOC_MAGIC));
     for (size_t j = i + 1; j < std::size(cmds); ++j) EXPECT_NE(_IOC_NR(cmds[i]), _IOC_NR(cmds[j]));
   }
   EXPECT_EQ(_IOC_SIZE(UTCP_IOC_ENDPOINT_CREATE), sizeof(utcp_endpoint_create));
   EXPECT_EQ(_IOC_DIR(UTCP_IOC_TX), unsigned(_IOC_READ));
+  // The restart ioctls write results back, except SET_PERSIST.
+  EXPECT_EQ(_IOC_DIR(UTCP_IOC_SET_PERSIST), unsigned(_IOC_WRITE));
+  for (unsigned c : {unsigned(UTCP_IOC_ADOPT), unsigned(UTCP_IOC_ENDPOINT_LIST), unsigned(UTCP_IOC_ENDPOINT_OPEN)})
+    EXPECT_EQ(_IOC_DIR(c), unsigned(_IOC_READ | _IOC_WRITE));
+  EXPECT_EQ(_IOC_SIZE(UTCP_IOC_ENDPOINT_LIST), sizeof(utcp_endpoint_list));
+  EXPECT_EQ(_IOC_SIZE(UTCP_IOC_ENDPOINT_OPEN), sizeof(utcp_endpoint_open));
 }

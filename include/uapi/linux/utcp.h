@@ -11,7 +11,10 @@
  *    control ioctl, which needs CAP_NET_ADMIN (in the caller's network namespace);
  *    every control ioctl checks it again. It attaches to one network device, holds the
  *    classifier and creates endpoints. Closing it detaches the device and detaches all
- *    its endpoints (their files stay valid but carry no traffic any more).
+ *    its endpoints (their files stay valid but carry no traffic any more) -- unless it
+ *    was made persistent (UTCP_IOC_SET_PERSIST): then its attachment, classifier and
+ *    endpoints stay and are *parked*, and a new control file takes them over with
+ *    UTCP_IOC_ADOPT (a restarted registry; see "Restarting the registry" below).
  *  - an *endpoint* file: returned by UTCP_IOC_ENDPOINT_CREATE as a new fd. It is the
  *    capability to send and receive within its header template: mmap its rings, poll
  *    it, UTCP_IOC_TX, UTCP_IOC_EP_STATS. Nothing on an endpoint file can change its
@@ -26,7 +29,7 @@
 #include <linux/ioctl.h>
 
 /* Bumped on every incompatible change; the library refuses a module of another version. */
-#define UTCP_ABI_VERSION 2
+#define UTCP_ABI_VERSION 3
 
 #define UTCP_DEVICE_NAME "utcp"
 #define UTCP_DEVICE_PATH "/dev/utcp"
@@ -270,7 +273,8 @@ struct utcp_global_stats {
 	__u64 classifier_runs;
 	__u64 classifier_sampled_runs;	/* every 64th run is timed ... */
 	__u64 classifier_sampled_ns;	/* ... ns/run = sampled_ns / sampled_runs */
-	__u64 reserved[4];
+	__u64 parked_controls;	/* attachments parked by a closed persistent control file */
+	__u64 reserved[3];
 };
 
 #define UTCP_IOC_ATTACH		_IOW(UTCP_IOC_MAGIC, 0x01, struct utcp_attach)
@@ -288,6 +292,85 @@ struct utcp_global_stats {
  * then -ENOENT.
  */
 #define UTCP_IOC_ENDPOINT_DESTROY _IOW(UTCP_IOC_MAGIC, 0x09, struct utcp_endpoint_id)
+
+/*
+ * ---- Restarting the registry (control ioctls) ----
+ *
+ * The data path does not need the registry: applications hold their endpoint files. So
+ * a registry that dies must not take the connections with it:
+ *
+ * UTCP_IOC_SET_PERSIST marks the control file's attachment persistent (persist = 1) or
+ * not (0, the default). When a persistent control file is closed while attached, its
+ * attachment, classifier and endpoints stay as they are (frames keep arriving, endpoint
+ * files keep working) and the state is parked, keyed by network namespace and ifindex.
+ * A parked attachment goes away when its device does (NETDEV_UNREGISTER: its endpoints
+ * are detached as on an ordinary close) or when the module is unloaded (possible only
+ * once no endpoint file is open). A control file that is not attached parks nothing.
+ *
+ * UTCP_IOC_ADOPT, on a /dev/utcp file that is not yet a control file (-EISCONN
+ * otherwise), takes over the attachment parked for ifindex in the caller's network
+ * namespace (-ENOENT if there is none) and makes the file its control file: it then owns
+ * it exactly as the closed one did, persistent flag included. Out: the number of
+ * endpoints it has and the id of its classifier program (0: none), from which user
+ * space reaches the classifier's maps (BPF_PROG_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD
+ * map_ids, BPF_MAP_GET_FD_BY_ID). Closing the adopting file without persistence
+ * detaches everything, as for any control file: that is how a parked attachment is
+ * dropped on purpose.
+ *
+ * UTCP_IOC_ENDPOINT_LIST fills a user array with the control file's endpoints in id
+ * order. In: entries (a pointer), capacity (its length in entries), everything else
+ * zero. Out: count = endpoints written; when capacity is too small, -ENOSPC with count =
+ * the number needed and nothing written to the array (capacity 0 asks for the count).
+ *
+ * UTCP_IOC_ENDPOINT_OPEN returns a new fd (O_CLOEXEC) on the same open endpoint file the
+ * endpoint was created with -- the one its application holds -- so a restarted registry
+ * again holds its own reference. Out: file_refs = the references to that file other than
+ * the new fd, counted as the new one was taken (what UTCP_IOC_EP_STATS would have said
+ * without the registry's). -ENOENT if no such endpoint, or its file is being released.
+ */
+struct utcp_persist {
+	__u32 persist;		/* 1: park on close; 0: detach on close */
+	__u32 flags;		/* zero */
+	__u64 reserved;		/* zero */
+};
+
+struct utcp_adopt {
+	__s32 ifindex;		/* in */
+	__u32 flags;		/* in: zero */
+	__u32 endpoints;	/* in: zero; out: endpoints of the adopted attachment */
+	__u32 prog_id;		/* in: zero; out: BPF id of its classifier, 0 = none */
+	__u64 reserved;		/* zero */
+};
+
+struct utcp_endpoint_entry {
+	__u32 id;
+	__u32 flags;		/* UTCP_EPF_* */
+	struct utcp_template tmpl;
+	__u32 tcp_flags;	/* UTCP_EPT_*: what its frames told the wire so far */
+	__u32 reserved;		/* zero */
+};
+
+struct utcp_endpoint_list {
+	__u64 entries;		/* in: user pointer to struct utcp_endpoint_entry[capacity] */
+	__u32 capacity;		/* in */
+	__u32 count;		/* in: zero; out: written, or needed with -ENOSPC */
+	__u32 flags;		/* zero */
+	__u32 reserved0;	/* zero */
+	__u64 reserved;		/* zero */
+};
+
+struct utcp_endpoint_open {
+	__u32 id;		/* in */
+	__u32 flags;		/* in: zero */
+	__s32 fd;		/* in: zero; out: the new fd */
+	__u32 file_refs;	/* in: zero; out: other references to the endpoint file */
+	__u64 reserved;		/* zero */
+};
+
+#define UTCP_IOC_SET_PERSIST	_IOW(UTCP_IOC_MAGIC, 0x0a, struct utcp_persist)
+#define UTCP_IOC_ADOPT		_IOWR(UTCP_IOC_MAGIC, 0x0b, struct utcp_adopt)
+#define UTCP_IOC_ENDPOINT_LIST	_IOWR(UTCP_IOC_MAGIC, 0x0c, struct utcp_endpoint_list)
+#define UTCP_IOC_ENDPOINT_OPEN	_IOWR(UTCP_IOC_MAGIC, 0x0d, struct utcp_endpoint_open)
 
 /* ---- endpoint ioctls (endpoint file only) ---- */
 
