@@ -135,7 +135,13 @@ int main(int argc, char** argv) {
     ssize_t w = utcp_write(stack.get(), sock, data.data(), split);
     if (w != ssize_t(split)) return die("sender", std::string("write: ") + utcp_strerror(int(w)));
   }
-  utcp_stack_poll(stack.get());
+  // The exported state carries every byte not yet acknowledged; let the peer acknowledge
+  // what was sent so the state fits one handoff message (a few hundred bytes, then).
+  for (int i = 0; i < 30000; ++i) {
+    size_t need = 0;
+    if (utcp_export(stack.get(), sock, nullptr, 0, &need) == -ENOSPC && need <= 4096) break;
+    utcp_stack_wait(stack.get(), 10'000);
+  }
   // Take the connection out of this stack: from here this process never touches it.
   std::vector<uint8_t> moved(kMaxHandoffState);
   size_t needed = 0;

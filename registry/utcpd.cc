@@ -105,7 +105,7 @@ constexpr Duration kHandshakeTimeout = Duration(20'000'000);
 
 class Registry {
  public:
-  Registry(Options opt) : opt_(std::move(opt)), tcp_ports_(IPPROTO_TCP) {}
+  Registry(Options opt) : opt_(std::move(opt)), tcp_ports_(IPPROTO_TCP), udp_ports_(IPPROTO_UDP) {}
   int start();
   int run();
 
@@ -118,7 +118,7 @@ class Registry {
                       std::span<const uint8_t> state = {});
   void handle_connect(Client& c, const ConnectRequest& r);
   void start_handshake(Client& c, const ConnectRequest& r, Grant& g);
-  bool reserve_port(Client& c, const RegHeader& req, uint16_t port, Grant& g);
+  bool reserve_port(Client& c, const RegHeader& req, uint16_t port, Grant& g, bool udp = false);
   bool install_endpoint(Client& c, const RegHeader& req, const utcp_template& t, Grant& g);
   utcp_template base_template(uint16_t local_port) const;
   void progress_handshakes();
@@ -130,7 +130,7 @@ class Registry {
   Options opt_;
   NetInfo net_;
   ModuleControl module_;
-  PortAllocator tcp_ports_;
+  PortAllocator tcp_ports_, udp_ports_;
   Interface ifc_;
   int listen_fd_ = -1, epoll_fd_ = -1;
   std::map<int, std::unique_ptr<Client>> clients_;
@@ -504,15 +504,17 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r) {
     return;
   }
   Grant g;
-  if (!reserve_port(c, r.hdr, r.local_port, g)) return;
+  const bool udp = r.flags & kConnectUdp;
+  if (!reserve_port(c, r.hdr, r.local_port, g, udp)) return;
   g.next_hop = *mac;
   g.remote_ip = dst;
   g.remote_port = r.remote_port;
   utcp_template t = base_template(g.port.port());
   t.remote_ip = htonl(dst.v);
   t.remote_port = htons(r.remote_port);
+  if (udp) t.proto = IPPROTO_UDP;  // the module checks UDP headers against it likewise
   if (!install_endpoint(c, r.hdr, t, g)) return;
-  logf(1, "pid %d: endpoint %u for %s:%u -> %s:%u", c.cred.pid, g.ep.id, to_string(ifc_.addr).c_str(), g.port.port(),
+  logf(1, "pid %d: %sendpoint %u for %s:%u -> %s:%u", c.cred.pid, udp ? "UDP " : "", g.ep.id, to_string(ifc_.addr).c_str(), g.port.port(),
        to_string(dst).c_str(), r.remote_port);
   uint32_t id = g.ep.id;
   auto& stored = c.grants[id] = std::move(g);
@@ -523,9 +525,9 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r) {
 }
 
 // Reserves the port in the kernel too (registry/ports.h); replies and returns false if it can't.
-bool Registry::reserve_port(Client& c, const RegHeader& req, uint16_t port, Grant& g) {
+bool Registry::reserve_port(Client& c, const RegHeader& req, uint16_t port, Grant& g, bool udp) {
   int err = 0;
-  g.port = tcp_ports_.reserve(ifc_.addr, port, c.cred.uid == 0, &err);
+  g.port = (udp ? udp_ports_ : tcp_ports_).reserve(ifc_.addr, port, c.cred.uid == 0, &err);
   if (g.port.valid()) return true;
   reply_endpoint(c, req, err,
                  err == -EACCES                        ? "ports below 1024 need root"

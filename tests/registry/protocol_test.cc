@@ -40,6 +40,9 @@ int check(const std::vector<uint8_t>& b) {
 
 TEST(RegistryProtocol, AcceptsWellFormedRequests) {
   EXPECT_EQ(check(bytes_of(good_connect())), 0);
+  ConnectRequest udp = good_connect();
+  udp.flags = kConnectUdp;
+  EXPECT_EQ(check(bytes_of(udp)), 0);
   ListenRequest l{};
   l.hdr.type = uint16_t(MsgType::kListen);
   l.hdr.length = sizeof l;
@@ -69,7 +72,8 @@ TEST(RegistryProtocol, RefusalTable) {
       {"unknown type", [](ConnectRequest& r) { r.hdr.type = 99; }, -EOPNOTSUPP},
       {"reply type sent as request", [](ConnectRequest& r) { r.hdr.type = 0x8002; }, -EOPNOTSUPP},
       {"wrong size for type", [](ConnectRequest& r) { r.hdr.type = uint16_t(MsgType::kHello); }, -EBADMSG},
-      {"unknown flags", [](ConnectRequest& r) { r.flags = 2; }, -EINVAL},
+      {"unknown flags", [](ConnectRequest& r) { r.flags = 4; }, -EINVAL},
+      {"UDP with a handshake", [](ConnectRequest& r) { r.flags = kConnectUdp | kConnectHandshake; }, -EINVAL},
       {"reserved nonzero", [](ConnectRequest& r) { r.reserved = 7; }, -EINVAL},
       {"remote port 0", [](ConnectRequest& r) { r.remote_port = 0; }, -EINVAL},
       {"remote 0.0.0.0", [](ConnectRequest& r) { r.remote_ip = 0; }, -ENETUNREACH},

@@ -13,9 +13,12 @@ export UTCP_REGISTRY=/run/utcp/utcpd.sock
 start_utcpd --time-wait-ms 20000 -v >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 
 live() { in_a "$probe" live-endpoints; }
-# Whether a kernel socket in namespace A can bind local port $1 (utcpd reserves the ports it grants).
+# Whether a kernel socket in namespace A can bind local port $1 (utcpd reserves the ports
+# it grants): nc listens there until timeout (124), or fails at once when the port is taken.
+# (Not python: its start-up under TCG takes longer than the TIME-WAIT being checked.)
 kernel_can_bind() {
-	in_a python3 -c "import socket,sys; s=socket.socket(); s.bind(('$UTCP_IP_A', $1))" 2>/dev/null
+	in_a timeout 1 nc -l "$UTCP_IP_A" "$1" </dev/null >/dev/null 2>&1
+	[ $? = 124 ]
 }
 # The local port of the newest endpoint utcpd granted ("endpoint N for A:P -> B:Q").
 last_port() { grep -o "endpoint [0-9]* for [0-9.]*:[0-9]*" /tmp/utcpd.log | tail -n1 | sed 's/.*://'; }

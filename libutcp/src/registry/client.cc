@@ -197,6 +197,25 @@ int RegistryClient::connect_endpoint(Ipv4Addr remote, uint16_t remote_port, uint
   return 0;
 }
 
+int RegistryClient::udp_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out,
+                                 std::string* error) {
+  ConnectRequest req{};
+  req.hdr.type = uint16_t(MsgType::kConnect);
+  req.remote_ip = remote.v;
+  req.remote_port = remote_port;
+  req.local_port = local_port;
+  req.flags = kConnectUdp;
+  EndpointReply rep{};
+  int fd = -1;
+  if (int rc = call(req, &rep, &fd, error); rc < 0) return rc;
+  if (fd < 0) {
+    *error = "the registry granted an endpoint but sent no endpoint file";
+    return -EBADMSG;
+  }
+  fill_grant(rep, fd, out);
+  return 0;
+}
+
 int RegistryClient::listen_endpoint(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error) {
   ListenRequest req{};
   req.hdr.type = uint16_t(MsgType::kListen);

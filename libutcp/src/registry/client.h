@@ -44,6 +44,8 @@ class RegistryClient {
   // a refused or unanswered handshake returns -ECONNREFUSED / -ETIMEDOUT.
   int connect_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out, std::string* error,
                        std::vector<uint8_t>* state = nullptr);
+  // A UDP endpoint for datagrams with remote:port (local_port 0 = ephemeral UDP port).
+  int udp_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out, std::string* error);
   // A listener endpoint on local_port.
   int listen_endpoint(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error);
   int release(uint32_t endpoint_id, std::string* error);

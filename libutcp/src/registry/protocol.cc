@@ -46,8 +46,12 @@ int validate_request(std::span<const uint8_t> msg, std::string* why) {
     case MsgType::kConnect: {
       ConnectRequest r;
       if (!read_as(msg, &r)) break;
-      if (r.reserved || (r.flags & ~kConnectHandshake)) {
+      if (r.reserved || (r.flags & ~(kConnectHandshake | kConnectUdp))) {
         *why = "unknown flags or reserved field not zero";
+        return -EINVAL;
+      }
+      if ((r.flags & kConnectHandshake) && (r.flags & kConnectUdp)) {
+        *why = "UDP has no handshake";
         return -EINVAL;
       }
       if (r.remote_port == 0) { *why = "remote port 0"; return -EINVAL; }

@@ -47,6 +47,8 @@ static_assert(sizeof(HelloRequest) == 24);
 // ConnectRequest flags.
 inline constexpr uint32_t kConnectHandshake = 1;  // utcpd runs the three-way handshake (paper §3.4)
                                                   // and sends the connection's state with the reply
+inline constexpr uint32_t kConnectUdp = 2;        // a UDP endpoint (UDP template, UDP port) for
+                                                  // datagrams to and from remote:port
 
 struct ConnectRequest {
   RegHeader hdr;
