@@ -171,13 +171,31 @@ void summary(const CopyResult& r, Instant start, const char* how) {
                secs > 0 ? double(r.sent + r.received) * 8 / secs / 1e6 : 0.0, setup_ms, how);
 }
 
-int usage() {
-  std::fprintf(stderr,
+int usage(FILE* out) {
+  std::fprintf(out,
                "usage: utcp-xfer connect IP PORT [--local-handshake]\n"
                "       utcp-xfer listen PORT [--count N]\n"
-               "Copies stdin to a utcp TCP connection and the connection to stdout.\n"
-               "Needs utcpd running (UTCP_REGISTRY names its socket if not the default).\n");
-  return 2;
+               "\n"
+               "Copies stdin to a TCP connection and the connection to stdout, like nc, but the\n"
+               "TCP runs in this process (libutcp) over an endpoint of the utcp kernel module\n"
+               "granted by utcpd. The connection closes after end of input and the peer's end\n"
+               "of stream; a summary (bytes, rate, setup time) goes to stderr.\n"
+               "\n"
+               "  connect IP PORT    a connection to IP:PORT\n"
+               "  --local-handshake  run the three-way handshake here; by default utcpd runs it\n"
+               "                     and hands over the established connection (paper section 3.4)\n"
+               "  listen PORT        utcpd listens on PORT and runs the handshakes; each accepted\n"
+               "                     connection comes with its own endpoint and state\n"
+               "  --count N          serve N connections one after another: stdin goes to the\n"
+               "                     first, what each sends goes to stdout in turn\n"
+               "\n"
+               "Needs utcpd running; UTCP_REGISTRY names its socket if not /run/utcp/utcpd.sock.\n"
+               "Exit status 0 on success, 1 with a message saying what to do, 2 for a usage error.\n"
+               "\n"
+               "example:  utcp-xfer connect 192.0.2.7 5001 < file > reply\n"
+               "          utcp-xfer listen 5001 > received\n"
+               "See utcpd(8), libutcp(3).\n");
+  return out == stdout ? 0 : 2;
 }
 
 // listen mode: utcpd listens and runs the handshakes (paper §3.4); each connection is
@@ -218,16 +236,17 @@ int serve_listen(uint16_t port, int count) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && (std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0)) return usage(stdout);
   if (argc >= 3 && std::strcmp(argv[1], "listen") == 0) {
     int count = 1;
     if (argc == 5 && std::strcmp(argv[3], "--count") == 0) count = std::atoi(argv[4]);
-    else if (argc != 3) return usage();
+    else if (argc != 3) return usage(stderr);
     int port = std::atoi(argv[2]);
-    if (port <= 0 || port > 65535 || count <= 0) return usage();
+    if (port <= 0 || port > 65535 || count <= 0) return usage(stderr);
     return serve_listen(uint16_t(port), count);
   }
   bool local_handshake = argc == 5 && std::strcmp(argv[4], "--local-handshake") == 0;
-  if ((argc != 4 && !local_handshake) || std::strcmp(argv[1], "connect") != 0) return usage();
+  if ((argc != 4 && !local_handshake) || std::strcmp(argv[1], "connect") != 0) return usage(stderr);
   Ipv4Addr remote{};
   uint16_t port = uint16_t(std::atoi(argv[3]));
   if (!parse_ip(argv[2], &remote)) return die(std::string("bad address ") + argv[2]);

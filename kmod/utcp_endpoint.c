@@ -85,7 +85,7 @@ void utcp_endpoint_fill_stats(struct utcp_endpoint *ep, struct utcp_endpoint_sta
 	st->id = ep->id;
 	st->flags = READ_ONCE(ep->detached) ? UTCP_EPF_DETACHED : 0;
 	st->ring_bytes = ep->layout.map_size;
-	memset(st->reserved, 0, sizeof(st->reserved));
+	st->file_refs = 0;
 }
 
 /* ---- mmap ---- */
@@ -181,6 +181,30 @@ static bool utcp_rate_take(struct utcp_endpoint *ep, u32 len, u64 now)
  * Checks a copied frame against the template. Returns 0, -EINVAL (malformed) or
  * -EPERM (a header field differs from the template). Sets the header offsets.
  */
+/*
+ * Remembers the sequence space a connection endpoint's frames used (RFC 9293 §3.4:
+ * SEG.LEN counts SYN and FIN), so the registry can reset or finish the connection
+ * after its application is gone. Called with tx_lock held, on a checked header.
+ */
+static void utcp_tx_track(struct utcp_endpoint *ep, const struct tcphdr *th, u32 payload)
+{
+	u32 end = ntohl(th->seq) + payload + th->syn + th->fin;
+
+	if (!(ep->st.tcp_flags & UTCP_EPT_SENT) || (s32)(end - ep->st.tcp_snd_max) > 0)
+		ep->st.tcp_snd_max = end;
+	ep->st.tcp_flags |= UTCP_EPT_SENT;
+	if (th->ack) {
+		ep->st.tcp_rcv_ack = ntohl(th->ack_seq);
+		ep->st.tcp_flags |= UTCP_EPT_ACK;
+	}
+	if (th->syn)
+		ep->st.tcp_flags |= UTCP_EPT_SYN;
+	if (th->fin)
+		ep->st.tcp_flags |= UTCP_EPT_FIN;
+	if (th->rst)
+		ep->st.tcp_flags |= UTCP_EPT_RST;
+}
+
 static int utcp_tx_check(struct utcp_endpoint *ep, struct sk_buff *skb)
 {
 	const struct utcp_template *t = &ep->tmpl;
@@ -221,6 +245,8 @@ static int utcp_tx_check(struct utcp_endpoint *ep, struct sk_buff *skb)
 			return -EPERM;
 		if (!listener && th->dest != t->remote_port)
 			return -EPERM;
+		if (!listener)
+			utcp_tx_track(ep, th, l4len - th->doff * 4);
 	} else {
 		const struct udphdr *uh = (const void *)((const u8 *)iph + ihl);
 
@@ -414,6 +440,7 @@ static long utcp_ep_ioctl(struct file *file, unsigned int cmd, unsigned long arg
 		return utcp_ep_tx(ep, (void __user *)arg);
 	case UTCP_IOC_EP_STATS:
 		utcp_endpoint_fill_stats(ep, &st);
+		st.file_refs = (u32)min_t(long, file_count(file), U32_MAX);
 		return copy_to_user((void __user *)arg, &st, sizeof(st)) ? -EFAULT : 0;
 	case UTCP_IOC_EP_INFO: {
 		struct utcp_endpoint_info info = {

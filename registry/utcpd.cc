@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,6 +30,7 @@
 #include "device/kmod_device.h"
 #include "module_control.h"
 #include "netinfo.h"
+#include "inherit.h"
 #include "ports.h"
 #include "registry/protocol.h"
 
@@ -58,6 +60,7 @@ struct Options {
   std::string socket_path = kDefaultSocketPath;
   std::string classifier = UTCP_CLASSIFIER_DEFAULT;
   uint32_t rx_entries = 256, tx_entries = 256, slot_size = 65536 + 256;
+  InheritConfig inherit;
 };
 
 // One endpoint the registry handed out, with what it must undo when it ends.
@@ -71,7 +74,19 @@ struct Grant {
   utcp_flow_key flow{};
   utcp_listen_key listen{};
   MacAddr next_hop;
+  uint16_t remote_port = 0;
+  Ipv4Addr remote_ip;
+  uint32_t base_refs = 0;  // references to the endpoint file while only the registry holds it
 };
+
+// A grant whose client is gone, kept until every other holder of its endpoint file let
+// go (it may have been passed on: paper §3.2), then inherited (registry/inherit.h).
+struct Held {
+  pid_t pid = 0;
+  Grant grant;
+  std::unique_ptr<Orphan> orphan;  // set once inherited
+};
+constexpr Duration kHeldRecheck = Duration(100'000);
 
 struct Client {
   int fd = -1;
@@ -144,6 +159,8 @@ class Registry {
   Listening* find_listen(int client_fd, uint32_t listen_id);
   void close_listen(int device_fd, int reply_error);
   void close_listens(int client_fd);
+  void progress_held();
+  int timeout_ms() const;
 
   Options opt_;
   NetInfo net_;
@@ -154,6 +171,8 @@ class Registry {
   std::map<int, std::unique_ptr<Client>> clients_;
   std::map<int, std::unique_ptr<Handshake>> handshakes_;  // by the registry's endpoint fd
   std::map<int, std::unique_ptr<Listening>> listens_;      // by the registry's endpoint fd
+  std::vector<std::unique_ptr<Held>> held_;
+  Instant held_check_ = kInstantNever;
 };
 
 int Registry::start() {
@@ -168,7 +187,8 @@ int Registry::start() {
     return 1;
   }
   if (ifc->addr.v == 0) {
-    logf(0, "interface %s has no IPv4 address", opt_.interface.c_str());
+    logf(0, "interface %s has no IPv4 address: give it one (`ip addr add ADDR/LEN dev %s`) or serve another",
+         opt_.interface.c_str(), opt_.interface.c_str());
     return 1;
   }
   ifc_ = *ifc;
@@ -209,7 +229,7 @@ int Registry::start() {
 int Registry::run() {
   std::vector<epoll_event> events(64);
   for (;;) {
-    int n = ::epoll_wait(epoll_fd_, events.data(), int(events.size()), handshake_timeout_ms());
+    int n = ::epoll_wait(epoll_fd_, events.data(), int(events.size()), timeout_ms());
     if (n < 0) {
       if (errno == EINTR) continue;
       logf(0, "epoll_wait: %s", std::strerror(errno));
@@ -223,13 +243,73 @@ int Registry::run() {
       }
       if (handshakes_.count(fd) || listens_.count(fd)) continue;  // progressed below
       auto it = clients_.find(fd);
-      if (it == clients_.end()) continue;
+      if (it == clients_.end()) continue;  // an inherited connection's endpoint: below
       if (events[i].events & EPOLLIN) serve(*it->second);
       else if (events[i].events & (EPOLLHUP | EPOLLERR)) drop(fd);
     }
     progress_handshakes();
     progress_listens();
+    progress_held();
   }
+}
+
+int Registry::timeout_ms() const {
+  int hs = handshake_timeout_ms();
+  if (held_.empty()) return hs;
+  Instant now = Clock::now(), next = held_check_;
+  for (auto& h : held_)
+    if (h->orphan) next = std::min(next, h->orphan->poll_at());
+  int ms = next <= now ? 0 : int(std::min<int64_t>((next - now).count() / 1000 + 1, 1000));
+  return hs < 0 ? ms : std::min(hs, ms);
+}
+
+// Held grants: inherit each once nobody else holds its endpoint, run the inherited
+// connections (TIME-WAIT, resets), release what is finished.
+void Registry::progress_held() {
+  if (held_.empty()) return;
+  Instant now = Clock::now();
+  bool recheck = now >= held_check_;
+  for (auto it = held_.begin(); it != held_.end();) {
+    Held& h = **it;
+    Grant& g = h.grant;
+    bool done = false;
+    if (h.orphan) {
+      done = !h.orphan->poll(now);
+    } else if (recheck) {
+      utcp_endpoint_stats st{};
+      if (::ioctl(g.ep.fd, UTCP_IOC_EP_STATS, &st) < 0) {
+        done = true;
+      } else if (st.file_refs <= g.base_refs || (st.flags & UTCP_EPF_DETACHED)) {
+        Orphan::Kind kind = Orphan::classify(st);
+        std::string why;
+        int dupfd = kind == Orphan::Kind::kRelease ? -1 : ::fcntl(g.ep.fd, F_DUPFD_CLOEXEC, 0);
+        auto dev = dupfd >= 0 ? KmodDevice::open(dupfd, ifc_.mtu, &why) : nullptr;
+        if (!dev) {
+          if (kind != Orphan::Kind::kRelease) logf(0, "endpoint %u: cannot map it to finish its connection: %s", g.ep.id, why.c_str());
+          done = true;
+        } else {
+          OrphanAddress a{ifc_.addr, g.remote_ip, ntohs(g.flow.local_port), g.remote_port, ifc_.mac, g.next_hop};
+          h.orphan = std::make_unique<Orphan>(std::move(dev), a, st, kind, opt_.inherit, now);
+          logf(1, "pid %d exited: endpoint %u port %u %s", h.pid, g.ep.id, ntohs(g.flow.local_port),
+               kind == Orphan::Kind::kTimeWait ? "closed: TIME-WAIT held by utcpd" : "abandoned: RST sent to the peer");
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.fd = h.orphan->fd();
+          ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, h.orphan->fd(), &ev);
+        }
+      }
+    }
+    if (!done) {
+      ++it;
+      continue;
+    }
+    if (h.orphan) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, h.orphan->fd(), nullptr);
+    logf(2, "endpoint %u port %u released", g.ep.id, ntohs(g.flow.local_port));
+    h.orphan.reset();  // unmaps before the endpoint goes
+    release(g);
+    it = held_.erase(it);
+  }
+  if (recheck) held_check_ = now + kHeldRecheck;
 }
 
 int Registry::handshake_timeout_ms() const {
@@ -376,8 +456,18 @@ void Registry::drop(int fd) {
   }
   close_listens(fd);  // resets what nobody accepted, before the endpoints go
   for (auto& [id, g] : it->second->grants) {
-    logf(2, "client pid %d gone: releasing endpoint %u port %u", it->second->cred.pid, id, g.port.port());
-    release(g);
+    if (g.listener) {
+      logf(2, "client pid %d gone: releasing listener endpoint %u port %u", it->second->cred.pid, id,
+           ntohs(g.listen.local_port));
+      release(g);
+      continue;
+    }
+    // A connection: inherited once its endpoint file is let go everywhere (paper §3.4).
+    auto h = std::make_unique<Held>();
+    h->pid = it->second->cred.pid;
+    h->grant = std::move(g);
+    held_.push_back(std::move(h));
+    held_check_ = Clock::now();
   }
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
@@ -457,6 +547,8 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r) {
   Grant g;
   if (!reserve_port(c, r.hdr, r.local_port, g)) return;
   g.next_hop = *mac;
+  g.remote_ip = dst;
+  g.remote_port = r.remote_port;
   utcp_template t = base_template(g.port.port());
   t.remote_ip = htonl(dst.v);
   t.remote_port = htons(r.remote_port);
@@ -476,7 +568,11 @@ bool Registry::reserve_port(Client& c, const RegHeader& req, uint16_t port, Gran
   int err = 0;
   g.port = tcp_ports_.reserve(ifc_.addr, port, c.cred.uid == 0, &err);
   if (g.port.valid()) return true;
-  reply_endpoint(c, req, err, err == -EACCES ? "ports below 1024 need root" : "local port " + std::to_string(port) + " is in use",
+  reply_endpoint(c, req, err,
+                 err == -EACCES                        ? "ports below 1024 need root"
+                 : err == -EADDRINUSE                  ? "local port " + std::to_string(port) + " is in use"
+                 : err == -EADDRNOTAVAIL && port == 0 ? "no free ephemeral port"
+                                                       : "cannot reserve local port " + std::to_string(port),
                  nullptr);
   return false;
 }
@@ -519,6 +615,10 @@ bool Registry::install_endpoint(Client& c, const RegHeader& req, const utcp_temp
     reply_endpoint(c, req, rc, "classifier map update failed", nullptr);
     return false;
   }
+  // The reference count while only the registry holds the file: more later means the
+  // application (or whoever it passed the file to) still has it.
+  utcp_endpoint_stats st{};
+  g.base_refs = ::ioctl(g.ep.fd, UTCP_IOC_EP_STATS, &st) == 0 ? st.file_refs : 1;
   return true;
 }
 
@@ -658,6 +758,8 @@ bool Registry::claim(Listening& l, const RegHeader& req) {
   Grant g;
   g.shared_port = l.port_ref;
   g.next_hop = *mac;
+  g.remote_ip = peer.remote_ip;
+  g.remote_port = peer.remote_port;
   utcp_template t = base_template(l.port);
   t.remote_ip = htonl(peer.remote_ip.v);
   t.remote_port = htons(peer.remote_port);
@@ -819,16 +921,42 @@ void Registry::serve(Client& c) {
 int usage(FILE* out) {
   std::fprintf(out,
                "usage: utcpd --interface IFNAME [options]\n"
+               "       utcpd --config FILE [options]\n"
                "\n"
-               "The utcp registry: owns /dev/utcp's control file, attaches to IFNAME, loads the\n"
-               "classifier, and hands endpoints to applications over a Unix socket.\n"
+               "The utcp registry: the one privileged part of utcp. It owns /dev/utcp's control\n"
+               "file, attaches the module to IFNAME, loads the receive classifier, and hands\n"
+               "endpoints to applications over a Unix socket: for each connection it reserves a\n"
+               "port (in the kernel too), builds the header template from the route and the next\n"
+               "hop, creates the endpoint, adds the flow to the classifier, runs the three-way\n"
+               "handshake when asked, and passes the endpoint file over. It is never on the data\n"
+               "path. When a client's socket closes (it exited or crashed), utcpd inherits its\n"
+               "connections once no other process holds their endpoints: a closed one waits out\n"
+               "TIME-WAIT here before its port is reused, an abandoned one gets a RST.\n"
                "\n"
-               "  -i, --interface IFNAME  the interface utcp serves (required, or in the config)\n"
-               "  -s, --socket PATH       request socket (default %s)\n"
+               "options:\n"
+               "  -i, --interface IFNAME  the interface utcp serves (required, or in the config);\n"
+               "                          it needs an IPv4 address\n"
+               "  -s, --socket PATH       request socket (default %s);\n"
+               "                          applications look there, or at $UTCP_REGISTRY\n"
                "  -c, --classifier OBJ    classifier BPF object (default %s)\n"
                "  -f, --config FILE       read `key value` lines: interface, socket, classifier,\n"
-               "                          rx_entries, tx_entries, slot_size, log_level\n"
-               "  -v, --verbose           log level debug (default info); -q: errors only\n",
+               "                          rx_entries, tx_entries (ring descriptors, powers of two\n"
+               "                          up to 4096), slot_size (bytes), log_level (0-2),\n"
+               "                          time_wait_ms (inherited TIME-WAIT, default 60000);\n"
+               "                          options after --config override it\n"
+               "      --time-wait-ms MS   TIME-WAIT of inherited connections (default 60000)\n"
+               "  -v, --verbose           log level debug (default info); -q, --quiet: errors only\n"
+               "  -h, --help              this text\n"
+               "\n"
+               "Needs root (CAP_NET_ADMIN, CAP_BPF) and the module (`modprobe utcp`). Logs go to\n"
+               "stderr. Exit status: 1 when it cannot start (the message says why), 2 for a\n"
+               "usage error; otherwise it runs until a signal stops it.\n"
+               "\n"
+               "examples:\n"
+               "  modprobe utcp && utcpd --interface eth0 --verbose\n"
+               "  systemctl enable --now utcpd      # set `interface` in utcpd.conf first\n"
+               "\n"
+               "See utcpd(8), utcpctl(8), libutcp(3).\n",
                kDefaultSocketPath, UTCP_CLASSIFIER_DEFAULT);
   return out == stdout ? 0 : 2;
 }
@@ -842,6 +970,7 @@ bool apply_option(Options& o, const std::string& key, const std::string& val) {
     else if (key == "tx_entries") o.tx_entries = uint32_t(std::stoul(val));
     else if (key == "slot_size") o.slot_size = uint32_t(std::stoul(val));
     else if (key == "log_level") g_log_level = std::stoi(val);
+    else if (key == "time_wait_ms") o.inherit.time_wait = Duration(int64_t(std::stoul(val)) * 1000);
     else return false;
   } catch (const std::exception&) {
     return false;
@@ -868,6 +997,7 @@ int main(int argc, char** argv) {
     if (a == "-i" || a == "--interface") opt.interface = value();
     else if (a == "-s" || a == "--socket") opt.socket_path = value();
     else if (a == "-c" || a == "--classifier") opt.classifier = value();
+    else if (a == "--time-wait-ms") opt.inherit.time_wait = utcp::Duration(int64_t(std::stoul(value())) * 1000);
     else if (a == "-v" || a == "--verbose") g_log_level = 2;
     else if (a == "-q" || a == "--quiet") g_log_level = 0;
     else if (a == "-f" || a == "--config") {

@@ -2,12 +2,18 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
+#include <net/if_arp.h>
+#include <netinet/if_ether.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -22,6 +28,8 @@
 
 #include "device/kmod_device.h"
 #include "device/module.h"
+#include "device/pcap.h"
+#include "wire/frame.h"
 
 namespace {
 
@@ -29,6 +37,11 @@ int usage(FILE* out) {
   std::fprintf(out,
       "usage: utcpctl [--device PATH] COMMAND [ARGS...]\n"
       "       utcpctl [--device PATH] run SCRIPT|-\n"
+      "\n"
+      "Inspects and drives the utcp kernel module through the ioctls of /dev/utcp (or\n"
+      "PATH): checks its ABI, shows its counters, and for tests and debugging does by hand\n"
+      "what utcpd does. `abi` needs only access to the device, `pcap` CAP_NET_RAW; every\n"
+      "other command uses the control ioctls, which need CAP_NET_ADMIN (run as root).\n"
       "\n"
       "Control state (attachment, classifier, endpoints) lives only while its control\n"
       "file is open, so `run` executes one command per line of SCRIPT (or stdin) in one\n"
@@ -51,10 +64,28 @@ int usage(FILE* out) {
       "  recv-raw NAME N [--timeout-ms MS]   wait for N frames and print them\n"
       "  ring-dump NAME               print the endpoint's ring indices and layout\n"
       "  stats [NAME] [--json]        global (or one endpoint's) counters\n"
+      "  top [--interval-ms MS] [--count N] [--json]\n"
+      "                               global counters and their per-second rates every MS ms\n"
+      "                               (default 1000), N times (0: until interrupted); --json:\n"
+      "                               one JSON object per interval\n"
+      "  pcap IFNAME FILE [--local IP:PORT] [--remote IP:PORT] [--count N] [--timeout-ms MS]\n"
+      "                               write the frames of one flow (both directions, also those\n"
+      "                               of utcp endpoints) crossing IFNAME to a pcap file, until N\n"
+      "                               frames, MS ms or Ctrl-C (CAP_NET_RAW)\n"
       "  destroy NAME                 destroy an endpoint (its fd stays, detached)\n"
       "  sleep MS                     pause (in scripts)\n"
       "\n"
-      "Exit status 0 on success; otherwise 1 with a message saying what to do.\n");
+      "\n"
+      "Exit status 0 on success; 1 with a message saying what to do; 2 for a usage error.\n"
+      "\n"
+      "examples:\n"
+      "  utcpctl abi                      is the module loaded, and which ABI?\n"
+      "  utcpctl stats --json             the module's counters as one JSON object\n"
+      "  utcpctl top                      its traffic, refreshed every second\n"
+      "  utcpctl pcap eth0 c.pcap --local 10.0.0.1:40000   one flow's frames, for tcpdump -r\n"
+      "  printf 'attach eth0\\nstats\\n' | utcpctl run -\n"
+      "\n"
+      "See utcpctl(8), utcpd(8).\n");
   return out == stdout ? 0 : 2;
 }
 
@@ -86,7 +117,11 @@ struct State {
 
 int errno_fail(const std::string& what, int err) {
   std::string hint;
-  if (err == EPERM) hint = " (control ioctls need CAP_NET_ADMIN; template violations are EPERM too)";
+  if (err == EPERM) hint = " (control ioctls need CAP_NET_ADMIN: run as root; template violations are EPERM too)";
+  else if (err == ENOTTY) hint = " (the device did not understand the ioctl: is --device the utcp module's, and its ABI this tool's? try `utcpctl abi`)";
+  else if (err == EMFILE) hint = " (the module's endpoint table of this control file is full)";
+  else if (err == ENOMEM || err == E2BIG) hint = " (ring too large: lower --rx, --tx or --slot)";
+  else if (err == ENOTCONN) hint = " (the endpoint was destroyed or the device detached)";
   return fail(what + ": " + std::strerror(err) + hint);
 }
 
@@ -469,6 +504,21 @@ void print_stats_pairs(const std::vector<std::pair<const char*, unsigned long lo
   }
 }
 
+// The module's global counters by name, in the order `stats` prints them.
+std::vector<std::pair<const char*, unsigned long long>> global_pairs(const utcp_global_stats& g) {
+  return {{"live_endpoints", g.live_endpoints}, {"live_ring_bytes", g.live_ring_bytes},
+          {"live_controls", g.live_controls}, {"endpoints_created", g.endpoints_created},
+          {"rx_frames", g.rx_frames}, {"rx_bytes", g.rx_bytes}, {"rx_passed", g.rx_passed},
+          {"rx_stale", g.rx_stale}, {"rx_drops", g.rx_drops}, {"tx_frames", g.tx_frames},
+          {"tx_bytes", g.tx_bytes}, {"tx_template_rejects", g.tx_template_rejects},
+          {"tx_malformed", g.tx_malformed}, {"classifier_runs", g.classifier_runs},
+          {"classifier_sampled_runs", g.classifier_sampled_runs},
+          {"classifier_sampled_ns", g.classifier_sampled_ns}};
+}
+
+// Values that go up and down (no rate is shown for them).
+bool is_gauge(std::string_view name) { return name.starts_with("live_"); }
+
 int cmd_stats(State& st, const Args& a) {
   bool json = false;
   std::string name;
@@ -488,22 +538,174 @@ int cmd_stats(State& st, const Args& a) {
                        {"tx_frames", s.tx_frames}, {"tx_bytes", s.tx_bytes},
                        {"tx_template_rejects", s.tx_template_rejects}, {"tx_malformed", s.tx_malformed},
                        {"tx_rate_limited", s.tx_rate_limited}, {"tx_dev_errors", s.tx_dev_errors},
-                       {"ring_bytes", s.ring_bytes}},
+                       {"ring_bytes", s.ring_bytes}, {"tcp_snd_max", s.tcp_snd_max},
+                       {"tcp_rcv_ack", s.tcp_rcv_ack}, {"tcp_flags", s.tcp_flags}, {"file_refs", s.file_refs}},
                       json);
     return 0;
   }
   utcp_global_stats g{};
   if (int rc = utcp::ctl_global_stats(st.ctl, &g); rc < 0) return errno_fail("global stats", -rc);
   unsigned long long ns_per_run = g.classifier_sampled_runs ? g.classifier_sampled_ns / g.classifier_sampled_runs : 0;
-  print_stats_pairs({{"live_endpoints", g.live_endpoints}, {"live_ring_bytes", g.live_ring_bytes},
-                     {"live_controls", g.live_controls}, {"endpoints_created", g.endpoints_created},
-                     {"rx_frames", g.rx_frames}, {"rx_bytes", g.rx_bytes}, {"rx_passed", g.rx_passed},
-                     {"rx_stale", g.rx_stale}, {"rx_drops", g.rx_drops}, {"tx_frames", g.tx_frames},
-                     {"tx_bytes", g.tx_bytes}, {"tx_template_rejects", g.tx_template_rejects},
-                     {"tx_malformed", g.tx_malformed}, {"classifier_runs", g.classifier_runs},
-                     {"classifier_sampled_runs", g.classifier_sampled_runs},
-                     {"classifier_sampled_ns", g.classifier_sampled_ns}, {"classifier_ns_per_run", ns_per_run}},
-                    json);
+  auto kv = global_pairs(g);
+  kv.emplace_back("classifier_ns_per_run", ns_per_run);
+  print_stats_pairs(kv, json);
+  return 0;
+}
+
+// top: the module's global counters every interval with their rates, like top(1) (the
+// screen is redrawn when stdout is a terminal), or one JSON object per interval.
+int cmd_top(State& st, const Args& a) {
+  uint32_t interval_ms = 1000, count = 0;
+  bool json = false;
+  for (size_t i = 1; i < a.size(); ++i) {
+    if (a[i] == "--json") json = true;
+    else if (a[i] == "--interval-ms" && i + 1 < a.size() && parse_u32(a[i + 1], &interval_ms) && interval_ms > 0) ++i;
+    else if (a[i] == "--count" && i + 1 < a.size() && parse_u32(a[i + 1], &count)) ++i;
+    else return fail("usage: top [--interval-ms MS] [--count N] [--json]   (MS > 0; N = 0: until interrupted)");
+  }
+  if (int rc = ensure_ctl(st)) return rc;
+  const bool redraw = !json && ::isatty(1);
+  utcp_global_stats prev{}, cur{};
+  if (int rc = utcp::ctl_global_stats(st.ctl, &prev); rc < 0) return errno_fail("global stats", -rc);
+  auto t_prev = std::chrono::steady_clock::now(), t_start = t_prev;
+  for (uint32_t n = 0; count == 0 || n < count; ++n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+    if (int rc = utcp::ctl_global_stats(st.ctl, &cur); rc < 0) return errno_fail("global stats", -rc);
+    auto t_cur = std::chrono::steady_clock::now();
+    double dt = std::chrono::duration<double>(t_cur - t_prev).count();
+    double since = std::chrono::duration<double>(t_cur - t_start).count();
+    auto now_kv = global_pairs(cur), prev_kv = global_pairs(prev);
+    uint64_t runs = cur.classifier_sampled_runs - prev.classifier_sampled_runs;
+    uint64_t ns_per_run = runs ? (cur.classifier_sampled_ns - prev.classifier_sampled_ns) / runs : 0;
+    if (json) {
+      std::printf("{\"time_s\": %.3f, \"interval_s\": %.3f", since, dt);
+      for (size_t i = 0; i < now_kv.size(); ++i) {
+        std::printf(", \"%s\": %llu", now_kv[i].first, now_kv[i].second);
+        if (!is_gauge(now_kv[i].first))
+          std::printf(", \"%s_per_s\": %.1f", now_kv[i].first, double(now_kv[i].second - prev_kv[i].second) / dt);
+      }
+      std::printf(", \"classifier_ns_per_run\": %llu}\n", (unsigned long long)ns_per_run);
+    } else {
+      if (redraw) std::printf("\033[H\033[2J");
+      std::printf("utcp.ko on %s: %.1f s, every %u ms%s\n", st.device, since, interval_ms,
+                  redraw ? " (Ctrl-C quits)" : "");
+      std::printf("live: %llu endpoints, %llu control files, %.1f KiB of rings\n\n",
+                  (unsigned long long)cur.live_endpoints, (unsigned long long)cur.live_controls,
+                  double(cur.live_ring_bytes) / 1024);
+      std::printf("%-24s %16s %14s\n", "counter", "total", "per second");
+      for (size_t i = 0; i < now_kv.size(); ++i) {
+        if (is_gauge(now_kv[i].first)) continue;
+        std::printf("%-24s %16llu %14.1f\n", now_kv[i].first, now_kv[i].second,
+                    double(now_kv[i].second - prev_kv[i].second) / dt);
+      }
+      std::printf("%-24s %16llu ns (this interval)\n", "classifier_ns_per_run", (unsigned long long)ns_per_run);
+      if (!redraw) std::printf("\n");
+    }
+    std::fflush(stdout);
+    prev = cur;
+    t_prev = t_cur;
+  }
+  return 0;
+}
+
+volatile std::sig_atomic_t g_interrupted = 0;
+
+// pcap: writes the frames of one flow (or all IPv4 TCP/UDP frames) crossing an interface
+// to a pcap file: both directions, including frames the module delivers to endpoints
+// (packet taps see them before the module's receive handler) and frames endpoints send.
+int cmd_pcap(const Args& a) {
+  if (a.size() < 3) return fail("usage: pcap IFNAME FILE [--local IP:PORT] [--remote IP:PORT] [--count N] [--timeout-ms MS]");
+  utcp::Ipv4Addr local_ip, remote_ip;
+  uint16_t local_port = 0, remote_port = 0;
+  uint32_t count = 0, timeout_ms = 0;
+  for (size_t i = 3; i < a.size(); ++i) {
+    const std::string& o = a[i];
+    if (i + 1 >= a.size()) return fail("option " + o + " needs a value");
+    const std::string& v = a[++i];
+    bool ok = true;
+    if (o == "--local") ok = parse_endpoint_addr(v, &local_ip, &local_port);
+    else if (o == "--remote") ok = parse_endpoint_addr(v, &remote_ip, &remote_port);
+    else if (o == "--count") ok = parse_u32(v, &count);
+    else if (o == "--timeout-ms") ok = parse_u32(v, &timeout_ms);
+    else return fail("unknown option " + o + " (see --help)");
+    if (!ok) return fail("bad value for " + o + ": '" + v + "'");
+  }
+  unsigned ifindex = if_nametoindex(a[1].c_str());
+  if (!ifindex) return fail("no network device '" + a[1] + "' in this namespace (ip link)");
+  int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  if (fd < 0) {
+    int e = errno;
+    if (e == EPERM || e == EACCES) return fail("capturing needs CAP_NET_RAW: run as root");
+    return errno_fail("packet socket", e);
+  }
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = int(ifindex);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) {
+    int e = errno;
+    ::close(fd);
+    return errno_fail("binding the capture to " + a[1], e);
+  }
+  // On loopback every packet passes the tap twice (out, then in): keep the incoming copy,
+  // as tcpdump does.
+  bool loopback = false;
+  {
+    ifreq ifr{};
+    std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", a[1].c_str());
+    if (::ioctl(fd, SIOCGIFHWADDR, &ifr) == 0) loopback = ifr.ifr_hwaddr.sa_family == ARPHRD_LOOPBACK;
+  }
+  std::string error;
+  auto writer = utcp::PcapWriter::open(a[2], &error, 262144);
+  if (!writer) {
+    ::close(fd);
+    return fail(error);
+  }
+  // A flow matches in either direction; an unset side matches anything.
+  auto side = [](utcp::Ipv4Addr want_ip, uint16_t want_port, utcp::Ipv4Addr ip, uint16_t port) {
+    return (want_ip.v == 0 || want_ip == ip) && (want_port == 0 || want_port == port);
+  };
+  auto matches = [&](const utcp::ParsedFrame& f) {
+    uint16_t sp = f.tcp ? f.tcp->src_port : f.udp->src_port, dp = f.tcp ? f.tcp->dst_port : f.udp->dst_port;
+    return (side(local_ip, local_port, f.ip.src, sp) && side(remote_ip, remote_port, f.ip.dst, dp)) ||
+           (side(local_ip, local_port, f.ip.dst, dp) && side(remote_ip, remote_port, f.ip.src, sp));
+  };
+  std::signal(SIGINT, [](int) { g_interrupted = 1; });
+  std::signal(SIGTERM, [](int) { g_interrupted = 1; });
+  std::printf("pcap: capturing on %s (ifindex %u) into %s\n", a[1].c_str(), ifindex, a[2].c_str());
+  std::fflush(stdout);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::vector<uint8_t> buf(65536 + 256);
+  uint64_t seen = 0;
+  while (!g_interrupted && (count == 0 || writer->frames() < count)) {
+    int wait_ms = 200;
+    if (timeout_ms) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      wait_ms = int(std::min<int64_t>(left.count(), 200));
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, wait_ms) <= 0) continue;
+    sockaddr_ll from{};
+    socklen_t fl = sizeof from;
+    ssize_t n = ::recvfrom(fd, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fl);
+    if (n <= 0) continue;
+    ++seen;
+    if (loopback && from.sll_pkttype == PACKET_OUTGOING) continue;
+    std::span<const uint8_t> frame(buf.data(), size_t(n));
+    // Outgoing frames may carry offloaded (unfinished) checksums: do not verify them.
+    auto f = utcp::parse_frame(frame, false);
+    if (!f || f->arp || (!f->tcp && !f->udp) || !matches(*f)) continue;
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    writer->write(utcp::Instant(utcp::Duration(int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000)), frame);
+  }
+  ::close(fd);
+  uint64_t written = writer->frames();
+  writer.reset();  // closes the file
+  std::printf("pcap: %llu frames written to %s (%llu seen on %s)\n", (unsigned long long)written, a[2].c_str(),
+              (unsigned long long)seen, a[1].c_str());
+  if (count && written < count) return fail("pcap: " + std::to_string(written) + " of " + std::to_string(count) + " frames before the timeout");
   return 0;
 }
 
@@ -530,6 +732,8 @@ int run_command(State& st, const Args& a) {
   if (c == "recv-raw") return cmd_recv_raw(st, a);
   if (c == "ring-dump") return cmd_ring_dump(st, a);
   if (c == "stats") return cmd_stats(st, a);
+  if (c == "top") return cmd_top(st, a);
+  if (c == "pcap") return cmd_pcap(a);
   if (c == "destroy") return cmd_destroy(st, a);
   if (c == "sleep") {
     uint32_t ms = 0;

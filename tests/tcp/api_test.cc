@@ -322,6 +322,28 @@ TEST_F(CApiTest, EchoWithOptionsAndErrors) {
   EXPECT_STRNE(utcp_strerror(-ECONNREFUSED), "");
 }
 
+// Issue 5 item 6: a profile is one option setting a group of them, before the handshake.
+TEST_F(CApiTest, ProfilesSetTheirOptions) {
+  int c = utcp_socket(a);
+  char name[16] = {};
+  size_t len = sizeof name;
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_SO_PROFILE, name, &len), 0);
+  EXPECT_STREQ(name, "default");
+  EXPECT_EQ(utcp_setsockopt(a, c, UTCP_SO_PROFILE, "turbo", 5), -ENOENT);
+  ASSERT_EQ(utcp_setsockopt(a, c, UTCP_SO_PROFILE, "latency", 8), 0);
+  int v = 0;
+  size_t vl = sizeof v;
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_TCP_NODELAY, &v, &vl), 0);
+  EXPECT_EQ(v, 1);
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_SO_RCVBUF, &v, &vl), 0);
+  EXPECT_EQ(v, 256 * 1024);
+  len = sizeof name;
+  ASSERT_EQ(utcp_getsockopt(a, c, UTCP_SO_PROFILE, name, &len), 0);
+  EXPECT_STREQ(name, "latency");
+
+  EXPECT_EQ(utcp_close(a, c), 0);
+}
+
 TEST_F(CApiTest, ConnectionRefusedAndTimeouts) {
   int c = utcp_socket(a);
   ASSERT_EQ(utcp_connect(a, c, kPeerIp, 1234), -EINPROGRESS);

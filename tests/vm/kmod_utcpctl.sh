@@ -8,6 +8,13 @@ need_classifier
 ns_a=${UTCP_NS_A:-utcp-a} ns_b=${UTCP_NS_B:-utcp-b}
 out_b=/tmp/kmod_utcpctl_b.$$ out_a=/tmp/kmod_utcpctl_a.$$
 rc=0
+# A capture of the flow on B's interface, started (and its socket bound) before any frame.
+pcap_file=/tmp/kmod_utcpctl.$$.pcap pcap_out=/tmp/kmod_utcpctl_pcap.$$
+mkfifo "$pcap_out"
+ip netns exec "$ns_b" "$utcpctl" pcap ${UTCP_IF_B:-vb} "$pcap_file" --local $UTCP_IP_B:6000 --count 3 --timeout-ms 60000 >"$pcap_out" 2>&1 &
+pcap_pid=$!
+exec 3<"$pcap_out"
+read -r pcap_ready <&3
 ip netns exec "$ns_b" "$utcpctl" run - >"$out_b" 2>&1 <<EOF_B &
 attach ${UTCP_IF_B:-vb}
 load-classifier $classifier
@@ -37,6 +44,21 @@ grep -q 'sent 3 refused 0' "$out_a" && echo "PASS: utcpctl_send_raw" || { echo "
 # 3 or 4: the over-budget frame that did leave may arrive before the stats are read.
 grep -qE '"rx_frames": [34],' "$out_b" && echo "PASS: utcpctl_stats_json" || { echo "FAIL: utcpctl_stats_json"; rc=1; }
 grep -q '^classifier_runs' "$out_b" && grep -q '^endpoint rx id' "$out_b" && echo "PASS: utcpctl_stats_ring_dump" || { echo "FAIL: utcpctl_stats_ring_dump"; rc=1; }
+# pcap sees the frames the module delivers to the endpoint (taps run before its handler).
+wait $pcap_pid; pcap_rc=$?
+pcap_summary=$(cat <&3)
+n_hello=$(python3 -c "import sys; print(open(sys.argv[1], 'rb').read().count(b'hello-from-utcpctl'))" "$pcap_file" 2>&1)
+[ $pcap_rc = 0 ] && [ "$n_hello" = 3 ] && echo "PASS: utcpctl_pcap_endpoint_flow" \
+	|| { echo "FAIL: utcpctl_pcap_endpoint_flow rc=$pcap_rc hello=$n_hello $pcap_ready | $pcap_summary"; rc=1; }
+# top --json: one object per interval with totals and rates.
+top_out=$(ip netns exec "$ns_b" "$utcpctl" top --count 2 --interval-ms 200 --json 2>&1)
+echo "$top_out" | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+assert len(rows) == 2 and all("rx_frames_per_s" in r and "live_endpoints" in r for r in rows), rows
+assert rows[1]["rx_frames"] >= 3 and rows[1]["time_s"] > rows[0]["time_s"], rows
+' && echo "PASS: utcpctl_top_json" || { echo "FAIL: utcpctl_top_json $top_out"; rc=1; }
+rm -f "$pcap_file" "$pcap_out"
 # Unprivileged: attach is refused with a message that says why.
 if command -v setpriv >/dev/null; then
 	msg=$(setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps=-all "$utcpctl" attach lo 2>&1)

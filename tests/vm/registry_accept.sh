@@ -42,7 +42,8 @@ port=8000
 start_listen() {  # [utcp-xfer listen options...]; stdin and stdout as given by the caller
 	port=$((port + 1))
 	rm -f /tmp/acc.err
-	ip netns exec "$UTCP_NS_A" timeout 600 "$xfer" listen $port "$@" 2>/tmp/acc.err &
+	# <&0: a background job would otherwise read /dev/null, not the caller's stdin.
+	ip netns exec "$UTCP_NS_A" timeout 600 "$xfer" listen $port "$@" <&0 2>/tmp/acc.err &
 	xfer_pid=$!
 	for _ in $(seq 300); do grep -q "listening on" /tmp/acc.err 2>/dev/null && return 0; sleep 0.1; done
 	cat /tmp/acc.err

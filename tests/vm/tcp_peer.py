@@ -4,6 +4,9 @@
   tcp_peer.py sink ADDR PORT        accept one connection, read to EOF, print "BYTES SHA256"
   tcp_peer.py source ADDR PORT FILE accept one connection, send FILE, close
   tcp_peer.py echo ADDR PORT        accept one connection, echo until EOF
+  tcp_peer.py watch ADDR PORT       accept one connection, read until it ends; print
+                                    "eof BYTES" or "reset BYTES" (ECONNRESET), and
+                                    "progress" on stderr after the first 64 KiB
 Prints "listening" on stderr once it accepts connections.
 """
 import hashlib
@@ -38,6 +41,22 @@ elif mode == "source":
     conn.shutdown(socket.SHUT_WR)
     while conn.recv(1 << 16):
         pass
+elif mode == "watch":
+    n, how, told = 0, "eof", False
+    try:
+        while True:
+            b = conn.recv(1 << 16)
+            if not b:
+                break
+            n += len(b)
+            if n >= 65536 and not told:
+                print("progress", file=sys.stderr, flush=True)
+                told = True
+    except ConnectionResetError:
+        how = "reset"
+    except socket.timeout:
+        how = "timeout"
+    print(how, n, flush=True)
 elif mode == "echo":
     while True:
         b = conn.recv(1 << 16)

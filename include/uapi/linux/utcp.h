@@ -234,9 +234,24 @@ struct utcp_endpoint_stats {
 	__u64 tx_rate_limited;	/* UTCP_IOC_TX calls stopped by the token bucket */
 	__u64 tx_dev_errors;	/* the device queue refused the frame */
 	__u64 ring_bytes;	/* size of the mapping */
-	__u64 reserved[2];
+	/*
+	 * What the endpoint's TCP frames told the wire, from the headers the TX path
+	 * checked (paper §3.4: the registry finishes or resets a connection whose
+	 * application died, and needs the sequence space it used):
+	 */
+	__u32 tcp_snd_max;	/* highest sequence number sent + 1 (SYN/FIN count one) */
+	__u32 tcp_rcv_ack;	/* acknowledgment number of the last frame with ACK */
+	__u32 tcp_flags;	/* UTCP_EPT_* */
+	__u32 file_refs;	/* EP_STATS on the endpoint file: references to that open
+				 * file (fds in any process, mappings, SCM_RIGHTS in flight),
+				 * the caller's included; 0 from the control file */
 };
 #define UTCP_EPF_DETACHED	(1u << 0)	/* destroyed or its control file is closed */
+#define UTCP_EPT_SENT		(1u << 0)	/* a TCP frame left: tcp_snd_max is valid */
+#define UTCP_EPT_ACK		(1u << 1)	/* tcp_rcv_ack is valid */
+#define UTCP_EPT_SYN		(1u << 2)	/* a SYN left */
+#define UTCP_EPT_FIN		(1u << 3)	/* a FIN left: the application closed */
+#define UTCP_EPT_RST		(1u << 4)	/* a RST left: the connection was aborted */
 
 struct utcp_global_stats {
 	__u64 live_endpoints;

@@ -121,6 +121,10 @@ enum {
   UTCP_SO_SNDTIMEO = 11,  /* int64_t, microseconds; 0 = wait forever (blocking sockets) */
   UTCP_TCP_CONGESTION = 12, /* char[16]: "cubic" (default) or "newreno"; set before the
                                handshake (-EISCONN after, -ENOENT for an unknown name) */
+  UTCP_SO_PROFILE = 13,   /* char[16]: a named set of options, before the handshake:
+                             "default"; "latency" (no Nagle, immediate ACKs, 256 KiB buffers,
+                             blocking calls busy-poll 50 us); "rpc" (no Nagle, ACKs delayed
+                             <= 1 ms); "bulk" (stretch ACKs, 4 MiB buffers). See docs/profiles.md */
 };
 struct utcp_linger {
   int l_onoff;

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "api/profiles.h"
 #include "tcp/state_export.h"
 #include "wire/ethernet.h"
 #include "wire/ipv4.h"
@@ -45,6 +46,9 @@ struct Stack::Socket {
   LingerOpt linger{0, 0};
   uint32_t rcvbuf = 0, sndbuf = 0;
   std::string congestion;  // empty: the stack's TcpConfig default
+  Duration delayed_ack;
+  uint32_t ack_every = 2;
+  std::string profile = "default";
   bool shut_rd = false;
   bool error_reported = false;  // kError already returned the connection's error
   LiveToken<LiveKind::kSocket> live;
@@ -434,6 +438,8 @@ int Stack::socket() {
   s->rcvbuf = cfg_.tcp.rcvbuf;
   s->sndbuf = cfg_.tcp.sndbuf;
   s->nodelay = cfg_.tcp.nodelay;
+  s->delayed_ack = cfg_.tcp.delayed_ack;
+  s->ack_every = cfg_.tcp.ack_every;
   s->keepalive = cfg_.tcp.keepalive;
   s->keep_idle = cfg_.tcp.keepalive_idle;
   s->keep_intvl = cfg_.tcp.keepalive_interval;
@@ -507,6 +513,10 @@ int Stack::accept(int h, FourTuple* peer) {
   ns->linger = s->linger;
   ns->rcvbuf = s->rcvbuf;
   ns->sndbuf = s->sndbuf;
+  ns->congestion = s->congestion;
+  ns->delayed_ack = s->delayed_ack;
+  ns->ack_every = s->ack_every;
+  ns->profile = s->profile;
   e->listener = -1;
   e->queued = false;
   if (peer) *peer = e->conn->tuple();
@@ -518,6 +528,7 @@ int Stack::accept(int h, FourTuple* peer) {
 void Stack::apply_options(const Socket& s, Connection& c, Instant now) {
   c.set_buffers(s.rcvbuf, s.sndbuf);
   c.set_nodelay(s.nodelay);
+  c.set_ack_policy(s.delayed_ack, s.ack_every);
   c.set_keepalive(now, s.keepalive, s.keep_idle, s.keep_intvl, s.keep_cnt);
   if (!s.congestion.empty()) c.set_congestion(s.congestion);  // validated by setsockopt
 }
@@ -735,6 +746,25 @@ int Stack::setsockopt(int h, SockOpt opt, const void* val, size_t len, Instant n
       s->congestion = name;
       return 0;
     }
+    case SockOpt::kProfile: {
+      if (!val || len == 0) return -EINVAL;
+      std::string name(static_cast<const char*>(val), strnlen(static_cast<const char*>(val), len));
+      const Profile* p = find_profile(name);
+      if (!p) return -ENOENT;
+      if (c && c->is_synchronized()) return -EISCONN;  // buffers and options are negotiated
+      s->nodelay = p->nodelay;
+      s->delayed_ack = p->delayed_ack;
+      s->ack_every = p->ack_every;
+      s->rcvbuf = p->rcvbuf;
+      s->sndbuf = p->sndbuf;
+      s->congestion = std::string(p->congestion);
+      s->profile = name;
+      if (c) {
+        apply_options(*s, *c, now);
+        mark_dirty(s->entry);
+      }
+      return 0;
+    }
     case SockOpt::kError:
       return -ENOPROTOOPT;  // read-only
   }
@@ -764,6 +794,11 @@ int Stack::getsockopt(int h, SockOpt opt, void* val, size_t* len) {
       if (*len < sizeof(LingerOpt)) return -EINVAL;
       std::memcpy(val, &s->linger, sizeof(LingerOpt));
       *len = sizeof(LingerOpt);
+      return 0;
+    case SockOpt::kProfile:
+      if (*len < s->profile.size() + 1) return -EINVAL;
+      std::memcpy(val, s->profile.c_str(), s->profile.size() + 1);
+      *len = s->profile.size() + 1;
       return 0;
     case SockOpt::kCongestion: {
       std::string name = c ? std::string(c->congestion()) : s->congestion.empty() ? cfg_.tcp.congestion : s->congestion;

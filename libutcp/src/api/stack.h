@@ -67,6 +67,7 @@ enum class SockOpt : int {
   kError = 9,      // get only: pending error, cleared by reading
   // 10, 11: receive/send timeouts, kept by the C API's blocking layer
   kCongestion = 12,  // string: "cubic" or "newreno" (TCP_CONGESTION); before the handshake
+  kProfile = 13,     // string: a profile of api/profiles.h; before the handshake
 };
 
 struct LingerOpt {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "api/profiles.h"
 #include "api/raw_device.h"
 #include "api/stack.h"
 #include "tcp/state_export.h"
@@ -17,6 +18,7 @@
 struct SockMode {
   bool blocking = false;
   utcp::Duration rcvtimeo{0}, sndtimeo{0};  // 0: no limit
+  utcp::Duration busy_poll{0};              // spin this long before sleeping (profiles)
 };
 
 struct utcp_stack {
@@ -44,8 +46,19 @@ struct utcp_stack {
 
   // Polls the stack, then sleeps on the device until frames arrive, the stack's next
   // timer, or `deadline` (kInstantNever: no limit). 1: frames; 0: nothing; -EINTR.
-  int wait_until(utcp::Instant deadline) {
+  int wait_until(utcp::Instant deadline, utcp::Duration spin = utcp::Duration(0)) {
     stack->poll(time());
+    // Busy-polling (latency profile): look at the device without sleeping for a while
+    // first, trading a core for the wake-up latency of a sleep.
+    if (spin.count() > 0) {
+      utcp::Instant until = std::min(time() + spin, deadline);
+      pollfd q{stack->device()->wait_fd(), POLLIN, 0};
+      while (time() < until && stack->poll_at() > now)  // `now`: just read by time()
+        if (::poll(&q, 1, 0) > 0) {
+          stack->poll(time());
+          return 1;
+        }
+    }
     utcp::Instant at = std::min(stack->poll_at(), deadline);
     utcp::Instant t = time();
     int ms = -1;
@@ -61,12 +74,12 @@ struct utcp_stack {
   // Retries `op` (a call returning -EAGAIN while it would wait) until it gives anything
   // else, waiting in between; -EAGAIN at `deadline`, -EINTR on a signal.
   template <typename Op>
-  int64_t block(utcp::Instant deadline, Op op) {
+  int64_t block(utcp::Instant deadline, Op op, utcp::Duration spin = utcp::Duration(0)) {
     for (;;) {
       int64_t r = op();
       if (r != -EAGAIN) return r;
       if (time() >= deadline) return -EAGAIN;
-      int w = wait_until(deadline);
+      int w = wait_until(deadline, spin);
       if (w == -EINTR) return -EINTR;
     }
   }
@@ -170,7 +183,7 @@ int utcp_accept(utcp_stack* s, int sock, uint32_t* peer_ip, uint16_t* peer_port)
   int r;
   if (s->blocking(sock)) {
     SockMode m = s->mode(sock);
-    r = int(s->block(s->deadline_after(m.rcvtimeo), [&] { return s->stack->accept(sock, &t); }));
+    r = int(s->block(s->deadline_after(m.rcvtimeo), [&] { return s->stack->accept(sock, &t); }, m.busy_poll));
   } else {
     r = s->stack->accept(sock, &t);
   }
@@ -205,7 +218,8 @@ ssize_t utcp_read(utcp_stack* s, int sock, void* buf, size_t len) {
   s->time();  // reads may open the window: the stack compares against the latest time
   std::span<uint8_t> out{static_cast<uint8_t*>(buf), len};
   if (!s->blocking(sock) || len == 0) return s->stack->read(sock, out);
-  return s->block(s->deadline_after(s->mode(sock).rcvtimeo), [&] { return s->stack->read(sock, out); });
+  const SockMode& m = s->mode(sock);
+  return s->block(s->deadline_after(m.rcvtimeo), [&] { return s->stack->read(sock, out); }, m.busy_poll);
 }
 ssize_t utcp_write(utcp_stack* s, int sock, const void* buf, size_t len) {
   if (!s || (!buf && len)) return -EINVAL;
@@ -219,7 +233,7 @@ ssize_t utcp_write(utcp_stack* s, int sock, const void* buf, size_t len) {
     int64_t r = s->block(deadline, [&]() -> int64_t {
       int64_t w = s->stack->write(sock, in.subspan(done));
       return w == 0 ? -EAGAIN : w;  // no room yet
-    });
+    }, s->mode(sock).busy_poll);
     if (r < 0) return done > 0 ? ssize_t(done) : ssize_t(r);
     done += size_t(r);
     s->stack->poll(s->time());  // push it out while the application prepares more
@@ -302,8 +316,15 @@ int utcp_setsockopt(utcp_stack* s, int sock, int opt, const void* val, size_t le
     *timeout_opt(s, sock, opt) = utcp::Duration(us);
     return 0;
   }
-  if (opt < UTCP_TCP_NODELAY || (opt > UTCP_SO_ERROR && opt != UTCP_TCP_CONGESTION)) return -ENOPROTOOPT;
-  return s->stack->setsockopt(sock, utcp::SockOpt(opt), val, len, s->time());
+  if (opt < UTCP_TCP_NODELAY || (opt > UTCP_SO_ERROR && opt != UTCP_TCP_CONGESTION && opt != UTCP_SO_PROFILE))
+    return -ENOPROTOOPT;
+  int r = s->stack->setsockopt(sock, utcp::SockOpt(opt), val, len, s->time());
+  if (r == 0 && opt == UTCP_SO_PROFILE) {
+    // The profile's busy-polling is the blocking layer's, kept here.
+    std::string name(static_cast<const char*>(val), strnlen(static_cast<const char*>(val), len));
+    s->mode(sock).busy_poll = utcp::find_profile(name)->busy_poll;
+  }
+  return r;
 }
 int utcp_getsockopt(utcp_stack* s, int sock, int opt, void* val, size_t* len) {
   if (!s) return -EINVAL;
@@ -315,7 +336,8 @@ int utcp_getsockopt(utcp_stack* s, int sock, int opt, void* val, size_t* len) {
     *len = sizeof us;
     return 0;
   }
-  if (opt < UTCP_TCP_NODELAY || (opt > UTCP_SO_ERROR && opt != UTCP_TCP_CONGESTION)) return -ENOPROTOOPT;
+  if (opt < UTCP_TCP_NODELAY || (opt > UTCP_SO_ERROR && opt != UTCP_TCP_CONGESTION && opt != UTCP_SO_PROFILE))
+    return -ENOPROTOOPT;
   return s->stack->getsockopt(sock, utcp::SockOpt(opt), val, len);
 }
 

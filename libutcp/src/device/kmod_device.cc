@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "device/module.h"
+
 namespace utcp {
 
 namespace {
@@ -22,6 +24,13 @@ void store_release(uint32_t* p, uint32_t v) { std::atomic_ref<uint32_t>(*p).stor
 }  // namespace
 
 std::unique_ptr<KmodDevice> KmodDevice::open(int fd, uint32_t mtu, std::string* error) {
+  // The ABI first: a module of another release may lay out the rings differently, and
+  // this query works on every file of the device.
+  utcp_abi_info abi{};
+  if (query_abi(fd, &abi) == 0 && check_abi(abi, error) < 0) {
+    ::close(fd);
+    return nullptr;
+  }
   utcp_endpoint_info info{};
   if (::ioctl(fd, UTCP_IOC_EP_INFO, &info) < 0) {
     int e = errno;

@@ -24,30 +24,43 @@ int query_abi(int fd, utcp_abi_info* out) {
   return 0;
 }
 
+std::string module_open_error(int err, const char* path) {
+  std::string p(path);
+  if (err == ENOENT || err == ENXIO || err == ENODEV)
+    return p + " not found: the utcp kernel module is not loaded; load it with `modprobe utcp` "
+               "(installed with DKMS) or `insmod utcp.ko` (from a build tree)";
+  if (err == EACCES || err == EPERM)
+    return "permission denied opening " + p + ": run as root or as a member of the group the udev rule "
+           "60-utcp.rules gives the device (applications need no access: they get endpoints from utcpd)";
+  return "cannot open " + p + ": " + std::strerror(err);
+}
+
+int check_abi(const utcp_abi_info& abi, std::string* error) {
+  if (abi.abi_version == UTCP_ABI_VERSION) return 0;
+  *error = "utcp ABI mismatch: the loaded module speaks version " + std::to_string(abi.abi_version) +
+           ", this library version " + std::to_string(UTCP_ABI_VERSION) +
+           "; load the utcp.ko built with this library (`rmmod utcp` then `modprobe utcp` after installing "
+           "it, or `dkms install utcp/VERSION`), or rebuild the program against the installed libutcp";
+  return -EPROTO;
+}
+
 int open_module(std::string* error, ModuleInfo* info, const char* path) {
   int fd = ::open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
-    if (err == ENOENT || err == ENXIO || err == ENODEV)
-      *error = std::string(path) + " not found: the utcp kernel module is not loaded (load it with `insmod utcp.ko` or `modprobe utcp`)";
-    else if (err == EACCES || err == EPERM)
-      *error = std::string("permission denied opening ") + path + ": run as root or install the udev rule that grants access";
-    else
-      *error = std::string("cannot open ") + path + ": " + std::strerror(err);
+    *error = module_open_error(err, path);
     return -err;
   }
   utcp_abi_info abi{};
   if (int rc = query_abi(fd, &abi); rc < 0) {
-    *error = std::string(path) + " does not answer the utcp ABI query (" + std::strerror(-rc) + "): is it the utcp module?";
+    *error = std::string(path) + " does not answer the utcp ABI query (" + std::strerror(-rc) +
+             "): it is not the utcp module's device (check `ls -l " + path + "` and `lsmod | grep utcp`)";
     ::close(fd);
     return rc;
   }
-  if (abi.abi_version != UTCP_ABI_VERSION) {
-    *error = "utcp ABI mismatch: module speaks version " + std::to_string(abi.abi_version) +
-             ", this library version " + std::to_string(UTCP_ABI_VERSION) +
-             "; load the utcp.ko built with this library";
+  if (int rc = check_abi(abi, error); rc < 0) {
     ::close(fd);
-    return -EPROTO;
+    return rc;
   }
   if (info) info->abi = abi;
   return fd;

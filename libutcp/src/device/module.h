@@ -22,8 +22,15 @@ struct ModuleInfo {
 int open_module(std::string* error, ModuleInfo* info = nullptr,
                 const char* path = UTCP_DEVICE_PATH);
 
-// Asks an open /dev/utcp file for its ABI. Returns 0 or -errno.
+// Asks an open /dev/utcp file (control or endpoint) for its ABI. Returns 0 or -errno.
 int query_abi(int fd, utcp_abi_info* out);
+
+// 0 when the module's answer is the ABI this library was built for; otherwise -EPROTO
+// and `error` says what to do.
+int check_abi(const utcp_abi_info& abi, std::string* error);
+
+// What to tell the user when opening the device `path` failed with errno `err`.
+std::string module_open_error(int err, const char* path);
 
 }  // namespace utcp
 

@@ -12,7 +12,50 @@
 #include <cstring>
 #include <type_traits>
 
+#include "device/module.h"
+
 namespace utcp::registry {
+
+std::string connect_error_message(int err, const std::string& path) {
+  const std::string start = "start it with `systemctl start utcpd` or `utcpd --interface IFNAME`";
+  switch (err) {
+    case ENOENT:
+      return "utcpd not running (no registry socket at " + path + "): " + start +
+             "; if it listens elsewhere, set UTCP_REGISTRY to its socket";
+    case ECONNREFUSED:
+      return "utcpd not running (" + path + " is left over from a utcpd that exited; nothing listens on it): " +
+             start;
+    case EACCES:
+    case EPERM:
+      return "permission denied connecting to the registry at " + path +
+             ": utcpd makes its socket writable for everyone, so a directory on the path is closed to this user "
+             "(check `ls -ld " + path.substr(0, path.rfind('/') + 1) + "`) or UTCP_REGISTRY points somewhere else";
+    case ENOTDIR:
+    case ENOTSOCK:
+      return path + " is not a registry socket (" + std::strerror(err) + "): check UTCP_REGISTRY";
+    case ENAMETOOLONG:
+      return "registry socket path too long (at most 107 bytes): " + path;
+    default:
+      return "cannot reach the registry at " + path + ": " + std::strerror(err);
+  }
+}
+
+const char* reply_hint(int err) {
+  switch (err) {
+    case -EADDRINUSE: return "choose another local port, or 0 for an ephemeral one";
+    case -EADDRNOTAVAIL: return "no free local port, or an address that is not on utcpd's interface";
+    case -EACCES: return "ports below 1024 need root";
+    case -ENETUNREACH: return "add a route to the destination through the interface utcpd serves (`ip route`)";
+    case -EHOSTUNREACH: return "the next hop does not answer ARP: is the peer or gateway up on that link? (`ip neigh`)";
+    case -ECONNREFUSED: return "nothing listens on that port at the peer";
+    case -ETIMEDOUT: return "the peer did not answer: is it up, or does a firewall drop the SYN?";
+    case -EMFILE: return "the module's endpoint table is full: close connections, or wait for others to end";
+    case -ENOMEM: return "the module could not allocate the rings: lower rx_entries, tx_entries or slot_size in utcpd.conf";
+    case -EPROTO: return "utcpd and this library come from different releases: install matching versions";
+    case -EINVAL: return "utcpd refused the request as malformed: utcpd and this library may come from different releases";
+    default: return nullptr;
+  }
+}
 
 RegistryClient::~RegistryClient() {
   if (fd_ >= 0) ::close(fd_);
@@ -24,21 +67,20 @@ int RegistryClient::connect(std::string* error, const char* path) {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   if (std::strlen(path) >= sizeof sa.sun_path) {
-    *error = std::string("registry socket path too long: ") + path;
+    *error = connect_error_message(ENAMETOOLONG, path);
     return -ENAMETOOLONG;
   }
   std::strcpy(sa.sun_path, path);
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
+  if (fd < 0) {
+    int e = errno;
+    *error = std::string("cannot create a socket for the registry: ") + std::strerror(e);
+    return -e;
+  }
   if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
     int e = errno;
     ::close(fd);
-    if (e == ENOENT || e == ECONNREFUSED)
-      *error = std::string("utcpd not running (no registry at ") + path + "): start it with `utcpd --interface IFNAME`";
-    else if (e == EACCES)
-      *error = std::string("permission denied connecting to the registry at ") + path;
-    else
-      *error = std::string("cannot reach the registry at ") + path + ": " + std::strerror(e);
+    *error = connect_error_message(e, path);
     return -e;
   }
   fd_ = fd;
@@ -106,7 +148,13 @@ int RegistryClient::receive_reply(const RegHeader& req, Rep* rep, int* fd, std::
   if (tail) tail->assign(buf.begin() + sizeof *rep, buf.begin() + n);
   if (rep->error) {
     rep->message[sizeof rep->message - 1] = 0;
-    return fail(rep->error, std::string("utcpd: ") + rep->message + " (" + std::strerror(-rep->error) + ")");
+    if (rep->error >= 0 || rep->error < -4095)
+      return fail(-EBADMSG, "malformed reply from the registry (error field " + std::to_string(rep->error) + ")");
+    std::string why = std::string("utcpd: ") + (rep->message[0] ? rep->message : "request refused") + " (" +
+                      std::strerror(-rep->error) + ")";
+    if (const char* hint = reply_hint(rep->error); hint && why.find(hint) == std::string::npos)
+      why += std::string(": ") + hint;
+    return fail(rep->error, std::move(why));
   }
   if (fd) *fd = got_fd;
   else if (got_fd >= 0) ::close(got_fd);
@@ -118,7 +166,11 @@ int RegistryClient::hello(HelloReply* out, std::string* error) {
   req.hdr.type = uint16_t(MsgType::kHello);
   req.client_abi = UTCP_ABI_VERSION;
   // HelloReply carries `error` at the same place as EndpointReply; call() reads it.
-  return call(req, out, nullptr, error);
+  if (int rc = call(req, out, nullptr, error); rc < 0) return rc;
+  // Endpoints from a module of another ABI would not map the way this library expects.
+  utcp_abi_info abi{};
+  abi.abi_version = out->module_abi;
+  return check_abi(abi, error);
 }
 
 namespace {

@@ -20,6 +20,12 @@ struct Grant {
   uint16_t mtu = 0;
 };
 
+// What to tell the user when connecting to the registry socket `path` failed with errno
+// `err`: each message says what to do (start utcpd, fix UTCP_REGISTRY, permissions).
+std::string connect_error_message(int err, const std::string& path);
+// A hint for an error utcpd answered with (negative errno), or nullptr.
+const char* reply_hint(int err);
+
 class RegistryClient {
  public:
   RegistryClient() = default;
@@ -30,6 +36,7 @@ class RegistryClient {
   // Connects to utcpd at `path` (default: $UTCP_REGISTRY, else /run/utcp/utcpd.sock).
   // Returns 0 or -errno with `error` saying what to do (e.g. "utcpd not running").
   int connect(std::string* error, const char* path = nullptr);
+  // Asks utcpd what it serves; -EPROTO when its module speaks another ABI than this library.
   int hello(HelloReply* out, std::string* error);
   // An endpoint for one connection to remote:port (local_port 0 = ephemeral). With
   // `state`, utcpd also runs the three-way handshake (paper §3.4) and `state` receives the

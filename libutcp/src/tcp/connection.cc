@@ -31,12 +31,18 @@ Connection::Connection(const TcpConfig& cfg, const FourTuple& tuple, uint16_t ms
       rto_(cfg.rto_initial) {
   make_cc();  // at the default MSS; again once the SYNs have set it
   // RFC 9293 §3.8.6.3: an ACK MUST NOT be delayed 0.5 s or more; utcp's bound is 200 ms.
-  cfg_.delayed_ack = std::clamp(cfg_.delayed_ack, Duration(0), Duration(200'000));
+  set_ack_policy(cfg_.delayed_ack, cfg_.ack_every);
   cfg_.rto_min = std::clamp(cfg_.rto_min, Duration(1000), cfg_.rto_max);
   rto_ = std::clamp(rto_, cfg_.rto_min, cfg_.rto_max);
 }
 
 Connection::~Connection() = default;
+
+void Connection::set_ack_policy(Duration delayed_ack, uint32_t ack_every) {
+  // RFC 9293 §3.8.6.3: an ACK MUST NOT be delayed 0.5 s or more; utcp's bound is 200 ms.
+  cfg_.delayed_ack = std::clamp(delayed_ack, Duration(0), Duration(200'000));
+  cfg_.ack_every = std::clamp<uint32_t>(ack_every, 1, 16);
+}
 
 int Connection::check_config(const TcpConfig& cfg) {
   return congestion_control_known(cfg.congestion) ? 0 : -EINVAL;

@@ -70,6 +70,9 @@ struct TcpConfig {
   uint32_t max_retransmits = 15;                // then ETIMEDOUT (Linux tcp_retries2)
   uint32_t max_syn_retransmits = 6;             // Linux tcp_syn_retries
   Duration delayed_ack = Duration(40'000);      // RFC 9293 §3.8.6.3: < 0.5 s; Linux's minimum
+  // ACK at least every this many full-sized segments: 2 is RFC 5681 §4.2's SHOULD; more
+  // ("stretch ACKs", the bulk profile) trades ACK clocking for fewer ACKs; 1 ACKs all.
+  uint32_t ack_every = 2;
   bool nodelay = false;                         // disables Nagle (RFC 9293 §3.7.4)
   bool keepalive = false;                       // RFC 9293 §3.8.4, off by default
   Duration keepalive_idle = Duration(7200'000'000);
@@ -166,6 +169,8 @@ class Connection {
 
   // --- socket options ---
   void set_nodelay(bool on) { cfg_.nodelay = on; }
+  // Delayed-ACK bound (clamped to 200 ms) and segments per ACK (1..16).
+  void set_ack_policy(Duration delayed_ack, uint32_t ack_every);
   // TCP_CONGESTION: 0, -EINVAL for an unknown name, -EISCONN once the connection is
   // synchronized (the controller starts with the connection's first window).
   int set_congestion(std::string_view name);

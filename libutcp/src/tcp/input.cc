@@ -683,11 +683,13 @@ void Connection::process_text(Instant now, SeqNum seq, std::span<const uint8_t> 
       size_t n = rx_.write(data);
       rcv_nxt_ += uint32_t(n);
       unacked_bytes_ += uint32_t(n);
-      // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK at least every second full-sized segment;
-      // otherwise delay it (bounded by cfg_.delayed_ack, < 0.5 s).
+      // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK at least every second full-sized segment
+      // (cfg_.ack_every); otherwise delay it (bounded by cfg_.delayed_ack, < 0.5 s).
       // "Full-sized" is the sender's MSS, which we only see: the largest segment so far.
       largest_seg_ = std::max<uint32_t>(largest_seg_, uint32_t(n));
-      if (unacked_bytes_ >= 2u * std::min<uint32_t>(largest_seg_, rcv_mss_)) ack_now_ = true;
+      if (unacked_bytes_ >= cfg_.ack_every * std::min<uint32_t>(largest_seg_, rcv_mss_) ||
+          cfg_.delayed_ack.count() == 0)
+        ack_now_ = true;
       else if (delack_at_ == kInstantNever) delack_at_ = now + cfg_.delayed_ack;
     } else {
       ++stats_.ooo_segments;
