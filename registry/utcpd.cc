@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <span>
 #include <memory>
@@ -69,6 +70,9 @@ struct Options {
 struct Grant {
   Endpoint ep;  // the registry keeps its own reference to the endpoint file
   PortReservation port;
+  // A listen's port, shared with the connections accepted on it: the port stays reserved
+  // in the kernel while any of them lives (as a kernel listener's accepted sockets do).
+  std::shared_ptr<PortReservation> shared_port;
   bool listener = false;
   utcp_flow_key flow{};
   utcp_listen_key listen{};
@@ -106,6 +110,29 @@ struct Handshake {
 };
 constexpr Duration kHandshakeTimeout = Duration(20'000'000);
 
+// A listen the registry accepts on for a client (paper §3.4: the registry runs the
+// handshakes of passive opens too). The listener endpoint stays here: a Stack with one
+// listening socket answers SYNs over it (SYN cookies when its SYN queue is full), and
+// replies through the hop each SYN came from (StackConfig::learn_peer_mac). An Accept
+// takes one established connection: it gets its own endpoint with the exact 4-tuple
+// template and flow entry, the listener ring is drained once more into the stack (so
+// what arrived before the flow entry is in the exported state), and the connection is
+// exported and handed over.
+struct Listening {
+  int client_fd = -1;
+  uint32_t listen_id = 0;  // the listener endpoint's id
+  uint16_t port = 0;
+  std::shared_ptr<PortReservation> port_ref;
+  std::unique_ptr<KmodDevice> dev;
+  std::unique_ptr<Stack> stack;
+  int handle = -1;
+  std::deque<RegHeader> waiting;  // Accepts with kAcceptWait, answered in order
+  uint64_t accepted = 0;
+};
+// What an unclaimed connection may buffer in the registry: its exported state (with that
+// data) must fit one reply (kMaxStateLen).
+constexpr uint32_t kRegistryRcvBuf = 48 * 1024;
+
 class Registry {
  public:
   Registry(Options opt) : opt_(std::move(opt)), tcp_ports_(IPPROTO_TCP), udp_ports_(IPPROTO_UDP) {}
@@ -127,6 +154,14 @@ class Registry {
   void progress_handshakes();
   int handshake_timeout_ms() const;
   void handle_listen(Client& c, const ListenRequest& r);
+  bool open_listener(Client& c, const ListenRequest& r, Grant& g);
+  void handle_listen_accept(Client& c, const ListenRequest& r);
+  void handle_accept(Client& c, const AcceptRequest& r);
+  bool claim(Listening& l, const RegHeader& req);
+  void progress_listens();
+  Listening* find_listen(int client_fd, uint32_t listen_id);
+  void close_listen(int device_fd, int reply_error);
+  void close_listens(int client_fd);
   void progress_held();
   int timeout_ms() const;
   int attach_or_adopt(std::string* err);
@@ -140,6 +175,7 @@ class Registry {
   int listen_fd_ = -1, epoll_fd_ = -1;
   std::map<int, std::unique_ptr<Client>> clients_;
   std::map<int, std::unique_ptr<Handshake>> handshakes_;  // by the registry's endpoint fd
+  std::map<int, std::unique_ptr<Listening>> listens_;      // by the registry's endpoint fd
   std::vector<std::unique_ptr<Held>> held_;
   Instant held_check_ = kInstantNever;
 };
@@ -345,13 +381,14 @@ int Registry::run() {
         accept_clients();
         continue;
       }
-      if (handshakes_.count(fd)) continue;  // progressed below
+      if (handshakes_.count(fd) || listens_.count(fd)) continue;  // progressed below
       auto it = clients_.find(fd);
       if (it == clients_.end()) continue;  // an inherited connection's endpoint: below
       if (events[i].events & EPOLLIN) serve(*it->second);
       else if (events[i].events & (EPOLLHUP | EPOLLERR)) drop(fd);
     }
     progress_handshakes();
+    progress_listens();
     progress_held();
   }
 }
@@ -391,9 +428,9 @@ void Registry::progress_held() {
           if (kind != Orphan::Kind::kRelease) logf(0, "endpoint %u: cannot map it to finish its connection: %s", g.ep.id, why.c_str());
           done = true;
         } else {
-          OrphanAddress a{ifc_.addr, g.remote_ip, g.port.port(), g.remote_port, ifc_.mac, g.next_hop};
+          OrphanAddress a{ifc_.addr, g.remote_ip, ntohs(g.flow.local_port), g.remote_port, ifc_.mac, g.next_hop};
           h.orphan = std::make_unique<Orphan>(std::move(dev), a, st, kind, opt_.inherit, now);
-          logf(1, "pid %d exited: endpoint %u port %u %s", h.pid, g.ep.id, g.port.port(),
+          logf(1, "pid %d exited: endpoint %u port %u %s", h.pid, g.ep.id, ntohs(g.flow.local_port),
                kind == Orphan::Kind::kTimeWait ? "closed: TIME-WAIT held by utcpd" : "abandoned: RST sent to the peer");
           epoll_event ev{};
           ev.events = EPOLLIN;
@@ -407,7 +444,7 @@ void Registry::progress_held() {
       continue;
     }
     if (h.orphan) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, h.orphan->fd(), nullptr);
-    logf(2, "endpoint %u port %u released", g.ep.id, g.port.port());
+    logf(2, "endpoint %u port %u released", g.ep.id, ntohs(g.flow.local_port));
     h.orphan.reset();  // unmaps before the endpoint goes
     release(g);
     it = held_.erase(it);
@@ -416,9 +453,11 @@ void Registry::progress_held() {
 }
 
 int Registry::handshake_timeout_ms() const {
-  if (handshakes_.empty()) return -1;
+  if (handshakes_.empty() && listens_.empty()) return -1;
   Instant now = Clock::now(), next = kInstantNever;
   for (auto& [fd, hs] : handshakes_) next = std::min({next, hs->stack->poll_at(), hs->deadline});
+  for (auto& [fd, l] : listens_) next = std::min(next, l->stack->poll_at());
+  if (next == kInstantNever) return -1;
   if (next <= now) return 0;
   return int(std::min<int64_t>((next - now).count() / 1000 + 1, 1000));
 }
@@ -560,9 +599,11 @@ void Registry::drop(int fd) {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, h->first, nullptr);
     h = handshakes_.erase(h);
   }
+  close_listens(fd);  // resets what nobody accepted, before the endpoints go
   for (auto& [id, g] : it->second->grants) {
     if (g.listener) {
-      logf(2, "client pid %d gone: releasing listener endpoint %u port %u", it->second->cred.pid, id, g.port.port());
+      logf(2, "client pid %d gone: releasing listener endpoint %u port %u", it->second->cred.pid, id,
+           ntohs(g.listen.local_port));
       release(g);
       continue;
     }
@@ -615,7 +656,7 @@ void Registry::reply_endpoint(Client& c, const RegHeader& req, int error, const 
     rep.endpoint_id = g->ep.id;
     rep.local_ip = ntohl(g->listener ? g->listen.local_ip : g->flow.local_ip);
     rep.remote_ip = g->listener ? 0 : ntohl(g->flow.remote_ip);
-    rep.local_port = g->port.port();
+    rep.local_port = ntohs(g->listener ? g->listen.local_port : g->flow.local_port);
     rep.remote_port = g->listener ? 0 : ntohs(g->flow.remote_port);
     std::memcpy(rep.local_mac, ifc_.mac.b.data(), 6);
     rep.mtu = uint16_t(ifc_.mtu);
@@ -728,22 +769,208 @@ bool Registry::install_endpoint(Client& c, const RegHeader& req, const utcp_temp
   return true;
 }
 
-void Registry::handle_listen(Client& c, const ListenRequest& r) {
+// The port, listener endpoint and classifier entry of a Listen; replies and returns
+// false on failure, leaving nothing behind.
+bool Registry::open_listener(Client& c, const ListenRequest& r, Grant& g) {
   Ipv4Addr local{r.local_ip};
   if (local.v != 0 && local != ifc_.addr) {
     reply_endpoint(c, r.hdr, -EADDRNOTAVAIL, to_string(local) + " is not the address of " + ifc_.name, nullptr);
-    return;
+    return false;
   }
-  Grant g;
   g.listener = true;
-  if (!reserve_port(c, r.hdr, r.local_port, g)) return;
+  if (!reserve_port(c, r.hdr, r.local_port, g)) return false;
   utcp_template t = base_template(g.port.port());
   t.flags = UTCP_TMPL_F_LISTENER;
-  if (!install_endpoint(c, r.hdr, t, g)) return;
+  return install_endpoint(c, r.hdr, t, g);
+}
+
+void Registry::handle_listen(Client& c, const ListenRequest& r) {
+  Grant g;
+  if (!open_listener(c, r, g)) return;
   logf(1, "pid %d: listener endpoint %u on %s:%u", c.cred.pid, g.ep.id, to_string(ifc_.addr).c_str(), g.port.port());
   uint32_t id = g.ep.id;
   auto& stored = c.grants[id] = std::move(g);
   reply_endpoint(c, r.hdr, 0, "", &stored);
+}
+
+void Registry::handle_listen_accept(Client& c, const ListenRequest& r) {
+  Grant g;
+  if (!open_listener(c, r, g)) return;
+  const uint16_t port = g.port.port();
+  g.shared_port = std::make_shared<PortReservation>(std::move(g.port));
+  // The registry's own view of the listener endpoint, and the stack that listens on it.
+  std::string why;
+  int dupfd = ::fcntl(g.ep.fd, F_DUPFD_CLOEXEC, 0);
+  auto dev = dupfd >= 0 ? KmodDevice::open(dupfd, ifc_.mtu, &why) : nullptr;
+  if (!dev) {
+    release(g);
+    reply_endpoint(c, r.hdr, -ENOMEM, "cannot map the listener endpoint: " + why, nullptr);
+    return;
+  }
+  auto l = std::make_unique<Listening>();
+  l->client_fd = c.fd;
+  l->listen_id = g.ep.id;
+  l->port = port;
+  l->port_ref = g.shared_port;
+  StackConfig cfg;
+  cfg.ip = ifc_.addr;
+  cfg.mac = ifc_.mac;
+  cfg.learn_peer_mac = true;  // see docs/architecture.md, "Passive open"
+  cfg.syn_cookies = true;
+  cfg.tcp.rcvbuf = kRegistryRcvBuf;
+  l->stack = std::make_unique<Stack>(dev.get(), cfg);
+  const int backlog = r.backlog == 0 ? kDefaultBacklog : std::min(r.backlog, kMaxBacklog);
+  l->handle = l->stack->socket();
+  int rc = l->stack->bind(l->handle, port);
+  if (rc == 0) rc = l->stack->listen(l->handle, backlog);
+  if (rc < 0) {
+    release(g);
+    reply_endpoint(c, r.hdr, rc, "the registry's stack cannot listen", nullptr);
+    return;
+  }
+  l->dev = std::move(dev);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = l->dev->fd();
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, l->dev->fd(), &ev);
+  logf(1, "pid %d: listen %u on %s:%u, backlog %d, accepting for the client", c.cred.pid, g.ep.id,
+       to_string(ifc_.addr).c_str(), port, backlog);
+  const uint32_t id = g.ep.id;
+  const int dev_fd = l->dev->fd();
+  listens_[dev_fd] = std::move(l);
+  c.grants[id] = std::move(g);
+  // No endpoint file: the listener endpoint stays with the registry.
+  EndpointReply rep{};
+  fill_reply_header(rep, r.hdr);
+  rep.endpoint_id = id;
+  rep.local_ip = ifc_.addr.v;
+  rep.local_port = port;
+  std::memcpy(rep.local_mac, ifc_.mac.b.data(), 6);
+  rep.mtu = uint16_t(ifc_.mtu);
+  rep.ifindex = uint32_t(ifc_.ifindex);
+  send_message(c.fd, std::span(reinterpret_cast<const uint8_t*>(&rep), sizeof rep), -1);
+}
+
+Listening* Registry::find_listen(int client_fd, uint32_t listen_id) {
+  for (auto& [fd, l] : listens_)
+    if (l->client_fd == client_fd && l->listen_id == listen_id) return l.get();
+  return nullptr;
+}
+
+void Registry::handle_accept(Client& c, const AcceptRequest& r) {
+  // Only the client that made the listen may take its connections.
+  Listening* l = find_listen(c.fd, r.listen_id);
+  if (!l) {
+    reply_endpoint(c, r.hdr, -ENOENT, "no such listen of yours", nullptr);
+    return;
+  }
+  l->stack->poll(Clock::now());
+  if (l->waiting.empty() && claim(*l, r.hdr)) return;
+  if (!(r.flags & kAcceptWait)) {
+    reply_endpoint(c, r.hdr, -EAGAIN, "no connection is ready", nullptr);
+    return;
+  }
+  if (l->waiting.size() >= kMaxBacklog) {
+    reply_endpoint(c, r.hdr, -ENOBUFS, "too many Accepts waiting on this listen", nullptr);
+    return;
+  }
+  l->waiting.push_back(r.hdr);
+}
+
+// Hands one established connection of `l` to its client in answer to `req`; false when
+// none is ready (nothing sent). Any failure is answered and counts as handled.
+bool Registry::claim(Listening& l, const RegHeader& req) {
+  auto cit = clients_.find(l.client_fd);
+  if (cit == clients_.end()) return false;
+  Client& c = *cit->second;
+  FourTuple peer;
+  int h = l.stack->accept(l.handle, &peer);
+  if (h == -EAGAIN) return false;
+  if (h < 0) {
+    reply_endpoint(c, req, h, "accept failed in the registry's stack", nullptr);
+    return true;
+  }
+  auto reset = [&] {
+    LingerOpt lin{1, 0};  // the peer learns at once that the connection is gone
+    l.stack->setsockopt(h, SockOpt::kLinger, &lin, sizeof lin, Clock::now());
+    l.stack->close(h);
+    l.stack->poll(Clock::now());
+  };
+  auto mac = l.stack->peer_mac(h);
+  if (!mac) {
+    reset();
+    reply_endpoint(c, req, -EHOSTUNREACH, "no link address learnt for the peer", nullptr);
+    return true;
+  }
+  Grant g;
+  g.shared_port = l.port_ref;
+  g.next_hop = *mac;
+  g.remote_ip = peer.remote_ip;
+  g.remote_port = peer.remote_port;
+  utcp_template t = base_template(l.port);
+  t.remote_ip = htonl(peer.remote_ip.v);
+  t.remote_port = htons(peer.remote_port);
+  if (!install_endpoint(c, req, t, g)) {  // replied
+    reset();
+    return true;
+  }
+  // From here the connection's frames go to its own endpoint; what the listener's ring
+  // still holds for it is taken into the stack before the state leaves.
+  Instant now = Clock::now();
+  l.stack->poll(now);
+  std::vector<uint8_t> state;
+  int rc = l.stack->export_connection(h, now, &state);
+  if (rc < 0 || state.size() > kMaxStateLen) {
+    if (rc == 0) rc = -EMSGSIZE;
+    else reset();
+    release(g);
+    reply_endpoint(c, req, rc, "cannot export the accepted connection", nullptr);
+    return true;
+  }
+  ++l.accepted;
+  logf(1, "pid %d: listen %u: accepted %s:%u as endpoint %u (%zu bytes of state)", c.cred.pid, l.listen_id,
+       to_string(peer.remote_ip).c_str(), peer.remote_port, g.ep.id, state.size());
+  uint32_t id = g.ep.id;
+  auto& stored = c.grants[id] = std::move(g);
+  reply_endpoint(c, req, 0, "", &stored, state);
+  return true;
+}
+
+void Registry::progress_listens() {
+  for (auto& [fd, l] : listens_) {
+    l->stack->poll(Clock::now());
+    while (!l->waiting.empty() && claim(*l, l->waiting.front())) l->waiting.pop_front();
+  }
+}
+
+// Closes the listen on the registry's device `device_fd`: connections nobody accepted
+// are reset, waiting Accepts answered with `reply_error` (0: the client is gone, no
+// answer). The listener endpoint and the port go with the client's grant (release()).
+void Registry::close_listen(int device_fd, int reply_error) {
+  auto it = listens_.find(device_fd);
+  if (it == listens_.end()) return;
+  Listening& l = *it->second;
+  l.stack->close(l.handle);  // RST to every unclaimed connection (stack.cc)
+  l.stack->poll(Clock::now());
+  const StackStats& st = l.stack->stats();
+  logf(1, "listen %u on port %u closed: %llu accepted; SYN cookies sent %llu, valid %llu, refused %llu; SYNs dropped %llu",
+       l.listen_id, l.port, (unsigned long long)l.accepted, (unsigned long long)st.syn_cookies_sent,
+       (unsigned long long)st.syn_cookies_ok, (unsigned long long)st.syn_cookies_failed,
+       (unsigned long long)st.syn_dropped_backlog);
+  if (reply_error) {
+    auto cit = clients_.find(l.client_fd);
+    if (cit != clients_.end())
+      for (const RegHeader& req : l.waiting) reply_endpoint(*cit->second, req, reply_error, "the listen was closed", nullptr);
+  }
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, device_fd, nullptr);
+  listens_.erase(it);  // unmaps the registry's view
+}
+
+void Registry::close_listens(int client_fd) {
+  std::vector<int> mine;
+  for (auto& [fd, l] : listens_)
+    if (l->client_fd == client_fd) mine.push_back(fd);
+  for (int fd : mine) close_listen(fd, 0);
 }
 
 void Registry::serve(Client& c) {
@@ -807,7 +1034,16 @@ void Registry::serve(Client& c) {
     case MsgType::kListen: {
       ListenRequest r;
       std::memcpy(&r, buf, sizeof r);
-      handle_listen(c, r);
+      if (r.flags & kListenAccept)
+        handle_listen_accept(c, r);
+      else
+        handle_listen(c, r);
+      break;
+    }
+    case MsgType::kAccept: {
+      AcceptRequest r;
+      std::memcpy(&r, buf, sizeof r);
+      handle_accept(c, r);
       break;
     }
     case MsgType::kRelease: {
@@ -818,6 +1054,7 @@ void Registry::serve(Client& c) {
         reply_endpoint(c, h, -ENOENT, "no such endpoint of yours", nullptr);
         break;
       }
+      if (Listening* l = find_listen(c.fd, r.endpoint_id)) close_listen(l->dev->fd(), -ECANCELED);
       release(it->second);
       c.grants.erase(it);
       reply_endpoint(c, h, 0, "", nullptr);

@@ -66,7 +66,9 @@ TEST(RegistryProtocol, RefusalTable) {
   };
   const Case cases[] = {
       {"bad magic", [](ConnectRequest& r) { r.hdr.magic = 0xdeadbeef; }, -EBADMSG},
-      {"future version", [](ConnectRequest& r) { r.hdr.version = 2; }, -EPROTONOSUPPORT},
+      {"future version", [](ConnectRequest& r) { r.hdr.version = kProtocolVersion + 1; }, -EPROTONOSUPPORT},
+      {"version 1 (no passive open through the registry)", [](ConnectRequest& r) { r.hdr.version = 1; },
+       -EPROTONOSUPPORT},
       {"length lies (short)", [](ConnectRequest& r) { r.hdr.length = 16; }, -EBADMSG},
       {"length lies (long)", [](ConnectRequest& r) { r.hdr.length = 4096; }, -EBADMSG},
       {"unknown type", [](ConnectRequest& r) { r.hdr.type = 99; }, -EOPNOTSUPP},
@@ -88,6 +90,93 @@ TEST(RegistryProtocol, RefusalTable) {
   }
 }
 
+ListenRequest good_listen() {
+  ListenRequest r{};
+  r.hdr.type = uint16_t(MsgType::kListen);
+  r.hdr.length = sizeof r;
+  r.local_port = 8080;
+  r.backlog = 16;
+  r.flags = kListenAccept;
+  return r;
+}
+
+AcceptRequest good_accept() {
+  AcceptRequest r{};
+  r.hdr.type = uint16_t(MsgType::kAccept);
+  r.hdr.length = sizeof r;
+  r.listen_id = 3;
+  r.flags = kAcceptWait;
+  return r;
+}
+
+TEST(RegistryProtocol, ListenAndAcceptMessages) {
+  EXPECT_EQ(check(bytes_of(good_listen())), 0);
+  EXPECT_EQ(check(bytes_of(good_accept())), 0);
+  AcceptRequest now = good_accept();
+  now.flags = 0;  // -EAGAIN at once rather than waiting: also well formed
+  EXPECT_EQ(check(bytes_of(now)), 0);
+  ListenRequest any = good_listen();
+  any.local_port = 0;   // ephemeral
+  any.backlog = 65535;  // capped by utcpd, not refused
+  any.local_ip = 0x0a4d0001;
+  EXPECT_EQ(check(bytes_of(any)), 0);
+}
+
+TEST(RegistryProtocol, ListenRefusals) {
+  struct Case {
+    const char* name;
+    void (*mutate)(ListenRequest&);
+    int want;
+  };
+  const Case cases[] = {
+      {"unknown flag", [](ListenRequest& r) { r.flags |= 2; }, -EINVAL},
+      {"high flag", [](ListenRequest& r) { r.flags = 0x80000000u; }, -EINVAL},
+      {"reserved nonzero", [](ListenRequest& r) { r.reserved = 1; }, -EINVAL},
+      {"local loopback", [](ListenRequest& r) { r.local_ip = 0x7f000001; }, -EADDRNOTAVAIL},
+      {"local multicast", [](ListenRequest& r) { r.local_ip = 0xe0000001; }, -EADDRNOTAVAIL},
+      {"local broadcast", [](ListenRequest& r) { r.local_ip = 0xffffffff; }, -EADDRNOTAVAIL},
+      {"old version", [](ListenRequest& r) { r.hdr.version = 1; }, -EPROTONOSUPPORT},
+      {"length lies", [](ListenRequest& r) { r.hdr.length = 28; }, -EBADMSG},
+      {"bad magic", [](ListenRequest& r) { r.hdr.magic = 0; }, -EBADMSG},
+  };
+  for (const auto& c : cases) {
+    ListenRequest r = good_listen();
+    c.mutate(r);
+    EXPECT_EQ(check(bytes_of(r)), c.want) << c.name;
+  }
+}
+
+TEST(RegistryProtocol, AcceptRefusals) {
+  struct Case {
+    const char* name;
+    void (*mutate)(AcceptRequest&);
+    int want;
+  };
+  const Case cases[] = {
+      {"unknown flag", [](AcceptRequest& r) { r.flags |= 2; }, -EINVAL},
+      {"high flag", [](AcceptRequest& r) { r.flags = 0x80000001u; }, -EINVAL},
+      {"reserved nonzero", [](AcceptRequest& r) { r.reserved = 9; }, -EINVAL},
+      {"listen id 0", [](AcceptRequest& r) { r.listen_id = 0; }, -EINVAL},
+      {"old version", [](AcceptRequest& r) { r.hdr.version = 1; }, -EPROTONOSUPPORT},
+      {"length lies (short)", [](AcceptRequest& r) { r.hdr.length = 24; }, -EBADMSG},
+      {"length lies (long)", [](AcceptRequest& r) { r.hdr.length = 32; }, -EBADMSG},
+      {"bad magic", [](AcceptRequest& r) { r.hdr.magic = 1; }, -EBADMSG},
+      {"typed as a reply", [](AcceptRequest& r) { r.hdr.type |= 0x8000; }, -EOPNOTSUPP},
+      {"typed as a release", [](AcceptRequest& r) { r.hdr.type = uint16_t(MsgType::kRelease); }, -EBADMSG},
+  };
+  for (const auto& c : cases) {
+    AcceptRequest r = good_accept();
+    c.mutate(r);
+    EXPECT_EQ(check(bytes_of(r)), c.want) << c.name;
+  }
+  // Every prefix and a longer copy are refused as well.
+  auto full = bytes_of(good_accept());
+  for (size_t n = 0; n < full.size(); ++n)
+    EXPECT_LT(check(std::vector<uint8_t>(full.begin(), full.begin() + n)), 0) << n;
+  full.push_back(0);
+  EXPECT_LT(check(full), 0);
+}
+
 TEST(RegistryProtocol, TruncatedAndOversizedRequestsRefused) {
   auto full = bytes_of(good_connect());
   for (size_t n = 0; n < full.size(); ++n) {
@@ -107,7 +196,7 @@ TEST(RegistryProtocol, RandomBytesNeverPass) {
     // Half the time give it a valid header so the body checks are exercised too.
     if (i % 2 && b.size() >= sizeof(RegHeader)) {
       RegHeader h{};
-      h.type = uint16_t(1 + rng() % 5);
+      h.type = uint16_t(1 + rng() % 6);
       h.length = uint32_t(b.size());
       std::memcpy(b.data(), &h, sizeof h);
     }

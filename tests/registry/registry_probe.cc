@@ -4,6 +4,7 @@
 //   registry_probe hello
 //   registry_probe connect IP PORT [LOCAL_PORT] [--hold SECONDS]
 //   registry_probe listen PORT
+//   registry_probe accept LISTEN_ID [--wait]   an Accept on someone's listen: prints the answer
 //   registry_probe garbage COUNT       send COUNT hostile messages, then check utcpd still answers
 //   registry_probe live-endpoints      print the module's live endpoint count
 #include <fcntl.h>
@@ -111,7 +112,7 @@ int garbage(int count) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: registry_probe hello|connect|listen|garbage|live-endpoints ...\n");
+    std::fprintf(stderr, "usage: registry_probe hello|connect|listen|accept|garbage|live-endpoints ...\n");
     return 2;
   }
   std::string cmd = argv[1];
@@ -153,6 +154,11 @@ int main(int argc, char** argv) {
     ip = Ipv4Addr::of(uint8_t(a), uint8_t(b), uint8_t(cc), uint8_t(d));
     uint16_t lport = argc >= 5 && argv[4][0] != '-' ? uint16_t(std::atoi(argv[4])) : 0;
     rc = c.connect_endpoint(ip, uint16_t(std::atoi(argv[3])), lport, &g, &err);
+  } else if (cmd == "accept" && argc >= 3) {
+    std::vector<uint8_t> state;
+    bool wait = argc >= 4 && std::string(argv[3]) == "--wait";
+    rc = c.accept(uint32_t(std::strtoul(argv[2], nullptr, 10)), wait, &g, &state, &err);
+    if (rc == 0) std::printf("state_bytes %zu\n", state.size());
   } else if (cmd == "listen" && argc >= 3) {
     rc = c.listen_endpoint(uint16_t(std::atoi(argv[2])), 16, &g, &err);
   } else {

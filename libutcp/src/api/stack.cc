@@ -24,12 +24,14 @@ struct Stack::ConnEntry {
   int listener = -1;  // listener handle for a passive connection not yet accepted
   bool queued = false;  // in the listener's accept queue
   bool dirty = false;
+  std::optional<MacAddr> peer_mac;  // learn_peer_mac: where the opening frame came from
 };
 
 struct Stack::Listener {
   int backlog = 0;
   int embryonic = 0;  // SYN-RECEIVED children
   std::deque<ConnEntry*> ready;
+  Instant last_cookie = kInstantNever;  // when a SYN cookie was last sent (never: none)
 };
 
 struct Stack::Socket {
@@ -56,8 +58,22 @@ Stack::Stack(Device* dev, const StackConfig& cfg)
     : dev_(dev),
       cfg_(cfg),
       isn_(cfg.isn_key ? *cfg.isn_key : IsnGenerator::random_key()),
+      cookie_key_(IsnGenerator::random_key()),
       wheel_(cfg.timer_tick),
-      next_ephemeral_(cfg.ephemeral_lo) {}
+      next_ephemeral_(cfg.ephemeral_lo) {
+  if (cfg.isn_key) {
+    // Reproducible runs (tests) derive the cookie secret from the ISN secret, so the
+    // two are never equal and one never reveals the other.
+    static constexpr uint8_t kLabel[] = "utcp syn cookie secret";
+    for (int half = 0; half < 2; ++half) {
+      uint8_t in[sizeof kLabel + 1];
+      std::memcpy(in, kLabel, sizeof kLabel);
+      in[sizeof kLabel] = uint8_t(half);
+      uint64_t h = siphash24(*cfg.isn_key, in);
+      for (int j = 0; j < 8; ++j) cookie_key_[size_t(half * 8 + j)] = uint8_t(h >> (8 * j));
+    }
+  }
+}
 
 Stack::~Stack() {
   wheel_.clear();
@@ -75,7 +91,15 @@ uint16_t Stack::mss_from_mtu() const {
 bool Stack::send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_t> p1,
                  std::span<const uint8_t> p2) {
   MacAddr dst_mac;
-  if (auto it = neighbors_.find(t.remote_ip.v); it != neighbors_.end()) {
+  const ConnEntry* learnt = nullptr;
+  if (cfg_.learn_peer_mac) {
+    if (auto it = conns_.find(t); it != conns_.end() && it->second->peer_mac) learnt = it->second.get();
+  }
+  if (learnt) {
+    dst_mac = *learnt->peer_mac;
+  } else if (cfg_.learn_peer_mac && reply_mac_ && reply_ip_ == t.remote_ip) {
+    dst_mac = *reply_mac_;  // a reply of no connection: back to the hop the frame came from
+  } else if (auto it = neighbors_.find(t.remote_ip.v); it != neighbors_.end()) {
     dst_mac = it->second;
   } else if (cfg_.default_neighbor) {
     dst_mac = *cfg_.default_neighbor;
@@ -142,10 +166,13 @@ void Stack::on_frame(Instant now, std::span<const uint8_t> frame) {
     ++stats_.not_for_us;
     return;
   }
-  on_tcp(now, parsed_.ip, *parsed_.tcp);
+  reply_mac_ = &parsed_.eth.src;
+  reply_ip_ = parsed_.ip.src;
+  on_tcp(now, parsed_.eth.src, parsed_.ip, *parsed_.tcp);
+  reply_mac_ = nullptr;
 }
 
-void Stack::on_tcp(Instant now, const Ipv4Repr& ip, const TcpRepr& seg) {
+void Stack::on_tcp(Instant now, const MacAddr& src_mac, const Ipv4Repr& ip, const TcpRepr& seg) {
   const FourTuple t{ip.dst, seg.dst_port, ip.src, seg.src_port};
   if (auto it = conns_.find(t); it != conns_.end()) {
     ConnEntry* e = it->second.get();
@@ -159,12 +186,19 @@ void Stack::on_tcp(Instant now, const Ipv4Repr& ip, const TcpRepr& seg) {
     // RFC 9293 §3.10.7.2 LISTEN: a RST is ignored, an ACK draws a RST, a SYN opens.
     if (seg.has(kRst)) return;
     if (seg.has(kAck)) {
+      if (!seg.has(kSyn) && cfg_.syn_cookies && l.last_cookie != kInstantNever &&
+          accept_syncookie(now, t, src_mac, seg, lit->second))
+        return;
       if (auto r = rst_reply(seg)) send(t, *r, {}, {});
       return;
     }
     if (!seg.has(kSyn)) return;
-    if (l.embryonic + int(l.ready.size()) >= l.backlog) {
+    if (int(l.ready.size()) >= l.backlog || (!cfg_.syn_cookies && l.embryonic + int(l.ready.size()) >= l.backlog)) {
       ++stats_.syn_dropped_backlog;  // the peer retransmits its SYN (Linux drops too)
+      return;
+    }
+    if (l.embryonic >= l.backlog) {  // the SYN queue is full: answer without state
+      send_syncookie(now, t, seg, l);
       return;
     }
     auto c = std::make_unique<Connection>(cfg_.tcp, t, mss_from_mtu());
@@ -174,6 +208,7 @@ void Stack::on_tcp(Instant now, const Ipv4Repr& ip, const TcpRepr& seg) {
     if (c->state() != TcpState::kSynReceived) return;
     ConnEntry* e = add_connection(t, std::move(c));
     e->listener = lit->second;
+    if (cfg_.learn_peer_mac) e->peer_mac = src_mac;
     ++l.embryonic;
     mark_dirty(e);
     return;
@@ -183,6 +218,109 @@ void Stack::on_tcp(Instant now, const Ipv4Repr& ip, const TcpRepr& seg) {
     ++stats_.rst_sent_no_connection;
     send(t, *r, {}, {});
   }
+}
+
+// ------------------------------------------------------------------ SYN cookies
+//
+// RFC 4987 §3.6, after Bernstein's layout (as Linux's cookie_v4_init_sequence): the ISN of
+// a stateless SYN-ACK is
+//   bits 31..27  a counter of 64-second periods, modulo 32
+//   bits 26..24  an index into kCookieMss, the largest entry not above the peer's MSS
+//   bits 23..0   SipHash-2-4 under a per-stack secret of the 4-tuple, the peer's ISN,
+//                the full counter and the MSS index
+// An ACK returns ISN+1 in its acknowledgment field and the peer's ISN+1 in its sequence
+// field, so the whole cookie is checked without state. It is good for the period it was
+// made in and the next one (64-128 s), and only while the listener has sent cookies in
+// that time (an ACK at a listener is otherwise answered with a RST, as before).
+// What a cookie cannot carry: window scaling, SACK and timestamps are not offered in a
+// cookie SYN-ACK, so a connection opened by a cookie runs without them (Linux encodes
+// them in the timestamp instead; utcp keeps the cookie path simple, as it is taken only
+// under a flood). Data on the SYN is not kept, as on the stateful path.
+
+namespace {
+constexpr uint16_t kCookieMss[8] = {256, 536, 1220, 1300, 1400, 1440, 1460, 8960};
+constexpr int64_t kCookiePeriodUs = 64'000'000;
+constexpr uint32_t kCookieMaxAge = 1;  // periods
+
+uint32_t cookie_count(Instant now) { return uint32_t(now.time_since_epoch().count() / kCookiePeriodUs); }
+}  // namespace
+
+uint32_t Stack::syncookie_hash(const FourTuple& t, SeqNum peer_isn, uint32_t count, uint32_t mss_index) const {
+  uint8_t buf[24];
+  auto put32 = [&](size_t off, uint32_t v) {
+    for (int j = 0; j < 4; ++j) buf[off + j] = uint8_t(v >> (24 - 8 * j));
+  };
+  put32(0, t.local_ip.v);
+  put32(4, t.remote_ip.v);
+  put32(8, uint32_t(t.local_port) << 16 | t.remote_port);
+  put32(12, peer_isn.raw());
+  put32(16, count);
+  put32(20, mss_index);
+  return uint32_t(siphash24(cookie_key_, buf)) & 0xffffffu;
+}
+
+void Stack::send_syncookie(Instant now, const FourTuple& t, const TcpRepr& syn, Listener& l) {
+  const uint16_t peer_mss = syn.options.mss ? *syn.options.mss : 536;  // RFC 9293 §3.7.1 default
+  uint32_t idx = 0;
+  for (uint32_t i = 0; i < 8; ++i)
+    if (kCookieMss[i] <= peer_mss) idx = i;
+  const uint32_t count = cookie_count(now);
+  const uint32_t cookie = (count & 31u) << 27 | idx << 24 | syncookie_hash(t, syn.seq, count, idx);
+  TcpRepr r;
+  r.src_port = syn.dst_port;
+  r.dst_port = syn.src_port;
+  r.seq = SeqNum(cookie);
+  r.ack = syn.seq + 1;
+  r.flags = kSyn | kAck;
+  r.window = uint16_t(std::min<uint32_t>(cfg_.tcp.rcvbuf, 65535));
+  r.options.mss = mss_from_mtu();
+  l.last_cookie = now;
+  ++stats_.syn_cookies_sent;
+  send(t, r, {}, {});
+}
+
+bool Stack::accept_syncookie(Instant now, const FourTuple& t, const MacAddr& src_mac, const TcpRepr& ack,
+                             int listener_handle) {
+  Socket* ls = sock(listener_handle);
+  Listener& l = *ls->listener;
+  const uint32_t count = cookie_count(now);
+  if (now > l.last_cookie + Duration((kCookieMaxAge + 1) * kCookiePeriodUs)) return false;  // none lately
+  const uint32_t cookie = (ack.ack - 1).raw();
+  const SeqNum peer_isn = ack.seq - 1;
+  const uint32_t age = (count - (cookie >> 27)) & 31u;
+  const uint32_t idx = (cookie >> 24) & 7u;
+  if (age > kCookieMaxAge || count < age || syncookie_hash(t, peer_isn, count - age, idx) != (cookie & 0xffffffu)) {
+    ++stats_.syn_cookies_failed;
+    return false;  // the caller answers with a RST
+  }
+  if (int(l.ready.size()) >= l.backlog) {
+    // No room to queue it: drop the ACK (as Linux does); the peer's next segment brings
+    // the cookie again.
+    ++stats_.syn_dropped_backlog;
+    return true;
+  }
+  TcpRepr syn;
+  syn.src_port = ack.src_port;
+  syn.dst_port = ack.dst_port;
+  syn.seq = peer_isn;
+  syn.flags = kSyn;
+  syn.window = ack.window;  // no window scaling on a cookie connection: the ACK's window as is
+  syn.options.mss = kCookieMss[idx];
+  auto c = std::make_unique<Connection>(cfg_.tcp, t, mss_from_mtu());
+  apply_options(*ls, *c, now);
+  c->open_syncookie(now, SeqNum(cookie), syn);
+  c->process(now, ack, *this);  // SYN-RECEIVED -> ESTABLISHED, with any data it carries
+  if (!c->is_synchronized()) {
+    ++stats_.syn_cookies_failed;
+    return true;  // process() answered it
+  }
+  ++stats_.syn_cookies_ok;
+  ConnEntry* e = add_connection(t, std::move(c));
+  e->listener = listener_handle;
+  if (cfg_.learn_peer_mac) e->peer_mac = src_mac;
+  ++l.embryonic;  // service() moves it to the accept queue
+  mark_dirty(e);
+  return true;
 }
 
 // ------------------------------------------------------------------ polling
@@ -528,6 +666,12 @@ int Stack::events(int h) const {
     }
   }
   return 0;
+}
+
+std::optional<MacAddr> Stack::peer_mac(int h) const {
+  const Socket* s = sock(h);
+  if (!s || s->kind != Socket::Kind::kConnection) return std::nullopt;
+  return s->entry->peer_mac;
 }
 
 int Stack::local_port(int h) const {

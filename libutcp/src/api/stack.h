@@ -38,6 +38,17 @@ struct StackConfig {
   uint16_t ephemeral_lo = 32768, ephemeral_hi = 60999;  // Linux's ip_local_port_range
   size_t max_rx_per_poll = 1024;
   int default_backlog = 128;
+  // A connection opened passively answers through the hop its SYN (or the ACK carrying
+  // a SYN cookie) came from: the frame's Ethernet source, kept per connection and used
+  // before the neighbour table; replies to frames of no connection (RSTs, cookie
+  // SYN-ACKs) go back to the frame's source too. For a stack that has no neighbour
+  // table of its own, like utcpd's, which accepts for applications.
+  bool learn_peer_mac = false;
+  // RFC 4987 §3.6: when a listener's SYN queue (connections in SYN-RECEIVED) holds
+  // `backlog`, further SYNs are answered statelessly with a cookie ISN, and an ACK that
+  // returns a valid cookie creates the connection. Off by default: a connection opened
+  // by a cookie has no window scaling, SACK or timestamps (see stack.cc).
+  bool syn_cookies = false;
 };
 
 // Socket events, the values of poll(2).
@@ -68,6 +79,9 @@ struct StackStats {
   uint64_t frames_in = 0, frames_out = 0, parse_errors = 0, not_for_us = 0;
   uint64_t rst_sent_no_connection = 0, syn_dropped_backlog = 0, no_neighbor = 0;
   uint64_t tx_full = 0;
+  // RFC 4987 §3.6: cookie SYN-ACKs sent, ACKs that returned a valid cookie (connections
+  // made), and ACKs refused with a RST (forged, stale, or no cookies sent lately).
+  uint64_t syn_cookies_sent = 0, syn_cookies_ok = 0, syn_cookies_failed = 0;
 };
 
 class Stack : private SegmentSink {
@@ -105,6 +119,8 @@ class Stack : private SegmentSink {
   int setsockopt(int h, SockOpt opt, const void* val, size_t len, Instant now);
   int getsockopt(int h, SockOpt opt, void* val, size_t* len);
   int local_port(int h) const;
+  // The Ethernet source the connection's opening frame came from (learn_peer_mac).
+  std::optional<MacAddr> peer_mac(int h) const;
 
   // --- moving connections (paper §3.4) ---
   // Serialises handle `h`'s connection and removes it from this stack without a word to
@@ -131,7 +147,11 @@ class Stack : private SegmentSink {
   bool send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_t> p1,
             std::span<const uint8_t> p2) override;
   void on_frame(Instant now, std::span<const uint8_t> frame);
-  void on_tcp(Instant now, const Ipv4Repr& ip, const TcpRepr& seg);
+  void on_tcp(Instant now, const MacAddr& src_mac, const Ipv4Repr& ip, const TcpRepr& seg);
+  void send_syncookie(Instant now, const FourTuple& t, const TcpRepr& syn, Listener& l);
+  bool accept_syncookie(Instant now, const FourTuple& t, const MacAddr& src_mac, const TcpRepr& ack,
+                        int listener_handle);
+  uint32_t syncookie_hash(const FourTuple& t, SeqNum peer_isn, uint32_t count, uint32_t mss_index) const;
   void mark_dirty(ConnEntry* e);
   void service(Instant now, ConnEntry* e);
   void remove(ConnEntry* e);
@@ -147,6 +167,10 @@ class Stack : private SegmentSink {
   Device* dev_;
   StackConfig cfg_;
   IsnGenerator isn_;
+  std::array<uint8_t, 16> cookie_key_;
+  // While a frame is processed: its source, where replies of no connection go.
+  const MacAddr* reply_mac_ = nullptr;
+  Ipv4Addr reply_ip_;
   TimerWheel wheel_;
   std::unordered_map<uint32_t, MacAddr> neighbors_;
   std::unordered_map<FourTuple, std::unique_ptr<ConnEntry>, FourTupleHash> conns_;

@@ -87,11 +87,15 @@ int RegistryClient::connect(std::string* error, const char* path) {
   return 0;
 }
 
-template <typename Req, typename Rep>
-int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail) {
+template <typename Req>
+int RegistryClient::send_request(Req& req, std::string* error) {
   if (fd_ < 0) {
     *error = "not connected to the registry";
     return -ENOTCONN;
+  }
+  if (pending_accept_.type) {
+    *error = "an Accept sent with send_accept() is still unanswered (take it with receive_accept())";
+    return -EBUSY;
   }
   req.hdr.length = sizeof req;
   req.hdr.seq = ++seq_;
@@ -100,6 +104,18 @@ int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error, std::v
     *error = std::string("registry connection lost: ") + std::strerror(e);
     return -e;
   }
+  return 0;
+}
+
+template <typename Req, typename Rep>
+int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail) {
+  if (int rc = send_request(req, error); rc < 0) return rc;
+  return receive_reply(req.hdr, rep, fd, error, tail);
+}
+
+template <typename Rep>
+int RegistryClient::receive_reply(const RegHeader& req, Rep* rep, int* fd, std::string* error,
+                                  std::vector<uint8_t>* tail) {
   std::vector<uint8_t> buf(kMaxMessage);
   msghdr mh{};
   iovec iov{buf.data(), buf.size()};
@@ -125,8 +141,8 @@ int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error, std::v
   size_t extra = 0;
   if constexpr (std::is_same_v<Rep, EndpointReply>) extra = rep->state_len;
   if (size_t(n) < sizeof *rep || size_t(n) != sizeof *rep + extra || (mh.msg_flags & MSG_TRUNC) ||
-      rep->hdr.magic != kMagic || rep->hdr.seq != req.hdr.seq ||
-      rep->hdr.type != (req.hdr.type | uint16_t(MsgType::kReply)) || rep->hdr.length != size_t(n) ||
+      rep->hdr.magic != kMagic || rep->hdr.seq != req.seq ||
+      rep->hdr.type != (req.type | uint16_t(MsgType::kReply)) || rep->hdr.length != size_t(n) ||
       (extra && !tail))
     return fail(-EBADMSG, "malformed reply from the registry (library and utcpd from different releases?)");
   if (tail) tail->assign(buf.begin() + sizeof *rep, buf.begin() + n);
@@ -230,6 +246,61 @@ int RegistryClient::listen_endpoint(uint16_t local_port, uint16_t backlog, Grant
   }
   fill_grant(rep, fd, out);
   return 0;
+}
+
+int RegistryClient::listen(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error) {
+  ListenRequest req{};
+  req.hdr.type = uint16_t(MsgType::kListen);
+  req.local_port = local_port;
+  req.backlog = backlog;
+  req.flags = kListenAccept;
+  EndpointReply rep{};
+  int fd = -1;
+  if (int rc = call(req, &rep, &fd, error); rc < 0) return rc;
+  if (fd >= 0) {
+    ::close(fd);
+    *error = "the registry sent an endpoint file for a listen it accepts on";
+    return -EBADMSG;
+  }
+  fill_grant(rep, -1, out);
+  return 0;
+}
+
+int RegistryClient::send_accept(uint32_t listen_id, bool wait, std::string* error) {
+  AcceptRequest req{};
+  req.hdr.type = uint16_t(MsgType::kAccept);
+  req.listen_id = listen_id;
+  req.flags = wait ? kAcceptWait : 0;
+  if (int rc = send_request(req, error); rc < 0) return rc;
+  pending_accept_ = req.hdr;
+  return 0;
+}
+
+int RegistryClient::receive_accept(Grant* out, std::vector<uint8_t>* state, std::string* error) {
+  if (!pending_accept_.type) {
+    *error = "no Accept was sent (send_accept() first)";
+    return -EINVAL;
+  }
+  const RegHeader req = pending_accept_;
+  pending_accept_ = {};
+  std::vector<uint8_t> dropped;
+  if (!state) state = &dropped;  // the reply is read all the same
+  EndpointReply rep{};
+  int fd = -1;
+  if (int rc = receive_reply(req, &rep, &fd, error, state); rc < 0) return rc;
+  if (fd < 0 || state->empty()) {
+    if (fd >= 0) ::close(fd);
+    *error = "the registry accepted a connection but sent no endpoint file or no state";
+    return -EBADMSG;
+  }
+  fill_grant(rep, fd, out);
+  return 0;
+}
+
+int RegistryClient::accept(uint32_t listen_id, bool wait, Grant* out, std::vector<uint8_t>* state,
+                           std::string* error) {
+  if (int rc = send_accept(listen_id, wait, error); rc < 0) return rc;
+  return receive_accept(out, state, error);
 }
 
 int RegistryClient::release(uint32_t endpoint_id, std::string* error) {

@@ -46,15 +46,39 @@ class RegistryClient {
                        std::vector<uint8_t>* state = nullptr);
   // A UDP endpoint for datagrams with remote:port (local_port 0 = ephemeral UDP port).
   int udp_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out, std::string* error);
-  // A listener endpoint on local_port.
+  // A listener endpoint on local_port, for a stack that answers SYNs itself.
   int listen_endpoint(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error);
+
+  // --- passive open through the registry (paper §3.4) ---
+  // utcpd listens on local_port (0: ephemeral) and runs the handshakes; `out` gets the
+  // listen id (endpoint_id), local address and port, and no endpoint file. backlog 0 =
+  // kDefaultBacklog; more than kMaxBacklog is capped. Closed by release(listen id) or
+  // when this client disconnects; connections nobody accepted are then reset.
+  int listen(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error);
+  // One established connection of the listen: its own endpoint in `out` and its TCP
+  // state in `state`, to import (Stack::import_connection). Without `wait`, -EAGAIN at
+  // once when none is ready; with it, blocks until one is.
+  int accept(uint32_t listen_id, bool wait, Grant* out, std::vector<uint8_t>* state, std::string* error);
+  // The same in two steps, for an event loop: send the request ahead, wait for fd() to
+  // be readable, then take the reply. No other request may be made on this client
+  // between the two (the replies would cross; use a second RegistryClient for that).
+  int send_accept(uint32_t listen_id, bool wait, std::string* error);
+  int receive_accept(Grant* out, std::vector<uint8_t>* state, std::string* error);
+  // The registry socket, for poll()/epoll (readable: a reply is there).
+  int fd() const { return fd_; }
+
   int release(uint32_t endpoint_id, std::string* error);
 
  private:
   template <typename Req, typename Rep>
   int call(Req& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail = nullptr);
+  template <typename Req>
+  int send_request(Req& req, std::string* error);
+  template <typename Rep>
+  int receive_reply(const RegHeader& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail);
   int fd_ = -1;
   uint32_t seq_ = 0;
+  RegHeader pending_accept_{};  // the Accept sent by send_accept(), type 0 when none
 };
 
 }  // namespace utcp::registry

@@ -65,7 +65,25 @@ int validate_request(std::span<const uint8_t> msg, std::string* why) {
     case MsgType::kListen: {
       ListenRequest r;
       if (!read_as(msg, &r)) break;
-      if (r.reserved || r.flags) { *why = "unknown flags or reserved field not zero"; return -EINVAL; }
+      if (r.reserved || (r.flags & ~kListenAccept)) {
+        *why = "unknown flags or reserved field not zero";
+        return -EINVAL;
+      }
+      uint8_t first = uint8_t(r.local_ip >> 24);
+      if (r.local_ip != 0 && (first == 127 || first >= 224)) {
+        *why = "local address is not a unicast address utcp serves";
+        return -EADDRNOTAVAIL;
+      }
+      return 0;
+    }
+    case MsgType::kAccept: {
+      AcceptRequest r;
+      if (!read_as(msg, &r)) break;
+      if (r.reserved || (r.flags & ~kAcceptWait)) {
+        *why = "unknown flags or reserved field not zero";
+        return -EINVAL;
+      }
+      if (r.listen_id == 0) { *why = "listen id 0"; return -EINVAL; }
       return 0;
     }
     case MsgType::kRelease: {

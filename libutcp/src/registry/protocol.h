@@ -16,15 +16,17 @@
 namespace utcp::registry {
 
 inline constexpr uint32_t kMagic = 0x50435455;  // "UTCP"
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;  // 2: Listen with kListenAccept, Accept
 inline constexpr size_t kMaxMessage = 65536;
 inline constexpr const char* kDefaultSocketPath = "/run/utcp/utcpd.sock";
 
 enum class MsgType : uint16_t {
   kHello = 1,    // -> HelloReply
   kConnect = 2,  // -> EndpointReply + endpoint fd: an endpoint for one connection
-  kListen = 3,   // -> EndpointReply + endpoint fd: a listener endpoint
-  kRelease = 4,  // give back an endpoint's port (also implicit when the client's socket closes)
+  kListen = 3,   // -> EndpointReply (+ endpoint fd without kListenAccept: a listener endpoint)
+  kRelease = 4,  // give back an endpoint's port, or close a listen (also implicit when the
+                 // client's socket closes)
+  kAccept = 5,   // -> EndpointReply + endpoint fd + state: one connection of a kListenAccept listen
   kReply = 0x8000,
 };
 
@@ -60,15 +62,40 @@ struct ConnectRequest {
 };
 static_assert(sizeof(ConnectRequest) == 32);
 
+// ListenRequest flags.
+inline constexpr uint32_t kListenAccept = 1;  // utcpd listens and accepts for the client (paper
+                                              // §3.4): it keeps the listener endpoint and answers
+                                              // the SYNs; the reply carries no fd, its endpoint_id
+                                              // is the listen id that Accept requests name
+
+// With kListenAccept the registry's SYN queue and its queue of established connections
+// nobody has claimed yet are each bounded by `backlog` (0: 128; capped at kMaxBacklog).
+inline constexpr uint16_t kDefaultBacklog = 128;
+inline constexpr uint16_t kMaxBacklog = 1024;
+
 struct ListenRequest {
   RegHeader hdr;
   uint32_t local_ip = 0;     // 0 = the registry's interface address
   uint16_t local_port = 0;   // 0 = an ephemeral port
   uint16_t backlog = 0;
-  uint32_t flags = 0;
+  uint32_t flags = 0;        // kListen* bits
   uint32_t reserved = 0;
 };
 static_assert(sizeof(ListenRequest) == 32);
+
+// AcceptRequest flags.
+inline constexpr uint32_t kAcceptWait = 1;  // answer once a connection is established (else
+                                            // -EAGAIN at once when none is ready)
+
+// One established connection of a listen: the reply is an EndpointReply with the new
+// connection's own endpoint (exact 4-tuple template) and its exported TCP state.
+struct AcceptRequest {
+  RegHeader hdr;
+  uint32_t listen_id = 0;  // endpoint_id of the kListenAccept reply
+  uint32_t flags = 0;      // kAccept* bits
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(AcceptRequest) == 28);
 
 struct ReleaseRequest {
   RegHeader hdr;

@@ -132,6 +132,11 @@ class Connection {
   // Passive open for this exact tuple: LISTEN, taking the first SYN (the stack creates
   // one such connection per SYN arriving at a listener).
   void open_passive(SeqNum iss);
+  // Passive open from a returned SYN cookie (RFC 4987 §3.6): the SYN-ACK with ISS went
+  // out without state, so this enters SYN-RECEIVED as if it had been sent (SND.NXT =
+  // ISS+1, no RTT timing: its send time is unknown) from `syn`, the SYN rebuilt from the
+  // cookie (its MSS; no other options). The returning ACK is then process()ed as usual.
+  void open_syncookie(Instant now, SeqNum iss, const TcpRepr& syn);
 
   // --- segment arrival (input.cc) ---
   // RFC 9293 §3.10.7. One-off replies (RST, challenge ACK, ACK for an unacceptable

@@ -244,6 +244,16 @@ void Connection::process_listen(Instant now, const TcpRepr& seg, SegmentSink& ou
   set_state(TcpState::kSynReceived);
 }
 
+void Connection::open_syncookie(Instant now, SeqNum iss, const TcpRepr& syn) {
+  open_passive(iss);
+  take_syn(now, syn);
+  snd_wl2_ = iss_;
+  snd_una_ = iss_;
+  snd_nxt_ = snd_max_ = iss_ + 1;
+  recover_ = iss_;
+  set_state(TcpState::kSynReceived);
+}
+
 void Connection::process_syn_sent(Instant now, const TcpRepr& seg, SegmentSink& out) {
   // RFC 9293 §3.10.7.3 SYN-SENT.
   bool ack_ok = false;
