@@ -170,6 +170,7 @@ int main(int argc, char** argv) {
     return -rc > 0 && -rc < 100 ? 100 + (-rc % 100) : 1;
   }
   int status = print_grant(g);
+  std::fflush(stdout);  // a test waiting on this output sees it before the hold ends
   if (hold > 0) ::sleep(unsigned(hold));
   return status;
 }
