@@ -76,8 +76,15 @@ void Orphan::send(uint8_t flags, uint32_t seq, uint32_t ack) {
 }
 
 void Orphan::on_segment(Instant now, const TcpRepr& seg) {
-  if (seg.has(tf::kRst)) {  // the peer is done with it too
-    end_ = now;
+  if (seg.has(tf::kRst)) {
+    if (kind_ == Kind::kReset) {
+      end_ = now;  // the peer is done with it too
+      return;
+    }
+    // TIME-WAIT ignores a RST (RFC 1337: no assassination), but a RST tells us the peer
+    // has no connection left, so our FIN needs no more retransmissions: typically the
+    // answer of a peer that already finished to our repeated FIN.
+    fin_acked_ = true;
     return;
   }
   if (kind_ == Kind::kReset) {
