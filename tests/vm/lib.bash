@@ -6,6 +6,11 @@ check() {  # check NAME EXPR
 finish() { [ "$failures" = 0 ]; exit $?; }
 in_a() { ip netns exec "$UTCP_NS_A" "$@"; }
 in_b() { ip netns exec "$UTCP_NS_B" "$@"; }
+wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds (1 when it never did)
+	local t=$(( $1 * 10 )); shift
+	for _ in $(seq "$t"); do "$@" && return 0; sleep 0.1; done
+	return 1
+}
 
 classifier_obj() {
 	find "$UTCP_BUILD" -name 'utcp_classifier.bpf.o' -print -quit 2>/dev/null

@@ -12,11 +12,6 @@ peer=$UTCP_SRC/tests/vm/tcp_peer.py
 probe=$UTCP_BUILD/tests/registry/registry_probe
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
 start_utcpd --time-wait-ms 5000 -v >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
-wait_for() {  # wait_for SECONDS COMMAND...
-	local t=$(( $1 * 10 )); shift
-	for _ in $(seq "$t"); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
 
 head -c $((2 << 20)) /dev/urandom > /tmp/2m
 in_b python3 "$peer" sink "$UTCP_IP_B" 7201 > /tmp/sink.out 2>/tmp/sink.err &

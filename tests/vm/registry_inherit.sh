@@ -22,11 +22,6 @@ kernel_can_bind() {
 }
 # The local port of the newest endpoint utcpd granted ("endpoint N for A:P -> B:Q").
 last_port() { grep -o "endpoint [0-9]* for [0-9.]*:[0-9]*" /tmp/utcpd.log | tail -n1 | sed 's/.*://'; }
-wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds
-	local t=$(( $1 * 10 )); shift
-	for _ in $(seq "$t"); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
 
 # --- kill -9 mid-transfer: the peer must see a RST from utcpd
 in_b python3 "$peer" watch "$UTCP_IP_B" 7101 > /tmp/watch.out 2>/tmp/watch.err &

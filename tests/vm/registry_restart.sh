@@ -16,11 +16,6 @@ utcpctl=$UTCP_BUILD/tools/utcpctl
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
 live() { in_a "$probe" live-endpoints; }
 parked() { in_a "$utcpctl" stats | sed -n 's/^parked_controls[ :]*//p'; }
-wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds
-	local t=$(( $1 * 10 )); shift
-	for _ in $(seq "$t"); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
 # start_utcpd, then wait until this utcpd (not a dead one's leftover socket) serves.
 # fd 3 (the application's stdin pipe) must not leak into utcpd, or the pipe never ends.
 restart_utcpd() {

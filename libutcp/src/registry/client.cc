@@ -191,12 +191,22 @@ void fill_grant(const EndpointReply& r, int fd, Grant* out) {
 
 int RegistryClient::connect_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out,
                                      std::string* error, std::vector<uint8_t>* state) {
+  return request_endpoint(remote, remote_port, local_port, state ? kConnectHandshake : 0, out, error, state);
+}
+
+int RegistryClient::udp_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out,
+                                 std::string* error) {
+  return request_endpoint(remote, remote_port, local_port, kConnectUdp, out, error, nullptr);
+}
+
+int RegistryClient::request_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, uint32_t flags,
+                                     Grant* out, std::string* error, std::vector<uint8_t>* state) {
   ConnectRequest req{};
   req.hdr.type = uint16_t(MsgType::kConnect);
   req.remote_ip = remote.v;
   req.remote_port = remote_port;
   req.local_port = local_port;
-  req.flags = state ? kConnectHandshake : 0;
+  req.flags = flags;
   EndpointReply rep{};
   int fd = -1;
   if (int rc = call(req, &rep, &fd, error, state); rc < 0) return rc;
@@ -205,25 +215,6 @@ int RegistryClient::connect_endpoint(Ipv4Addr remote, uint16_t remote_port, uint
     *error = "utcpd ran the handshake but sent no connection state";
     return -EBADMSG;
   }
-  if (fd < 0) {
-    *error = "the registry granted an endpoint but sent no endpoint file";
-    return -EBADMSG;
-  }
-  fill_grant(rep, fd, out);
-  return 0;
-}
-
-int RegistryClient::udp_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, Grant* out,
-                                 std::string* error) {
-  ConnectRequest req{};
-  req.hdr.type = uint16_t(MsgType::kConnect);
-  req.remote_ip = remote.v;
-  req.remote_port = remote_port;
-  req.local_port = local_port;
-  req.flags = kConnectUdp;
-  EndpointReply rep{};
-  int fd = -1;
-  if (int rc = call(req, &rep, &fd, error); rc < 0) return rc;
   if (fd < 0) {
     *error = "the registry granted an endpoint but sent no endpoint file";
     return -EBADMSG;

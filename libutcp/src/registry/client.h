@@ -70,6 +70,9 @@ class RegistryClient {
   int release(uint32_t endpoint_id, std::string* error);
 
  private:
+  // One Connect request with `flags` (kConnect*); `state` receives the handshake's state.
+  int request_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, uint32_t flags, Grant* out,
+                       std::string* error, std::vector<uint8_t>* state);
   template <typename Req, typename Rep>
   int call(Req& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail = nullptr);
   template <typename Req>
