@@ -83,6 +83,7 @@ int utcp_template_check(const struct utcp_template *t)
 void utcp_endpoint_fill_stats(struct utcp_endpoint *ep, struct utcp_endpoint_stats *st)
 {
 	*st = ep->st;
+	st->tcp_flags |= READ_ONCE(ep->rx_tcp_flags);
 	st->id = ep->id;
 	st->flags = READ_ONCE(ep->detached) ? UTCP_EPF_DETACHED : 0;
 	st->ring_bytes = ep->layout.map_size;
@@ -200,8 +201,16 @@ static void utcp_tx_track(struct utcp_endpoint *ep, const struct tcphdr *th, u32
 	}
 	if (th->syn)
 		ep->st.tcp_flags |= UTCP_EPT_SYN;
-	if (th->fin)
+	if (th->fin && !(ep->st.tcp_flags & UTCP_EPT_FIN)) {
+		u32 rx = READ_ONCE(ep->rx_tcp_flags);
+
+		/* rx_fin_end is written before the flag that says it is valid (utcp_rx_track). */
+		smp_rmb();
+		if (th->ack && (rx & UTCP_EPT_PEER_FIN) &&
+		    (s32)(ntohl(th->ack_seq) - READ_ONCE(ep->rx_fin_end)) >= 0)
+			ep->st.tcp_flags |= UTCP_EPT_LAST_ACK;
 		ep->st.tcp_flags |= UTCP_EPT_FIN;
+	}
 	if (th->rst)
 		ep->st.tcp_flags |= UTCP_EPT_RST;
 }
@@ -708,7 +717,7 @@ int utcp_endpoint_list(struct utcp_ctl *ctl, void __user *arg)
 			e->flags = READ_ONCE(ep->detached) ? UTCP_EPF_DETACHED : 0;
 			mutex_lock(&ep->tx_lock);	/* template and TX record change under it */
 			e->tmpl = ep->tmpl;
-			e->tcp_flags = ep->st.tcp_flags;
+			e->tcp_flags = ep->st.tcp_flags | READ_ONCE(ep->rx_tcp_flags);
 			mutex_unlock(&ep->tx_lock);
 		}
 		n++;

@@ -64,6 +64,8 @@ struct utcp_endpoint {
 	/* RX side, written by the rx handler (softirq) under rx_lock. */
 	spinlock_t rx_lock;
 	u32 rx_prod;			/* shadow of hdr->rx_prod */
+	u32 rx_tcp_flags;		/* UTCP_EPT_PEER_FIN, UTCP_EPT_FIN_ACKED */
+	u32 rx_fin_end;			/* sequence number after the peer's FIN */
 	wait_queue_head_t wq;
 
 	/* TX side, under tx_lock (the TX ioctl, template and rate changes). */

@@ -4,10 +4,12 @@
  * attached device and copies matched frames into their endpoint's RX ring.
  */
 #include <linux/filter.h>
+#include <linux/ip.h>
 #include <linux/ktime.h>
 #include <linux/netdevice.h>
 #include <linux/poll.h>
 #include <linux/skbuff.h>
+#include <linux/tcp.h>
 #include <net/checksum.h>
 #include "utcp_internal.h"
 
@@ -28,6 +30,47 @@ static u32 utcp_classify(struct utcp_ctl *ctl, struct bpf_prog *prog, struct sk_
 	atomic64_add(ktime_get_ns() - t0, &utcp_global.classifier_sampled_ns);
 	atomic64_inc(&utcp_global.classifier_sampled_runs);
 	return id;
+}
+
+/*
+ * What the peer told a TCP endpoint that the registry needs if the application dies
+ * (uapi UTCP_EPT_*): whether its FIN arrived (and where it ended), and whether it
+ * acknowledged our FIN. Caller holds rx_lock.
+ */
+static void utcp_rx_track(struct utcp_endpoint *ep, const struct sk_buff *skb)
+{
+	struct iphdr ipb;
+	struct tcphdr thb;
+	const struct iphdr *iph;
+	const struct tcphdr *th;
+	u32 ihl, tot, doff, tx, flags = ep->rx_tcp_flags;
+
+	/* skb->data is at the MAC header; the ring's copy is user-writable, so not that. */
+	if (skb->protocol != htons(ETH_P_IP))
+		return;
+	iph = skb_header_pointer(skb, ETH_HLEN, sizeof(ipb), &ipb);
+	if (!iph || iph->protocol != IPPROTO_TCP)
+		return;
+	ihl = iph->ihl * 4;
+	tot = ntohs(iph->tot_len);
+	if (ihl < sizeof(*iph) || tot < ihl + sizeof(*th) || ETH_HLEN + tot > skb->len)
+		return;
+	th = skb_header_pointer(skb, ETH_HLEN + ihl, sizeof(thb), &thb);
+	if (!th)
+		return;
+	doff = th->doff * 4;
+	if (doff < sizeof(*th) || ihl + doff > tot || th->rst)
+		return;
+	if (th->fin && !(flags & UTCP_EPT_PEER_FIN)) {
+		WRITE_ONCE(ep->rx_fin_end, ntohl(th->seq) + (tot - ihl - doff) + 1);
+		smp_wmb();	/* pairs with utcp_tx_track's smp_rmb */
+		flags |= UTCP_EPT_PEER_FIN;
+	}
+	tx = READ_ONCE(ep->st.tcp_flags);
+	if (th->ack && (tx & UTCP_EPT_FIN) && ntohl(th->ack_seq) == READ_ONCE(ep->st.tcp_snd_max))
+		flags |= UTCP_EPT_FIN_ACKED;
+	if (flags != ep->rx_tcp_flags)
+		WRITE_ONCE(ep->rx_tcp_flags, flags);
 }
 
 /*
@@ -81,6 +124,7 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 	}
 	if (skb_is_gso(skb) || len > skb->dev->mtu + ETH_HLEN)
 		flags |= UTCP_RXF_GRO;
+	utcp_rx_track(ep, skb);
 	desc = &ep->rx_desc[slot];
 	WRITE_ONCE(desc->offset, off);
 	WRITE_ONCE(desc->len, len);

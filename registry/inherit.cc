@@ -14,8 +14,21 @@ namespace tf = tcp_flags;
 
 Orphan::Kind Orphan::classify(const utcp_endpoint_stats& st) {
   if (!(st.tcp_flags & UTCP_EPT_SENT) || (st.tcp_flags & UTCP_EPT_RST)) return Kind::kRelease;
-  if (st.tcp_flags & UTCP_EPT_FIN) return Kind::kTimeWait;
+  if (st.tcp_flags & UTCP_EPT_FIN) {
+    if (!(st.tcp_flags & UTCP_EPT_LAST_ACK)) return Kind::kTimeWait;
+    return (st.tcp_flags & UTCP_EPT_FIN_ACKED) ? Kind::kRelease : Kind::kLastAck;
+  }
   return Kind::kReset;
+}
+
+const char* Orphan::describe(Kind k) {
+  switch (k) {
+    case Kind::kRelease: return "finished: released";
+    case Kind::kTimeWait: return "closed: TIME-WAIT held by utcpd";
+    case Kind::kLastAck: return "closed after the peer: utcpd waits for the ACK of its FIN (LAST-ACK)";
+    case Kind::kReset: return "abandoned: RST sent to the peer";
+  }
+  return "?";
 }
 
 Orphan::Orphan(std::unique_ptr<KmodDevice> dev, const OrphanAddress& a, const utcp_endpoint_stats& st, Kind kind,
@@ -38,8 +51,10 @@ Orphan::Orphan(std::unique_ptr<KmodDevice> dev, const OrphanAddress& a, const ut
       end_ = now + cfg_.reset_linger;
       break;
     case Kind::kTimeWait:
+    case Kind::kLastAck:
       // Our FIN may be lost or unacknowledged: send it again (a duplicate only draws an
-      // ACK), until the peer acknowledges SND.MAX.
+      // ACK), until the peer acknowledges SND.MAX. LAST-ACK ends with that ACK; the
+      // 2·MSL bound only stops a peer that never answers (fin_retries stops it sooner).
       send(tf::kFin | tf::kAck, snd_max_ - 1, rcv_nxt_);
       next_fin_ = now + fin_rto_;
       end_ = now + cfg_.time_wait;
@@ -83,8 +98,10 @@ void Orphan::on_segment(Instant now, const TcpRepr& seg) {
     }
     // TIME-WAIT ignores a RST (RFC 1337: no assassination), but a RST tells us the peer
     // has no connection left, so our FIN needs no more retransmissions: typically the
-    // answer of a peer that already finished to our repeated FIN.
+    // answer of a peer that already finished to our repeated FIN. In LAST-ACK a RST
+    // closes the connection (RFC 9293 §3.10.7.4).
     fin_acked_ = true;
+    if (kind_ == Kind::kLastAck) end_ = now;
     return;
   }
   if (kind_ == Kind::kReset) {
@@ -95,7 +112,13 @@ void Orphan::on_segment(Instant now, const TcpRepr& seg) {
     return;
   }
   // TIME-WAIT (and the FIN-WAIT states before it).
-  if (seg.has(tf::kAck) && seg.ack.raw() == snd_max_) fin_acked_ = true;
+  if (seg.has(tf::kAck) && seg.ack.raw() == snd_max_) {
+    fin_acked_ = true;
+    if (kind_ == Kind::kLastAck) {
+      end_ = now;  // LAST-ACK: our FIN acknowledged, the connection is CLOSED
+      return;
+    }
+  }
   const uint32_t seq = seg.seq.raw();
   const uint32_t end = seq + seg.seg_len();
   if (!seg.payload.empty() && int32_t(end - rcv_nxt_ - (seg.has(tf::kFin) ? 1 : 0)) > 0) {
@@ -127,7 +150,7 @@ bool Orphan::poll(Instant now) {
         on_segment(now, seg);
       },
       256);
-  if (kind_ == Kind::kTimeWait && !fin_acked_ && now >= next_fin_ && now < end_) {
+  if ((kind_ == Kind::kTimeWait || kind_ == Kind::kLastAck) && !fin_acked_ && now >= next_fin_ && now < end_) {
     if (++fin_tries_ > cfg_.fin_retries) {
       // Our FIN (or data before it) never got through: give up the way an RTO does.
       send(tf::kRst, snd_max_, 0);
@@ -145,7 +168,7 @@ bool Orphan::poll(Instant now) {
 Instant Orphan::poll_at() const {
   if (kind_ == Kind::kRelease) return kInstantZero;
   Instant at = end_;
-  if (kind_ == Kind::kTimeWait && !fin_acked_) at = std::min(at, next_fin_);
+  if ((kind_ == Kind::kTimeWait || kind_ == Kind::kLastAck) && !fin_acked_) at = std::min(at, next_fin_);
   return at;
 }
 

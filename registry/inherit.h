@@ -8,6 +8,9 @@
 //  - an orderly one (our FIN left) gets TIME-WAIT: the port and flow stay held for 2·MSL,
 //    the peer's retransmitted FINs and data are acknowledged, our FIN is retransmitted
 //    until acknowledged (RFC 9293 §3.6, §3.10.7.4);
+//  - one closed after the peer's FIN (a passive close, RFC 9293 LAST-ACK) has no
+//    TIME-WAIT: our FIN is retransmitted until acknowledged, then it is released — at
+//    once if the module already saw the peer acknowledge it;
 //  - an abandoned one (no FIN, no RST) is reset: RST at SND.MAX, and a RST at the
 //    acknowledgment number of any challenge ACK the peer answers with (RFC 5961 §3.2),
 //    so the peer learns of it even when data was still in flight;
@@ -44,7 +47,7 @@ struct OrphanAddress {
 
 class Orphan {
  public:
-  enum class Kind { kRelease, kTimeWait, kReset };
+  enum class Kind { kRelease, kTimeWait, kLastAck, kReset };
   // What to do for a connection given the module's record of its endpoint.
   static Kind classify(const utcp_endpoint_stats& st);
 
@@ -59,6 +62,7 @@ class Orphan {
   Instant poll_at() const;
   int fd() const { return dev_->fd(); }
   Kind kind() const { return kind_; }
+  static const char* describe(Kind k);
   uint64_t rsts_sent() const { return rsts_; }
   uint64_t acks_sent() const { return acks_; }
 

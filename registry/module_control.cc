@@ -118,7 +118,16 @@ int ModuleControl::discard_parked(int ifindex, std::string* err) {
   a.ifindex = ifindex;
   int rc = ::ioctl(fd, UTCP_IOC_ADOPT, &a) < 0 ? -errno : 0;
   if (rc < 0 && rc != -ENOENT) *err = std::string("cannot take over the parked attachment: ") + std::strerror(-rc);
-  ::close(fd);  // not persistent: detaches it and all its endpoints
+  if (rc == 0) {
+    // The adopted attachment is still persistent: closing it as it is would park it
+    // again. Not persistent, the close detaches it and all its endpoints.
+    utcp_persist p{};
+    if (::ioctl(fd, UTCP_IOC_SET_PERSIST, &p) < 0) {
+      rc = -errno;
+      *err = std::string("cannot release the parked attachment: ") + std::strerror(-rc);
+    }
+  }
+  ::close(fd);
   return rc;
 }
 

@@ -424,14 +424,19 @@ void Registry::progress_held() {
         std::string why;
         int dupfd = kind == Orphan::Kind::kRelease ? -1 : ::fcntl(g.ep.fd, F_DUPFD_CLOEXEC, 0);
         auto dev = dupfd >= 0 ? KmodDevice::open(dupfd, ifc_.mtu, &why) : nullptr;
-        if (!dev) {
-          if (kind != Orphan::Kind::kRelease) logf(0, "endpoint %u: cannot map it to finish its connection: %s", g.ep.id, why.c_str());
+        if (kind == Orphan::Kind::kRelease) {
+          if (st.tcp_flags & UTCP_EPT_FIN)
+            logf(1, "pid %d exited: endpoint %u port %u %s", h.pid, g.ep.id, ntohs(g.flow.local_port),
+                 "closed after the peer, FIN acknowledged: released");
+          done = true;
+        } else if (!dev) {
+          logf(0, "endpoint %u: cannot map it to finish its connection: %s", g.ep.id, why.c_str());
           done = true;
         } else {
           OrphanAddress a{ifc_.addr, g.remote_ip, ntohs(g.flow.local_port), g.remote_port, ifc_.mac, g.next_hop};
           h.orphan = std::make_unique<Orphan>(std::move(dev), a, st, kind, opt_.inherit, now);
           logf(1, "pid %d exited: endpoint %u port %u %s", h.pid, g.ep.id, ntohs(g.flow.local_port),
-               kind == Orphan::Kind::kTimeWait ? "closed: TIME-WAIT held by utcpd" : "abandoned: RST sent to the peer");
+               Orphan::describe(kind));
           epoll_event ev{};
           ev.events = EPOLLIN;
           ev.data.fd = h.orphan->fd();

@@ -148,6 +148,9 @@ check "the claimed one completed" 'cmp -s /tmp/s1 /tmp/acc.out'
 in_a timeout 3 nc -l "$UTCP_IP_A" $port < /dev/null > /dev/null 2>&1
 bind_rc=$?
 check "port free again once the listen and its connection are gone" '[ $bind_rc = 124 ]'
+check "the passive close ended without TIME-WAIT (LAST-ACK)" \
+	'grep -q "closed after the peer" /tmp/utcpd.log'
+[ $bind_rc = 124 ] || grep "exited" /tmp/utcpd.log
 
 # --- SYN flood from spoofed addresses: cookies, and a real client still gets in
 cat > /tmp/synflood.py <<'EOF'

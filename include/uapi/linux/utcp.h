@@ -255,6 +255,12 @@ struct utcp_endpoint_stats {
 #define UTCP_EPT_SYN		(1u << 2)	/* a SYN left */
 #define UTCP_EPT_FIN		(1u << 3)	/* a FIN left: the application closed */
 #define UTCP_EPT_RST		(1u << 4)	/* a RST left: the connection was aborted */
+/* From frames the RX path delivered to the endpoint (set since ABI 3, module 0.4): */
+#define UTCP_EPT_PEER_FIN	(1u << 5)	/* a FIN arrived from the peer */
+#define UTCP_EPT_FIN_ACKED	(1u << 6)	/* the peer acknowledged tcp_snd_max after our FIN */
+/* Our first FIN acknowledged a FIN the peer had sent: a passive close (RFC 9293 LAST-ACK),
+ * which ends without TIME-WAIT once the peer acknowledges it. */
+#define UTCP_EPT_LAST_ACK	(1u << 7)
 
 struct utcp_global_stats {
 	__u64 live_endpoints;
