@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "device/gso.h"
 #include "stack_harness.h"
 
 namespace {
@@ -52,6 +53,37 @@ TEST_F(AllocTest, SteadyTransferAllocatesNothing) {
   p.a->close(c.client);
   p.b->close(c.server);
   p.b->close(c.listener);
+}
+
+TEST_F(AllocTest, SteadyTsoTransferAllocatesNothing) {
+  // The same with TSO frames: the sender's device (SoftGso) takes multi-segment frames.
+  LinkConfig lc;
+  lc.delay = Duration(100);
+  lc.tx_ring = 1024;
+  StackPair p(lc);
+  SoftGso gso(p.link.a());
+  p.a = StackPair::make_stack(gso, kIpA, kMacA, TcpConfig{}, 1);
+  Connected c = connect_pair(p);
+  std::vector<uint8_t> out(64 * 1024, 0x77), in(64 * 1024);
+  uint64_t got = 0;
+  auto pump = [&](uint64_t until) {
+    while (got < until) {
+      p.a->write(c.client, out);
+      p.step();
+      int64_t n;
+      while ((n = p.b->read(c.server, in)) > 0) got += uint64_t(n);
+    }
+  };
+  pump(32 << 20);
+  const uint64_t before = g_allocs.load();
+  const uint64_t frames_before = p.a->stats().gso_frames;
+  pump(got + (32 << 20));
+  EXPECT_EQ(g_allocs.load() - before, 0u);
+  EXPECT_GT(p.a->stats().gso_frames, frames_before);
+  p.a->close(c.client);
+  p.b->close(c.server);
+  p.b->close(c.listener);
+  p.a.reset();
 }
 
 }  // namespace

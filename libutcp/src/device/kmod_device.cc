@@ -82,6 +82,10 @@ DeviceCaps KmodDevice::caps() const {
   c.mtu = mtu_;
   uint32_t slot = info_.layout.slot_size;
   c.max_tx_frame = std::min<uint32_t>(slot, UTCP_MAX_FRAME_LEN);
+  // The module cuts a GSO frame at the template's mss when one is set, else at MTU -
+  // headers, which is what the stack assumes (DeviceCaps::gso()): with a fixed mss,
+  // no frames beyond the MTU.
+  if (info_.tmpl.mss != 0) c.max_tx_frame = std::min<uint32_t>(c.max_tx_frame, mtu_ + 14);
   c.max_rx_frame = std::min<uint32_t>(slot, UTCP_MAX_FRAME_LEN);
   c.tx_tcp_checksum_offload = (abi_flags_ & UTCP_ABI_F_TX_TCP_CSUM) != 0;
   return c;
