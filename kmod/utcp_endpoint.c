@@ -487,6 +487,7 @@ static long utcp_ep_ioctl(struct file *file, unsigned int cmd, unsigned long arg
 			.max_endpoints = UTCP_MAX_ENDPOINTS,
 			.max_ring_entries = UTCP_MAX_RING_ENTRIES,
 			.max_frame_len = UTCP_MAX_FRAME_LEN,
+			.flags = UTCP_MODULE_ABI_FLAGS,
 		};
 		return copy_to_user((void __user *)arg, &info, sizeof(info)) ? -EFAULT : 0;
 	}
