@@ -164,6 +164,10 @@ int utcpctl_ss(const std::vector<std::string>& args) {
     std::fprintf(stderr, "utcpctl: %s\n", err.c_str());
     return 1;
   }
+  // The congestion name is the application's claim: printable ASCII only on a terminal.
+  for (ListEntry& e : all)
+    for (char& ch : e.app.congestion)
+      if (ch && (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f)) ch = '?';
   if (json) print_json(all);
   else print_table(all, info);
   return 0;
