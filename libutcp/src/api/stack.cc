@@ -458,8 +458,13 @@ void Stack::service(Instant now, ConnEntry* e) {
   Connection& c = *e->conn;
   c.dispatch(now, *this);
   gso_close();  // a frame only ever holds one connection's segments of one dispatch
-  if (app_info_ && e->listener < 0 && (published_ == e || !published_)) {
+  // For observers, at most once a millisecond per connection unless its state changed:
+  // off the per-segment path of a busy connection.
+  if (app_info_ && e->listener < 0 && (published_ == e || !published_) &&
+      (published_ != e || c.state() != published_state_ || now - published_at_ >= kPublishInterval)) {
     published_ = e;
+    published_state_ = c.state();
+    published_at_ = now;
     publish_app_info(app_info_, c, pid_, now);
   }
   // A passive child that went back to LISTEN (RST or SYN in SYN-RECEIVED) is dropped:

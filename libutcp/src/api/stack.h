@@ -192,6 +192,9 @@ class Stack : private SegmentSink {
   // has it.
   utcp_app_info* app_info_ = nullptr;
   const ConnEntry* published_ = nullptr;
+  TcpState published_state_ = TcpState::kClosed;
+  Instant published_at_{};
+  static constexpr Duration kPublishInterval = Duration(1000);
   uint32_t pid_ = 0;
   StackConfig cfg_;
   IsnGenerator isn_;
