@@ -2,12 +2,15 @@
 //
 // Loaded with LD_PRELOAD, it interposes the socket API (dlsym(RTLD_NEXT) for libc's own
 // functions). socket(AF_INET, SOCK_STREAM) makes a real kernel socket, the placeholder:
-// until connect() decides, every call goes to it, so bind(), listen(), accept() (servers)
-// and destinations utcp does not serve stay with the kernel's TCP unchanged. A connect()
-// to a destination chosen by UTCP_PRELOAD_DESTS asks utcpd for an endpoint with the
-// handshake done (paper §3.4), continues the connection in a Stack of its own, and dup3()s
-// the endpoint file onto the placeholder's number: the program's descriptor stays a real
-// file it can poll, pass and inspect. Progress happens inside the interposed calls, plus a
+// until connect() or listen() decides, every call goes to it, so listens on ports not
+// chosen and destinations utcp does not serve stay with the kernel's TCP unchanged. A
+// connect() to a destination chosen by UTCP_PRELOAD_DESTS asks utcpd for an endpoint with
+// the handshake done (paper §3.4), continues the connection in a Stack of its own, and
+// dup3()s the endpoint file onto the placeholder's number: the program's descriptor stays
+// a real file it can poll, pass and inspect. A listen() on a port chosen by
+// UTCP_PRELOAD_LISTEN is utcpd's (passive open); the descriptor becomes the registry
+// connection, readable when an accepted connection waits, and accept() imports each one
+// like a client's. Progress happens inside the interposed calls, plus a
 // helper thread that drives connections no call has touched for kIdle (docs/preload.md).
 // Everything that is not one of these sockets passes to libc after one lock-free check.
 #include <dlfcn.h>
