@@ -18,7 +18,7 @@ A=$UTCP_IP_A
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
 [ -f "$pre" ] || { echo "FAIL: libutcp-preload.so built"; exit 1; }
 start_utcpd --time-wait-ms 2000 -v >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
-counter() { in_a "$utcpctl" stats --json | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+counter() { in_a "$utcpctl" stats | awk -v k="$1" '$1 == k { print $2 }'; }  # the module's global counter $1
 grown() {  # grown NAME BEFORE MIN: counter NAME grew by at least MIN since BEFORE
 	[ $(( $(counter "$1") - $2 )) -ge "$3" ]
 }

@@ -785,7 +785,7 @@ void unbind_placeholder(Sock& s, int fd) {
 
 // Binds the placeholder again as the program had bound it (after unbind_placeholder).
 int rebind_placeholder(Sock& s, int fd) {
-  if (!s.bound_port && !s.bound_ip) return 0;
+  if (!s.bound_port) return 0;  // not unbound
   if (s.opts.reuseaddr) REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &s.opts.reuseaddr, sizeof(int));
   if (s.opts.reuseport) REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEPORT, &s.opts.reuseport, sizeof(int));
   sockaddr_in b{};
