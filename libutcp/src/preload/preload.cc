@@ -130,6 +130,7 @@ struct Sock {
   bool bound_specific = false;  // bound to a particular address: the kernel's
   uint32_t bound_ip = 0;        // host byte order
   uint16_t bound_port = 0;
+  bool bound_parked = false;    // "bound" to the port of a parked listen: the kernel socket is not
   int so_error = 0;
   Opts opts;
   sockaddr_in peer{};
@@ -563,6 +564,14 @@ std::unique_ptr<Listener> unpark_listener(uint16_t port) {
       return l;
     }
   return nullptr;
+}
+
+// Whether this process has a parked listen on `port`.
+bool parked_on(uint16_t port) {
+  std::lock_guard<std::mutex> g(parked_mu());
+  for (auto& p : parked())
+    if (p.lsn->grant.local_port == port && p.lsn->owner_pid == my_pid()) return true;
+  return false;
 }
 
 // Releases the parked listens whose time is up; returns when the next one is due.
@@ -1677,10 +1686,21 @@ __attribute__((visibility("default"))) int connect(int fd, const sockaddr* addr,
 __attribute__((visibility("default"))) int bind(int fd, const sockaddr* addr, socklen_t len) {
   auto s = fds().get(fd);
   int r = REAL(bind)(fd, addr, len);
-  if (!s || r < 0) return r;
+  if (!s) return r;
+  bool v4 = addr && len >= sizeof(sockaddr_in) && addr->sa_family == AF_INET;
+  const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+  bool parked_port = false;
+  if (r < 0 && errno == EADDRINUSE && v4 && in->sin_port && in->sin_addr.s_addr != htonl(INADDR_LOOPBACK) &&
+      wants_utcp_listen(config(), ntohs(in->sin_port)) && parked_on(ntohs(in->sin_port))) {
+    // utcpd holds the port for this process's closed listen, kept for a listen again
+    // (close_listener): the placeholder stays unbound; listen() takes the listen back.
+    parked_port = true;
+    r = 0;
+  }
+  if (r < 0) return r;
   std::lock_guard<std::mutex> g(s->mu);
-  if (addr && len >= sizeof(sockaddr_in) && addr->sa_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+  s->bound_parked = parked_port;
+  if (v4) {
     s->bound_specific = in->sin_addr.s_addr != htonl(INADDR_ANY);
     s->bound_ip = ntohl(in->sin_addr.s_addr);
     s->bound_port = ntohs(in->sin_port);
@@ -1868,8 +1888,18 @@ __attribute__((visibility("default"))) int shutdown(int fd, int how) {
 }
 
 __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* addr, socklen_t* len) {
-  if (auto s = fds().maybe(fd) ? waitable(fd) : nullptr) {
+  if (auto s = fds().get(fd)) {
     std::lock_guard<std::mutex> g(s->mu);
+    if (s->st == St::kFresh && s->bound_parked) {  // bound (for the program) to a parked listen's port
+      if (!addr || !len) return fail(EFAULT);
+      sockaddr_in in{};
+      in.sin_family = AF_INET;
+      in.sin_addr.s_addr = htonl(s->bound_ip);
+      in.sin_port = htons(s->bound_port);
+      std::memcpy(addr, &in, std::min<size_t>(*len, sizeof in));
+      *len = sizeof in;
+      return 0;
+    }
     if (s->st == St::kUtcp && s->conn) {
       if (!addr || !len) return fail(EFAULT);
       sockaddr_in in{};
