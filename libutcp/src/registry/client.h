@@ -75,6 +75,10 @@ class RegistryClient {
   // Whether an Accept sent with send_accept() still waits for receive_accept().
   bool accept_pending() const { return pending_accept_.type != 0; }
 
+  // Every endpoint utcpd handed out, with the module's counters and what each
+  // connection's stack published (utcpctl ss). All pages, in utcpd's order.
+  int list(std::vector<ListEntry>* out, std::string* error);
+
  private:
   // One Connect request with `flags` (kConnect*); `state` receives the handshake's state.
   int request_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, uint32_t flags, Grant* out,
