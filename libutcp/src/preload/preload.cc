@@ -504,6 +504,7 @@ void helper_main() {
 
 struct Outcome {
   int rc = 0;
+  bool no_registry = false;  // utcpd could not be reached at all (its -ECONNREFUSED is not the peer's)
   std::string err;
   registry::Grant grant;
   std::vector<uint8_t> state;
@@ -513,14 +514,17 @@ Outcome ask_registry(Ipv4Addr ip, uint16_t port, uint16_t local_port) {
   Outcome o;
   registry::RegistryClient reg;  // closed on return: utcpd holds the grant until our endpoint file goes
   o.rc = reg.connect(&o.err);
+  o.no_registry = o.rc < 0;
   if (o.rc == 0) o.rc = reg.connect_endpoint(ip, port, local_port, &o.grant, &o.err, &o.state);
   return o;
 }
 
-bool registry_unavailable(int rc) {
+bool registry_unavailable(const Outcome& o) {
   // A peer's answer (refused, silent, reset) is the connection's outcome; anything else
-  // means utcp could not serve this destination (no utcpd, no route, no ARP, port taken).
-  return rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -ECONNRESET && rc != -EINTR;
+  // means utcp could not serve this destination (no utcpd — a registry socket nobody
+  // listens on refuses too —, no route, no ARP, port taken).
+  if (o.no_registry) return true;
+  return o.rc != -ECONNREFUSED && o.rc != -ETIMEDOUT && o.rc != -ECONNRESET && o.rc != -EINTR;
 }
 
 void forget_epoll_interest(const Sock* s);
@@ -648,7 +652,7 @@ int finish_connect(const std::shared_ptr<Sock>& sp, int fd, Outcome o, bool* to_
       return 0;
     }
   }
-  if (config().fallback && registry_unavailable(o.rc)) {
+  if (config().fallback && registry_unavailable(o)) {
     static std::atomic<bool> told{false};
     if (config().verbose || !told.exchange(true))
       logf("%s:%u: %s; using the kernel's TCP (UTCP_PRELOAD_FALLBACK=1)", ipbuf, ntohs(s.peer.sin_port), o.err.c_str());
@@ -656,7 +660,7 @@ int finish_connect(const std::shared_ptr<Sock>& sp, int fd, Outcome o, bool* to_
     return 0;
   }
   logf("%s:%u: %s", ipbuf, ntohs(s.peer.sin_port), o.err.c_str());
-  int e = registry_unavailable(o.rc) ? ECONNREFUSED : -o.rc;
+  int e = registry_unavailable(o) ? ECONNREFUSED : -o.rc;
   s.st = St::kFailed;
   s.so_error = e;
   return -e;
