@@ -9,7 +9,7 @@
 set -u
 . "$UTCP_SRC/tests/vm/lib.bash"
 need_classifier
-pre=$UTCP_BUILD/libutcp/src/preload/libutcp-preload.so
+pre=$(readlink -f "$UTCP_BUILD")/libutcp/src/preload/libutcp-preload.so  # absolute: programs may chdir
 utcpctl=$UTCP_BUILD/tools/utcpctl
 probe=$UTCP_BUILD/tests/registry/registry_probe
 B=$UTCP_IP_B

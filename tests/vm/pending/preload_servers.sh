@@ -11,7 +11,7 @@
 set -u
 . "$UTCP_SRC/tests/vm/lib.bash"
 need_classifier
-pre=$UTCP_BUILD/libutcp/src/preload/libutcp-preload.so
+pre=$(readlink -f "$UTCP_BUILD")/libutcp/src/preload/libutcp-preload.so  # absolute: programs may chdir
 utcpctl=$UTCP_BUILD/tools/utcpctl
 probe=$UTCP_BUILD/tests/registry/registry_probe
 A=$UTCP_IP_A
@@ -80,7 +80,7 @@ in_b timeout 200 curl -sS -o "$work/got.bin" "http://$A:8000/down.bin" 2>"$work/
 rc=$?
 check "kernel curl downloads 8 MiB from python3 http.server on utcp (sha256 equal)" '[ $rc = 0 ] && [ "$(sha "$work/got.bin")" = "$(sha "$work/down.bin")" ]'
 check "the download went through utcp (module tx_bytes +8 MiB, accepted through utcp)" 'grown tx_bytes $tx0 $((8 << 20)) && accepted "$work/http.err"'
-[ $rc = 0 ] || cat "$work/curl.err"
+[ $rc = 0 ] || { echo "curl exit status $rc, got $(stat -c %s "$work/got.bin" 2>/dev/null || echo 0) bytes"; cat "$work/curl.err"; }
 kill $http 2>/dev/null; wait $http 2>/dev/null
 
 # 3. nc -l and socat TCP-LISTEN receiving a file from kernel clients, socat sending one
