@@ -27,7 +27,7 @@ app=$!
 # Every byte acknowledged, as the stack itself publishes it (bytes_sent counts ACKed data).
 sent_all() { in_a "$ctl" ss -i 2>/dev/null | grep -A1 "$UTCP_IP_B:7400" | grep -q "bytes_sent:100000 "; }
 wait_for 120 sent_all
-xpid=$(pgrep -f "utcp-xfer connect $UTCP_IP_B 7400" | head -n1)
+xpid=$(pgrep -x utcp-xfer | head -n1)  # the program itself, not the `timeout` wrapping it
 
 out=$(in_a "$ctl" ss -i 2>&1)
 echo "$out" | sed 's/^/    /'
