@@ -81,6 +81,63 @@ TEST(PreloadConfig, EnvironmentDefaultsAndErrors) {
   unsetenv("UTCP_PRELOAD_FALLBACK");
 }
 
+Config listening(const char* ports) {
+  Config c;
+  std::string err;
+  EXPECT_TRUE(parse_listen(ports, &c.listen_ports, &err)) << err;
+  return c;
+}
+
+TEST(PreloadConfig, ListenPortsRangesAndAll) {
+  Config c = listening("80, 5201,7000-7010");
+  EXPECT_TRUE(wants_utcp_listen(c, 80));
+  EXPECT_TRUE(wants_utcp_listen(c, 5201));
+  EXPECT_TRUE(wants_utcp_listen(c, 7000));
+  EXPECT_TRUE(wants_utcp_listen(c, 7010));
+  EXPECT_FALSE(wants_utcp_listen(c, 7011));
+  EXPECT_FALSE(wants_utcp_listen(c, 81));
+  EXPECT_FALSE(wants_utcp_listen(c, 0));  // an unbound listen (ephemeral port) only with "all"
+  EXPECT_TRUE(takes_any(c));
+  for (const char* all : {"all", "*", "none,all"}) {
+    Config a = listening(all);
+    EXPECT_TRUE(wants_utcp_listen(a, 1)) << all;
+    EXPECT_TRUE(wants_utcp_listen(a, 65535)) << all;
+    EXPECT_TRUE(wants_utcp_listen(a, 0)) << all;
+  }
+  for (const char* none : {"none", "", " "}) {
+    Config n = listening(none);
+    EXPECT_FALSE(wants_utcp_listen(n, 80)) << none;
+    EXPECT_FALSE(takes_any(n)) << none;
+  }
+}
+
+TEST(PreloadConfig, MalformedListenEntriesAreRefusedByName) {
+  for (const char* bad : {"0", "65536", "90-80", "http", "80-", "-80", "8o", "10.0.0.1:80"}) {
+    std::vector<PortRange> r{{1, 2}};
+    std::string err;
+    EXPECT_FALSE(parse_listen(bad, &r, &err)) << bad;
+    EXPECT_NE(err.find("UTCP_PRELOAD_LISTEN"), std::string::npos) << bad;
+    EXPECT_EQ(r.size(), 1u) << bad;  // left as it was
+  }
+}
+
+TEST(PreloadConfig, ListenEnvironment) {
+  unsetenv("UTCP_PRELOAD_LISTEN");
+  std::string err;
+  Config c = load_config(&err);
+  EXPECT_TRUE(c.listen_ports.empty());  // default: servers stay on the kernel's TCP
+  setenv("UTCP_PRELOAD_LISTEN", "8000,5201", 1);
+  c = load_config(&err);
+  EXPECT_TRUE(err.empty()) << err;
+  EXPECT_TRUE(wants_utcp_listen(c, 8000));
+  EXPECT_FALSE(wants_utcp_listen(c, 8001));
+  setenv("UTCP_PRELOAD_LISTEN", "8000,x", 1);
+  c = load_config(&err);
+  EXPECT_NE(err.find("UTCP_PRELOAD_LISTEN"), std::string::npos);
+  EXPECT_TRUE(c.listen_ports.empty());  // a bad list takes no listen
+  unsetenv("UTCP_PRELOAD_LISTEN");
+}
+
 TEST(PreloadFdTable, MarksOnlyWhatWasSetAndSharesEntriesBetweenDups) {
   FdTable<int> t;
   EXPECT_FALSE(t.maybe(3));  // nothing allocated yet

@@ -112,7 +112,10 @@ int main(int argc, char** argv) {
   }
   close(fd); /* the child has it now */
   if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st)) {
-    fprintf(stderr, "fork-client: worker child failed\n");
+    if (WIFSIGNALED(st))
+      fprintf(stderr, "fork-client: worker child killed by signal %d (%s)\n", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+      fprintf(stderr, "fork-client: worker child failed (exit status %d)\n", WEXITSTATUS(st));
     return 1;
   }
   printf("fork-client: OK (parent 128 KiB, child 256 KiB after fork)\n");

@@ -6,6 +6,10 @@
 //   preload_passthrough_test passthrough   files, pipes, Unix sockets, loopback TCP, poll/select/epoll, dup
 //   preload_passthrough_test fallback      UTCP_PRELOAD_FALLBACK=1, DESTS naming the loopback listener
 //   preload_passthrough_test refuse        UTCP_PRELOAD_FALLBACK=0: ECONNREFUSED (blocking and non-blocking)
+//   preload_passthrough_test listen-fallback  UTCP_PRELOAD_LISTEN naming a port, no utcpd, FALLBACK=1:
+//                                          the listen is the kernel's and serves loopback clients
+//   preload_passthrough_test listen-refuse UTCP_PRELOAD_LISTEN, no utcpd, FALLBACK=0: listen fails
+//                                          with EADDRNOTAVAIL, the socket stays bound; loopback stays kernel
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -225,6 +229,55 @@ int run_refuse(uint16_t port) {
   return 0;
 }
 
+// A socket bound to addr:port with SO_REUSEADDR, or -1.
+int bound(uint32_t addr, uint16_t port) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  EXPECT(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(addr);
+  a.sin_port = htons(port);
+  if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) {
+    close(s);
+    return -1;
+  }
+  return s;
+}
+
+uint16_t local_port(int s) {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  EXPECT(getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  return ntohs(a.sin_port);
+}
+
+// UTCP_PRELOAD_LISTEN names `port`, utcpd is absent.
+void run_listen(uint16_t port, bool fallback) {
+  int l = bound(INADDR_ANY, port);
+  EXPECT(l >= 0);
+  int acc = -1;
+  socklen_t len = sizeof acc;
+  if (fallback) {
+    EXPECT(listen(l, 8) == 0);  // the kernel's, after the layer was told utcpd is not there
+    EXPECT(getsockopt(l, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 && acc == 1);
+    EXPECT(local_port(l) == port);
+    tcp_exchange(l, port, false);
+    tcp_exchange(l, port, true);
+  } else {
+    EXPECT(listen(l, 8) == -1 && errno == EADDRNOTAVAIL);
+    EXPECT(local_port(l) == port);  // bound as before the listen
+    EXPECT(getsockopt(l, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 && acc == 0);
+    EXPECT(listen(l, 8) == -1 && errno == EADDRNOTAVAIL);  // the same again
+    close(l);
+    // Loopback is never utcp's: bound to 127.0.0.1, the same port listens on the kernel.
+    l = bound(INADDR_LOOPBACK, port);
+    EXPECT(l >= 0 && listen(l, 8) == 0);
+    tcp_exchange(l, port, false);
+  }
+  close(l);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -264,8 +317,23 @@ int main(int argc, char** argv) {
     } else {
       run_refuse(port);
     }
+  } else if (mode == "listen-fallback" || mode == "listen-refuse") {
+    if (!std::getenv("UTCP_PRELOAD_LISTEN")) {
+      close(l);
+      int probe = bound(INADDR_ANY, 0);  // a free port for the listen
+      std::string p = std::to_string(local_port(probe));
+      close(probe);
+      setenv("UTCP_PRELOAD_LISTEN", p.c_str(), 1);
+      setenv("UTCP_PRELOAD_DESTS", "none", 1);
+      setenv("UTCP_REGISTRY", "/nonexistent/utcpd.sock", 1);
+      setenv("UTCP_PRELOAD_FALLBACK", mode == "listen-fallback" ? "1" : "0", 1);
+      execv("/proc/self/exe", argv);
+      std::perror("execv");
+      return 1;
+    }
+    run_listen(uint16_t(std::atoi(std::getenv("UTCP_PRELOAD_LISTEN"))), mode == "listen-fallback");
   } else {
-    std::fprintf(stderr, "usage: preload_passthrough_test passthrough|fallback|refuse\n");
+    std::fprintf(stderr, "usage: preload_passthrough_test passthrough|fallback|refuse|listen-fallback|listen-refuse\n");
     return 2;
   }
   std::printf("%s: %s\n", mode.c_str(), failures ? "FAILED" : "ok");

@@ -94,6 +94,39 @@ bool parse_dests(const std::string& text, std::vector<DestRule>* out, std::strin
   return true;
 }
 
+bool parse_listen(const std::string& text, std::vector<PortRange>* out, std::string* error) {
+  std::vector<PortRange> ranges;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string e = trim(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (e == "all" || e == "*") {
+      ranges.push_back({0, 65535});
+    } else if (!e.empty() && e != "none") {
+      unsigned long lo, hi;
+      size_t dash = e.find('-');
+      bool ok = dash == std::string::npos
+                    ? parse_uint(e, 65535, &lo) && (hi = lo, true)
+                    : parse_uint(e.substr(0, dash), 65535, &lo) && parse_uint(e.substr(dash + 1), 65535, &hi);
+      if (!ok || lo == 0 || hi < lo) {
+        *error = "UTCP_PRELOAD_LISTEN: bad entry \"" + e + "\" (want PORT[-PORT], all or none)";
+        return false;
+      }
+      ranges.push_back({uint16_t(lo), uint16_t(hi)});
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  *out = std::move(ranges);
+  return true;
+}
+
+bool wants_utcp_listen(const Config& cfg, uint16_t port) {
+  for (const PortRange& r : cfg.listen_ports)
+    if (port >= r.lo && port <= r.hi && (port != 0 || r.lo == 0)) return true;
+  return false;
+}
+
 bool wants_utcp(const Config& cfg, uint32_t ip, uint16_t port) {
   if (ip == 0 || ip == 0xffffffffu || (ip >> 28) == 0xe) return false;
   // Loopback only when named (utcpd serves a real interface: such a connect falls back
@@ -118,6 +151,13 @@ Config load_config(std::string* error) {
   if (!parse_dests(dests, &cfg.rules, &e)) {
     *error = e + "; no destination goes through utcp";
     cfg.rules.clear();
+  }
+  if (const char* l = std::getenv("UTCP_PRELOAD_LISTEN"); l && *l) {
+    std::string le;
+    if (!parse_listen(l, &cfg.listen_ports, &le)) {
+      *error += std::string(error->empty() ? "" : "; ") + le + "; no listen goes through utcp";
+      cfg.listen_ports.clear();
+    }
   }
   cfg.fallback = env_flag("UTCP_PRELOAD_FALLBACK", true, error);
   cfg.verbose = env_flag("UTCP_PRELOAD_DEBUG", false, error) ? 1 : 0;

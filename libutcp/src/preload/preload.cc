@@ -2,12 +2,15 @@
 //
 // Loaded with LD_PRELOAD, it interposes the socket API (dlsym(RTLD_NEXT) for libc's own
 // functions). socket(AF_INET, SOCK_STREAM) makes a real kernel socket, the placeholder:
-// until connect() decides, every call goes to it, so bind(), listen(), accept() (servers)
-// and destinations utcp does not serve stay with the kernel's TCP unchanged. A connect()
-// to a destination chosen by UTCP_PRELOAD_DESTS asks utcpd for an endpoint with the
-// handshake done (paper §3.4), continues the connection in a Stack of its own, and dup3()s
-// the endpoint file onto the placeholder's number: the program's descriptor stays a real
-// file it can poll, pass and inspect. Progress happens inside the interposed calls, plus a
+// until connect() or listen() decides, every call goes to it, so listens on ports not
+// chosen and destinations utcp does not serve stay with the kernel's TCP unchanged. A
+// connect() to a destination chosen by UTCP_PRELOAD_DESTS asks utcpd for an endpoint with
+// the handshake done (paper §3.4), continues the connection in a Stack of its own, and
+// dup3()s the endpoint file onto the placeholder's number: the program's descriptor stays
+// a real file it can poll, pass and inspect. A listen() on a port chosen by
+// UTCP_PRELOAD_LISTEN is utcpd's (passive open); the descriptor becomes the registry
+// connection, readable when an accepted connection waits, and accept() imports each one
+// like a client's. Progress happens inside the interposed calls, plus a
 // helper thread that drives connections no call has touched for kIdle (docs/preload.md).
 // Everything that is not one of these sockets passes to libc after one lock-free check.
 #include <dlfcn.h>
@@ -70,6 +73,8 @@ int ms_until(Instant at) {
   return int(std::min<int64_t>(((at - t).count() + 999) / 1000, 1 << 30));
 }
 
+Instant deadline_after(Duration d) { return d.count() > 0 ? Clock::now() + d : kInstantNever; }
+
 // ---------------------------------------------------------------- state
 
 // Shared between the processes of a fork() (MAP_SHARED): which one holds the TCP state,
@@ -106,18 +111,31 @@ struct Conn {
   int dead_err = 0;
 };
 
-enum class St { kFresh, kConnecting, kUtcp, kFailed, kClosed };
+enum class St { kFresh, kConnecting, kUtcp, kFailed, kClosed, kListening };
+
+// A listen taken through utcpd's passive open (paper §3.4): utcpd owns the port and runs
+// the handshakes; the program's descriptor is a duplicate of the registry connection, with
+// one Accept always sent ahead, so it is readable (for the kernel's poll, select and epoll
+// alike) exactly when an accepted connection (or an error) waits in the reply.
+struct Listener {
+  registry::RegistryClient reg;
+  registry::Grant grant;  // listen id, local address and port; no endpoint file
+  int owner_pid = 0;      // the process that listened: only it accepts and closes the listen
+};
 
 struct Sock {
   std::mutex mu;
   St st = St::kFresh;
   bool nonblock = false;
   bool bound_specific = false;  // bound to a particular address: the kernel's
+  uint32_t bound_ip = 0;        // host byte order
   uint16_t bound_port = 0;
+  bool bound_parked = false;    // "bound" to the port of a parked listen: the kernel socket is not
   int so_error = 0;
   Opts opts;
   sockaddr_in peer{};
   std::unique_ptr<Conn> conn;
+  std::unique_ptr<Listener> lsn;  // kListening
   std::vector<uint8_t> peeked;  // MSG_PEEK'd, not yet read
   int connect_evfd = -1;        // readable once an asynchronous connect finished
   SharedConn* shared = nullptr;
@@ -416,6 +434,8 @@ void drain_orphans(Duration limit) {
   }
 }
 
+Instant reap_parked();
+
 void helper_main() {
   int wake;
   {
@@ -430,7 +450,7 @@ void helper_main() {
     }
     std::vector<pollfd> pf{{wake, POLLIN, 0}};
     std::vector<Sock*> of{nullptr};
-    Instant next = kInstantNever;
+    Instant next = reap_parked();
     int64_t t = now_us();
     for (auto& sp : v) {
       Sock& s = *sp;
@@ -484,6 +504,7 @@ void helper_main() {
 
 struct Outcome {
   int rc = 0;
+  bool no_registry = false;  // utcpd could not be reached at all (its -ECONNREFUSED is not the peer's)
   std::string err;
   registry::Grant grant;
   std::vector<uint8_t> state;
@@ -493,17 +514,105 @@ Outcome ask_registry(Ipv4Addr ip, uint16_t port, uint16_t local_port) {
   Outcome o;
   registry::RegistryClient reg;  // closed on return: utcpd holds the grant until our endpoint file goes
   o.rc = reg.connect(&o.err);
+  o.no_registry = o.rc < 0;
   if (o.rc == 0) o.rc = reg.connect_endpoint(ip, port, local_port, &o.grant, &o.err, &o.state);
   return o;
 }
 
-bool registry_unavailable(int rc) {
+bool registry_unavailable(const Outcome& o) {
   // A peer's answer (refused, silent, reset) is the connection's outcome; anything else
-  // means utcp could not serve this destination (no utcpd, no route, no ARP, port taken).
-  return rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -ECONNRESET && rc != -EINTR;
+  // means utcp could not serve this destination (no utcpd — a registry socket nobody
+  // listens on refuses too —, no route, no ARP, port taken).
+  if (o.no_registry) return true;
+  return o.rc != -ECONNREFUSED && o.rc != -ETIMEDOUT && o.rc != -ECONNRESET && o.rc != -EINTR;
 }
 
 void forget_epoll_interest(const Sock* s);
+
+// Listens the program closed, kept for kListenPark in case it listens on the same port
+// again: the connections it accepted still hold the port in utcpd (TIME-WAIT), so a new
+// listen would find it taken where the kernel, with SO_REUSEADDR, allows it — iperf3 -s
+// closes and reopens its listener for every test. Then released by the helper thread.
+constexpr Duration kListenPark = Duration(2'000'000);
+struct Parked {
+  std::unique_ptr<Listener> lsn;
+  Instant until;
+};
+std::mutex& parked_mu() {
+  static auto* m = new std::mutex();
+  return *m;
+}
+std::vector<Parked>& parked() {
+  static auto* v = new std::vector<Parked>();
+  return *v;
+}
+
+void release_listener(std::unique_ptr<Listener> l) {
+  if (!l) return;
+  if (l->owner_pid == my_pid()) {
+    std::string err;
+    if (l->reg.release_listen(l->grant.endpoint_id, &err) < 0 && config().verbose)
+      logf("closing the listen on port %u: %s", l->grant.local_port, err.c_str());
+  }
+  // A forked child's copy just goes: closes this process's copy of the registry connection.
+}
+
+// The parked listen of this process on `port`, if any.
+std::unique_ptr<Listener> unpark_listener(uint16_t port) {
+  std::lock_guard<std::mutex> g(parked_mu());
+  auto& v = parked();
+  for (auto it = v.begin(); it != v.end(); ++it)
+    if (it->lsn->grant.local_port == port && it->lsn->owner_pid == my_pid()) {
+      auto l = std::move(it->lsn);
+      v.erase(it);
+      return l;
+    }
+  return nullptr;
+}
+
+// Whether this process has a parked listen on `port`.
+bool parked_on(uint16_t port) {
+  std::lock_guard<std::mutex> g(parked_mu());
+  for (auto& p : parked())
+    if (p.lsn->grant.local_port == port && p.lsn->owner_pid == my_pid()) return true;
+  return false;
+}
+
+// Releases the parked listens whose time is up; returns when the next one is due.
+Instant reap_parked() {
+  std::vector<std::unique_ptr<Listener>> due;
+  Instant next = kInstantNever, t = Clock::now();
+  {
+    std::lock_guard<std::mutex> g(parked_mu());
+    auto& v = parked();
+    for (auto it = v.begin(); it != v.end();) {
+      if (it->until <= t) {
+        due.push_back(std::move(it->lsn));
+        it = v.erase(it);
+      } else {
+        next = std::min(next, it->until);
+        ++it;
+      }
+    }
+  }
+  for (auto& l : due) release_listener(std::move(l));
+  return next;
+}
+
+void wake_helper();
+
+// The program let go of its last descriptor of a listening socket. Sock locked.
+void close_listener(Sock& s) {
+  if (!s.lsn) return;
+  if (s.lsn->owner_pid == my_pid()) {
+    if (config().verbose) logf("closed the listen on port %u (kept by utcpd for a listen again)", s.lsn->grant.local_port);
+    std::lock_guard<std::mutex> g(parked_mu());
+    parked().push_back({std::move(s.lsn), Clock::now() + kListenPark});
+  }
+  s.lsn.reset();
+  s.st = St::kClosed;
+  wake_helper();
+}
 
 // The connect's outcome is in; Sock locked. Returns 0, or -errno for the caller.
 int finish_connect(const std::shared_ptr<Sock>& sp, int fd, Outcome o, bool* to_kernel) {
@@ -543,7 +652,7 @@ int finish_connect(const std::shared_ptr<Sock>& sp, int fd, Outcome o, bool* to_
       return 0;
     }
   }
-  if (config().fallback && registry_unavailable(o.rc)) {
+  if (config().fallback && registry_unavailable(o)) {
     static std::atomic<bool> told{false};
     if (config().verbose || !told.exchange(true))
       logf("%s:%u: %s; using the kernel's TCP (UTCP_PRELOAD_FALLBACK=1)", ipbuf, ntohs(s.peer.sin_port), o.err.c_str());
@@ -551,7 +660,7 @@ int finish_connect(const std::shared_ptr<Sock>& sp, int fd, Outcome o, bool* to_
     return 0;
   }
   logf("%s:%u: %s", ipbuf, ntohs(s.peer.sin_port), o.err.c_str());
-  int e = registry_unavailable(o.rc) ? ECONNREFUSED : -o.rc;
+  int e = registry_unavailable(o) ? ECONNREFUSED : -o.rc;
   s.st = St::kFailed;
   s.so_error = e;
   return -e;
@@ -611,6 +720,8 @@ int do_connect(const std::shared_ptr<Sock>& sp, int fd, const sockaddr* addr, so
       break;
     case St::kClosed:
       return fail(EBADF);
+    case St::kListening:
+      return fail(EINVAL);
   }
   if (!addr || len < sizeof(sockaddr_in) || addr->sa_family != AF_INET) {
     lk.unlock();
@@ -666,6 +777,214 @@ int do_connect(const std::shared_ptr<Sock>& sp, int fd, const sockaddr* addr, so
   return r < 0 ? fail(-r) : 0;
 }
 
+// ---------------------------------------------------------------- listen, accept
+
+std::string ip_str(uint32_t ip) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+  return b;
+}
+
+// Puts a fresh, unbound kernel socket on `fd` (keeping FD_CLOEXEC): frees the port the
+// placeholder was bound to, for utcpd to reserve.
+void unbind_placeholder(Sock& s, int fd) {
+  int fresh = REAL(socket)(AF_INET, SOCK_STREAM | (s.nonblock ? SOCK_NONBLOCK : 0), 0);
+  int fdflags = REAL(fcntl)(fd, F_GETFD);
+  if (fresh >= 0) {
+    REAL(dup3)(fresh, fd, (fdflags > 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0);
+    REAL(close)(fresh);
+  }
+}
+
+// Binds the placeholder again as the program had bound it (after unbind_placeholder).
+int rebind_placeholder(Sock& s, int fd) {
+  if (!s.bound_port) return 0;  // not unbound
+  if (s.opts.reuseaddr) REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &s.opts.reuseaddr, sizeof(int));
+  if (s.opts.reuseport) REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEPORT, &s.opts.reuseport, sizeof(int));
+  sockaddr_in b{};
+  b.sin_family = AF_INET;
+  b.sin_addr.s_addr = htonl(s.bound_ip);
+  b.sin_port = htons(s.bound_port);
+  return REAL(bind)(fd, reinterpret_cast<sockaddr*>(&b), sizeof b);
+}
+
+// epoll interests the layer kept for `s` while it was a placeholder go to the kernel's
+// epoll, which from now on watches the descriptor itself (a listening socket's). Sock locked.
+void epoll_interests_to_kernel(const Sock* s) {
+  for (auto& set : epolls().entries()) {
+    std::vector<std::pair<int, epoll_event>> moved;
+    {
+      std::lock_guard<std::mutex> g(set->mu);
+      for (auto it = set->utcp.begin(); it != set->utcp.end();) {
+        if (it->second.sock.get() != s) {
+          ++it;
+          continue;
+        }
+        epoll_event ev{};
+        ev.events = it->second.events;
+        ev.data = it->second.data;
+        moved.emplace_back(it->first, ev);
+        it = set->utcp.erase(it);
+      }
+    }
+    for (int epfd : epolls().fds_of(set.get()))
+      for (auto& [fd, ev] : moved) REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev);
+  }
+}
+
+// listen() on a socket the layer still holds as a placeholder. A port chosen by
+// UTCP_PRELOAD_LISTEN is listened on by utcpd, which runs the handshakes (with SYN
+// cookies) and hands each connection over through the registry connection; the program's
+// descriptor becomes that connection's duplicate (see Listener). Everything else, and
+// with UTCP_PRELOAD_FALLBACK=1 a listen utcpd cannot take, is the kernel's.
+int do_listen(const std::shared_ptr<Sock>& sp, int fd, int backlog) {
+  std::unique_lock<std::mutex> lk(sp->mu);
+  Sock& s = *sp;
+  if (s.st == St::kListening) return 0;  // listen() again: Linux adjusts the backlog; utcpd's stays
+  if (s.st != St::kFresh) return fail(s.st == St::kUtcp ? EINVAL : EISCONN);
+  bool loopback = (s.bound_ip >> 24) == 127;
+  if (loopback || !wants_utcp_listen(config(), s.bound_port)) {
+    hand_to_kernel(sp);
+    s.st = St::kClosed;
+    lk.unlock();
+    return REAL(listen)(fd, backlog);
+  }
+  std::string where = ip_str(s.bound_ip) + ":" + std::to_string(s.bound_port);
+  if (s.bound_port) unbind_placeholder(s, fd);
+  std::unique_ptr<Listener> l = s.bound_port ? unpark_listener(s.bound_port) : nullptr;
+  bool reused = l != nullptr;
+  if (!l) l = std::make_unique<Listener>();
+  std::string err;
+  bool other_address = false;
+  int rc = 0;
+  if (!reused) {
+    rc = l->reg.connect(&err);
+    if (rc == 0) rc = l->reg.listen(s.bound_port, uint16_t(std::clamp(backlog, 0, 65535)), &l->grant, &err);
+  }
+  if (rc == 0 && s.bound_ip && s.bound_ip != l->grant.local_ip.v) {
+    std::string ignored;
+    l->reg.release_listen(l->grant.endpoint_id, &ignored);
+    rc = -EADDRNOTAVAIL;
+    err = "bound to an address utcpd does not serve (it serves " + ip_str(l->grant.local_ip.v) + ")";
+    other_address = true;
+  }
+  if (rc == 0 && !l->reg.accept_pending()) rc = l->reg.send_accept(l->grant.endpoint_id, true, &err);
+  if (rc == 0) {
+    int fdflags = REAL(fcntl)(fd, F_GETFD);
+    if (REAL(dup3)(l->reg.fd(), fd, (fdflags > 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+      rc = -errno;
+      err = std::string("cannot put the registry connection on the descriptor: ") + std::strerror(errno);
+      std::string ignored;
+      l->reg.release_listen(l->grant.endpoint_id, &ignored);
+    }
+  }
+  if (rc == 0) {
+    l->owner_pid = my_pid();
+    s.lsn = std::move(l);
+    s.st = St::kListening;
+    epoll_interests_to_kernel(&s);
+    if (config().verbose)
+      logf("fd %d: listening on %s:%u through utcp (listen %u%s)", fd, ip_str(s.lsn->grant.local_ip.v).c_str(),
+           s.lsn->grant.local_port, s.lsn->grant.endpoint_id, reused ? ", the one closed before" : "");
+    return 0;
+  }
+  // utcp does not take this listen: the placeholder, bound again, is the kernel's.
+  if (other_address || config().fallback) {
+    if (!other_address || config().verbose)
+      logf("listen on %s: %s; using the kernel's TCP%s", where.c_str(), err.c_str(),
+           other_address ? "" : " (UTCP_PRELOAD_FALLBACK=1)");
+    hand_to_kernel(sp);
+    s.st = St::kClosed;
+    if (rebind_placeholder(s, fd) < 0) return -1;
+    lk.unlock();
+    return REAL(listen)(fd, backlog);
+  }
+  logf("listen on %s: %s", where.c_str(), err.c_str());
+  rebind_placeholder(s, fd);  // as it was before listen(); still the layer's placeholder
+  return fail(rc == -EADDRINUSE ? EADDRINUSE : EADDRNOTAVAIL);
+}
+
+// accept()/accept4() on a utcp listening socket: the reply to the Accept sent ahead
+// carries the connection's endpoint and TCP state; the program gets a new descriptor (a
+// duplicate of the endpoint file) and the next Accept goes out at once.
+int do_accept(const std::shared_ptr<Sock>& sp, sockaddr* addr, socklen_t* len, int flags) {
+  if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
+  std::unique_lock<std::mutex> lk(sp->mu);
+  Sock& s = *sp;
+  Instant deadline = deadline_after(s.opts.rcvtimeo);
+  for (;;) {
+    if (s.st != St::kListening || !s.lsn) return fail(EINVAL);
+    Listener& l = *s.lsn;
+    if (l.owner_pid != my_pid()) {
+      static std::atomic<bool> told{false};
+      if (!told.exchange(true))
+        logf("accept on port %u in a process forked from the one that listened: not supported on utcp",
+             l.grant.local_port);
+      return fail(EOPNOTSUPP);
+    }
+    std::string err;
+    if (!l.reg.accept_pending() && l.reg.send_accept(l.grant.endpoint_id, true, &err) < 0) {
+      logf("accept on port %u: %s", l.grant.local_port, err.c_str());
+      return fail(ECONNABORTED);
+    }
+    pollfd p{l.reg.fd(), POLLIN, 0};
+    if (REAL(poll)(&p, 1, 0) > 0) break;
+    if (s.nonblock) return fail(EAGAIN);
+    s.waiters.fetch_add(1);
+    lk.unlock();
+    int rc = REAL(poll)(&p, 1, ms_until(deadline));
+    int e = errno;
+    lk.lock();
+    s.waiters.fetch_sub(1);
+    if (rc < 0 && e == EINTR) return fail(EINTR);
+    if (rc == 0 && Clock::now() >= deadline) return fail(EAGAIN);
+  }
+  Listener& l = *s.lsn;
+  registry::Grant g;
+  std::vector<uint8_t> state;
+  std::string err, ignored;
+  int rc = l.reg.receive_accept(&g, &state, &err);
+  l.reg.send_accept(l.grant.endpoint_id, true, &ignored);  // the next one; a failure shows at the next accept
+  if (rc < 0) {
+    logf("accept on port %u: %s", l.grant.local_port, err.c_str());
+    return fail(ECONNABORTED);
+  }
+  auto dev = KmodDevice::open(g.endpoint_fd, g.mtu, &err);
+  std::unique_ptr<Conn> c = dev ? make_conn(std::move(dev), g, state, &err) : nullptr;
+  if (!c) {
+    logf("accept on port %u: %s", l.grant.local_port, err.c_str());
+    return fail(ECONNABORTED);
+  }
+  int nfd = REAL(fcntl)(c->dev->fd(), (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+  if (nfd < 0) return -1;  // EMFILE: the connection goes with c (utcpd inherits it)
+  int fl = REAL(fcntl)(nfd, F_GETFL);
+  if (fl >= 0) REAL(fcntl)(nfd, F_SETFL, (flags & SOCK_NONBLOCK) ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+  auto ns = std::make_shared<Sock>();
+  ns->st = St::kUtcp;
+  ns->nonblock = flags & SOCK_NONBLOCK;
+  ns->opts = s.opts;  // options set on the listening socket are inherited, as in Linux
+  ns->peer.sin_family = AF_INET;
+  ns->peer.sin_addr.s_addr = htonl(c->tuple.remote_ip.v);
+  ns->peer.sin_port = htons(c->tuple.remote_port);
+  ns->conn = std::move(c);
+  apply_opts(*ns);
+  ns->touched_us = now_us();
+  if (!fds().set(nfd, ns)) {
+    REAL(close)(nfd);
+    return fail(EMFILE);
+  }
+  if (config().verbose)
+    logf("fd %d: accepted %s:%u through utcp (endpoint %u, local port %u)", nfd,
+         ip_str(ns->conn->tuple.remote_ip.v).c_str(), ns->conn->tuple.remote_port, g.endpoint_id,
+         ns->conn->tuple.local_port);
+  add_live(ns);
+  if (addr && len) {
+    std::memcpy(addr, &ns->peer, std::min<size_t>(*len, sizeof ns->peer));
+    *len = sizeof ns->peer;
+  }
+  return nfd;
+}
+
 // ---------------------------------------------------------------- data
 
 // Waits for the connection (frames, its next timer, or `deadline`). Sock locked via lk.
@@ -698,8 +1017,6 @@ int wait_conn(Sock& s, std::unique_lock<std::mutex>& lk, Instant deadline) {
   return 0;
 }
 
-Instant deadline_after(Duration d) { return d.count() > 0 ? Clock::now() + d : kInstantNever; }
-
 // Makes the connection usable for a data call: waits out a connect in progress (blocking
 // sockets), takes it over after a fork when handed over. 0, or -errno.
 int usable(Sock& s, std::unique_lock<std::mutex>& lk, bool nb, Instant deadline) {
@@ -712,6 +1029,8 @@ int usable(Sock& s, std::unique_lock<std::mutex>& lk, bool nb, Instant deadline)
         return s.so_error ? -s.so_error : -ENOTCONN;
       case St::kClosed:
         return -EBADF;
+      case St::kListening:
+        return -ENOTCONN;
       case St::kConnecting:
         if (nb) return -EAGAIN;
         break;
@@ -837,6 +1156,7 @@ short revents_of(Sock& s, short want) {
     case St::kFresh:
     case St::kClosed:
     case St::kConnecting:
+    case St::kListening:  // the kernel answers for its descriptor (the registry connection)
       return 0;
     case St::kFailed:
       ev = POLLOUT | POLLERR | POLLHUP;
@@ -880,19 +1200,24 @@ int wait_fd_of(Sock& s, Instant* next) {
   return s.conn->dev->fd();
 }
 
-// A utcp socket in a wait: not in kFresh (those are the kernel's, as is).
-std::shared_ptr<Sock> waitable(int fd) {
+// A utcp socket for a data call or a wait: not in kFresh or kClosed (those are the
+// kernel's, as is). A listening socket is one for data calls (they fail with ENOTCONN:
+// its descriptor's file is the registry connection, not for the program to read), but
+// not for waits (`for_wait`): the kernel reports its readiness itself.
+std::shared_ptr<Sock> waitable(int fd, bool for_wait = false) {
   auto s = fds().get(fd);
   if (!s) return nullptr;
   std::lock_guard<std::mutex> g(s->mu);
-  return s->st == St::kFresh || s->st == St::kClosed ? nullptr : s;
+  if (s->st == St::kFresh || s->st == St::kClosed) return nullptr;
+  if (for_wait && s->st == St::kListening) return nullptr;
+  return s;
 }
 
 int poll_impl(pollfd* fds_in, nfds_t n, Instant deadline, const sigset_t* mask, bool use_mask) {
   std::vector<std::shared_ptr<Sock>> socks(n);
   bool any = false;
   for (nfds_t i = 0; i < n; ++i)
-    if (fds().maybe(fds_in[i].fd) && (socks[i] = waitable(fds_in[i].fd))) any = true;
+    if (fds().maybe(fds_in[i].fd) && (socks[i] = waitable(fds_in[i].fd, true))) any = true;
   if (!any) {
     int ms = ms_until(deadline);
     if (use_mask) {
@@ -1018,7 +1343,7 @@ int epoll_impl(int epfd, epoll_event* evs, int max, Instant deadline, const sigs
     for (auto& [fd, in] : snap) {
       Sock& s = *in.sock;
       std::lock_guard<std::mutex> g2(s.mu);
-      if (s.st == St::kFresh || s.st == St::kClosed) continue;  // the kernel's epoll has it
+      if (s.st == St::kFresh || s.st == St::kClosed || s.st == St::kListening) continue;  // the kernel's epoll has it
       if (in.events == 0) continue;                              // EPOLLONESHOT fired
       short want = short(in.events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | EPOLLWRNORM));
       short m = revents_of(s, want);
@@ -1078,6 +1403,9 @@ void drop_fd(const std::shared_ptr<Sock>& sp) {
       break;
     case St::kUtcp:
       release_conn(sp);
+      break;
+    case St::kListening:
+      close_listener(*sp);
       break;
     default:
       break;
@@ -1221,7 +1549,7 @@ int sockopt_get(Sock& s, int level, int name, void* val, socklen_t* len, int* r)
       case SO_TYPE: return put_int(SOCK_STREAM);
       case SO_DOMAIN: return put_int(AF_INET);
       case SO_PROTOCOL: return put_int(IPPROTO_TCP);
-      case SO_ACCEPTCONN: return put_int(0);
+      case SO_ACCEPTCONN: return put_int(s.st == St::kListening);
       case SO_KEEPALIVE: return put_int(s.opts.keepalive);
       case SO_RCVBUF: return put_int(s.opts.rcvbuf);
       case SO_SNDBUF: return put_int(s.opts.sndbuf);
@@ -1346,7 +1674,7 @@ __attribute__((visibility("default"))) int socket(int domain, int type, int prot
   int fd = REAL(socket)(domain, type, protocol);
   if (fd < 0 || domain != AF_INET || (type & 0xff) != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP))
     return fd;
-  if (config().rules.empty()) return fd;
+  if (!takes_any(config())) return fd;
   auto s = std::make_shared<Sock>();
   s->nonblock = type & SOCK_NONBLOCK;
   fds().set(fd, s);
@@ -1362,34 +1690,39 @@ __attribute__((visibility("default"))) int connect(int fd, const sockaddr* addr,
 __attribute__((visibility("default"))) int bind(int fd, const sockaddr* addr, socklen_t len) {
   auto s = fds().get(fd);
   int r = REAL(bind)(fd, addr, len);
-  if (!s || r < 0) return r;
+  if (!s) return r;
+  bool v4 = addr && len >= sizeof(sockaddr_in) && addr->sa_family == AF_INET;
+  const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+  bool parked_port = false;
+  if (r < 0 && errno == EADDRINUSE && v4 && in->sin_port && in->sin_addr.s_addr != htonl(INADDR_LOOPBACK) &&
+      wants_utcp_listen(config(), ntohs(in->sin_port)) && parked_on(ntohs(in->sin_port))) {
+    // utcpd holds the port for this process's closed listen, kept for a listen again
+    // (close_listener): the placeholder stays unbound; listen() takes the listen back.
+    parked_port = true;
+    r = 0;
+  }
+  if (r < 0) return r;
   std::lock_guard<std::mutex> g(s->mu);
-  if (addr && len >= sizeof(sockaddr_in) && addr->sa_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+  s->bound_parked = parked_port;
+  if (v4) {
     s->bound_specific = in->sin_addr.s_addr != htonl(INADDR_ANY);
+    s->bound_ip = ntohl(in->sin_addr.s_addr);
     s->bound_port = ntohs(in->sin_port);
   }
   return r;
 }
 
 __attribute__((visibility("default"))) int listen(int fd, int backlog) {
-  auto s = fds().get(fd);
-  if (s) {
-    std::lock_guard<std::mutex> g(s->mu);
-    if (s->st != St::kFresh) return fail(s->st == St::kUtcp ? EINVAL : EISCONN);
-    // Servers stay with the kernel (passive opens through utcpd: docs/preload.md).
-    hand_to_kernel(s);
-    s->st = St::kClosed;
-  }
+  if (auto s = fds().get(fd)) return do_listen(s, fd, backlog);
   return REAL(listen)(fd, backlog);
 }
 
 __attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, socklen_t* len) {
-  if (fds().maybe(fd) && waitable(fd)) return fail(EINVAL);
+  if (auto s = fds().maybe(fd) ? waitable(fd) : nullptr) return do_accept(s, addr, len, 0);
   return REAL(accept)(fd, addr, len);
 }
 __attribute__((visibility("default"))) int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
-  if (fds().maybe(fd) && waitable(fd)) return fail(EINVAL);
+  if (auto s = fds().maybe(fd) ? waitable(fd) : nullptr) return do_accept(s, addr, len, flags);
   return REAL(accept4)(fd, addr, len, flags);
 }
 
@@ -1559,14 +1892,34 @@ __attribute__((visibility("default"))) int shutdown(int fd, int how) {
 }
 
 __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* addr, socklen_t* len) {
-  if (auto s = fds().maybe(fd) ? waitable(fd) : nullptr) {
+  if (auto s = fds().get(fd)) {
     std::lock_guard<std::mutex> g(s->mu);
+    if (s->st == St::kFresh && s->bound_parked) {  // bound (for the program) to a parked listen's port
+      if (!addr || !len) return fail(EFAULT);
+      sockaddr_in in{};
+      in.sin_family = AF_INET;
+      in.sin_addr.s_addr = htonl(s->bound_ip);
+      in.sin_port = htons(s->bound_port);
+      std::memcpy(addr, &in, std::min<size_t>(*len, sizeof in));
+      *len = sizeof in;
+      return 0;
+    }
     if (s->st == St::kUtcp && s->conn) {
       if (!addr || !len) return fail(EFAULT);
       sockaddr_in in{};
       in.sin_family = AF_INET;
       in.sin_addr.s_addr = htonl(s->conn->tuple.local_ip.v);
       in.sin_port = htons(s->conn->tuple.local_port);
+      std::memcpy(addr, &in, std::min<size_t>(*len, sizeof in));
+      *len = sizeof in;
+      return 0;
+    }
+    if (s->st == St::kListening && s->lsn) {  // the address as bound (0.0.0.0 when any)
+      if (!addr || !len) return fail(EFAULT);
+      sockaddr_in in{};
+      in.sin_family = AF_INET;
+      in.sin_addr.s_addr = htonl(s->bound_ip);
+      in.sin_port = htons(s->lsn->grant.local_port);
       std::memcpy(addr, &in, std::min<size_t>(*len, sizeof in));
       *len = sizeof in;
       return 0;
@@ -1623,7 +1976,9 @@ int fcntl_impl(int fd, int cmd, void* arg, decltype(&::fcntl) real) {
     }
     case F_SETFL: {
       std::lock_guard<std::mutex> g(s->mu);
-      int r = real(fd, cmd, arg);
+      // A listening socket's file is the registry connection, which stays blocking: the
+      // layer keeps O_NONBLOCK for accept() itself.
+      int r = real(fd, cmd, s->st == St::kListening ? reinterpret_cast<void*>(long(arg) & ~long(O_NONBLOCK)) : arg);
       if (r == 0) s->nonblock = (long(arg) & O_NONBLOCK) != 0;
       return r;
     }
@@ -1668,6 +2023,7 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long req, ...)
     int on;
     std::memcpy(&on, arg, sizeof on);
     s->nonblock = on != 0;
+    if (s->st == St::kListening) return 0;  // see fcntl(F_SETFL)
     int fl = REAL(fcntl)(fd, F_GETFL);
     if (fl >= 0) REAL(fcntl)(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
     return 0;
@@ -1736,7 +2092,8 @@ __attribute__((visibility("default"))) int __ppoll_chk(pollfd* pf, nfds_t n, con
 namespace {
 bool any_ours(int nfds, fd_set* r, fd_set* w, fd_set* e) {
   for (int fd = 0; fd < nfds && fd < FD_SETSIZE; ++fd)
-    if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e))) && fds().maybe(fd) && waitable(fd))
+    if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e))) && fds().maybe(fd) &&
+        waitable(fd, true))
       return true;
   return false;
 }
@@ -1764,11 +2121,13 @@ __attribute__((visibility("default"))) int epoll_ctl(int epfd, int op, int fd, e
       }
     return REAL(epoll_ctl)(epfd, op, fd, ev);
   }
-  bool fresh;
+  bool fresh, listening;
   {
     std::lock_guard<std::mutex> g(s->mu);
     fresh = s->st == St::kFresh;
+    listening = s->st == St::kListening;
   }
+  if (listening) return REAL(epoll_ctl)(epfd, op, fd, ev);  // its descriptor is ready when it is
   if (op != EPOLL_CTL_DEL && !ev) return fail(EFAULT);
   if (fresh) {
     // The kernel's epoll watches the placeholder; we keep the interest too, for when
@@ -1849,8 +2208,11 @@ __attribute__((visibility("default"))) pid_t fork(void) {
     s->shared->holders.fetch_add(1);
   }
   // Every lock the child may need, held across the fork so its copies are consistent.
-  std::unique_lock<std::mutex> l1(live_mu()), l2(helper_mu()), l3(fds().mutex()), l4(epolls().mutex());
+  std::unique_lock<std::mutex> l1(live_mu()), l2(helper_mu()), l3(fds().mutex()), l4(epolls().mutex()),
+      l5(parked_mu());
   pid_t pid = REAL(fork)();
+  if (pid == 0) parked().clear();  // the parent's listens: the child's copies of their connections go
+  l5.unlock();
   l4.unlock();
   l3.unlock();
   l2.unlock();

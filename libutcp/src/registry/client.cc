@@ -296,6 +296,22 @@ int RegistryClient::accept(uint32_t listen_id, bool wait, Grant* out, std::vecto
   return receive_accept(out, state, error);
 }
 
+int RegistryClient::release_listen(uint32_t listen_id, std::string* error) {
+  if (!pending_accept_.type) return release(listen_id, error);
+  ReleaseRequest req{};
+  req.hdr.type = uint16_t(MsgType::kRelease);
+  req.endpoint_id = listen_id;
+  const RegHeader accept_req = pending_accept_;
+  pending_accept_ = {};  // send_request() refuses while an Accept is out
+  int rc = send_request(req, error);
+  pending_accept_ = accept_req;
+  if (rc < 0) return rc;
+  Grant late;
+  std::string ignored;
+  if (receive_accept(&late, nullptr, &ignored) == 0 && late.endpoint_fd >= 0) ::close(late.endpoint_fd);
+  EndpointReply rep{};
+  return receive_reply(req.hdr, &rep, nullptr, error, nullptr);
+}
 int RegistryClient::release(uint32_t endpoint_id, std::string* error) {
   ReleaseRequest req{};
   req.hdr.type = uint16_t(MsgType::kRelease);

@@ -68,6 +68,12 @@ class RegistryClient {
   int fd() const { return fd_; }
 
   int release(uint32_t endpoint_id, std::string* error);
+  // Closes a listen made by listen(), also while an Accept sent with send_accept() is
+  // unanswered (utcpd then answers it first, with -ECANCELED or a last connection, which
+  // is dropped). Returns when utcpd has let go of the port.
+  int release_listen(uint32_t listen_id, std::string* error);
+  // Whether an Accept sent with send_accept() still waits for receive_accept().
+  bool accept_pending() const { return pending_accept_.type != 0; }
 
   // Every endpoint utcpd handed out, with the module's counters and what each
   // connection's stack published (utcpctl ss). All pages, in utcpd's order.
