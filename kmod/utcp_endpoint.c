@@ -440,6 +440,40 @@ out_unlock:
 	return ret;
 }
 
+/*
+ * A stable copy of what the application published in its header page (uapi
+ * UTCP_IOC_EP_APP_INFO). The bytes are user-written: copied, never interpreted, except
+ * the seqlock word and the magic that say whether there is a stable copy to give.
+ */
+static long utcp_ep_app_info(struct utcp_endpoint *ep, void __user *arg)
+{
+	const u8 *src = (const u8 *)ep->area + ep->layout.header_off + UTCP_APP_INFO_OFF;
+	const u32 *seqp = (const u32 *)src;
+	struct utcp_app_info info;
+	int tries;
+
+	BUILD_BUG_ON(UTCP_APP_INFO_OFF < sizeof(struct utcp_ring_header));
+	BUILD_BUG_ON(UTCP_APP_INFO_OFF + sizeof(struct utcp_app_info) > PAGE_SIZE);
+	for (tries = 0; tries < 8; tries++) {
+		u32 seq = READ_ONCE(*seqp);
+
+		if (seq & 1) {
+			cpu_relax();
+			continue;
+		}
+		smp_rmb();
+		memcpy(&info, src, sizeof(info));
+		smp_rmb();
+		if (READ_ONCE(*seqp) != seq)
+			continue;
+		if (info.magic != UTCP_APP_INFO_MAGIC)
+			return -ENODATA;
+		info.seq = seq;
+		return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
+	}
+	return -EAGAIN;
+}
+
 static long utcp_ep_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct utcp_endpoint *ep = file->private_data;
@@ -464,6 +498,8 @@ static long utcp_ep_ioctl(struct file *file, unsigned int cmd, unsigned long arg
 		mutex_unlock(&ep->tx_lock);
 		return copy_to_user((void __user *)arg, &info, sizeof(info)) ? -EFAULT : 0;
 	}
+	case UTCP_IOC_EP_APP_INFO:
+		return utcp_ep_app_info(ep, (void __user *)arg);
 	case UTCP_IOC_ABI_INFO: {
 		/* Answered here too so a library holding only an endpoint can check the ABI. */
 		struct utcp_abi_info info = {

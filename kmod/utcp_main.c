@@ -592,6 +592,7 @@ static void utcp_pin_abi(void)
 	BUILD_BUG_ON(sizeof(struct utcp_rate_limit) != 32);
 	BUILD_BUG_ON(sizeof(struct utcp_endpoint_id) != 8);
 	BUILD_BUG_ON(sizeof(struct utcp_endpoint_stats) != 112);
+	BUILD_BUG_ON(sizeof(struct utcp_app_info) != 192);
 	BUILD_BUG_ON(sizeof(struct utcp_global_stats) != 160);
 	BUILD_BUG_ON(sizeof(struct utcp_tx_result) != 24);
 	BUILD_BUG_ON(sizeof(struct utcp_endpoint_info) != 112);

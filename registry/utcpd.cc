@@ -22,6 +22,7 @@
 #include <array>
 #include <deque>
 #include <map>
+#include <set>
 #include <span>
 #include <memory>
 #include <string>
@@ -100,6 +101,7 @@ struct Grant {
 // go (it may have been passed on: paper §3.2), then inherited (registry/inherit.h).
 struct Held {
   pid_t pid = 0;
+  uid_t uid = 0;
   Grant grant;
   std::unique_ptr<Orphan> orphan;  // set once inherited
 };
@@ -185,6 +187,8 @@ class Registry {
   void close_listen(int device_fd, int reply_error);
   void close_listens(int client_fd);
   void progress_held();
+  void handle_list(Client& c, const ListRequest& r);
+  ListEntry list_entry(const Grant& g, pid_t pid, uid_t uid, bool show, ListRole role) const;
   int timeout_ms() const;
   int attach_or_adopt(std::string* err);
   int recover();
@@ -760,6 +764,7 @@ void Registry::drop(int fd) {
     // A connection: inherited once its endpoint file is let go everywhere (paper §3.4).
     auto h = std::make_unique<Held>();
     h->pid = it->second->cred.pid;
+    h->uid = it->second->cred.uid;
     h->grant = std::move(g);
     held_.push_back(std::move(h));
     held_check_ = Clock::now();
@@ -1233,6 +1238,12 @@ void Registry::serve(Client& c) {
       handle_accept(c, r);
       break;
     }
+    case MsgType::kList: {
+      ListRequest r;
+      std::memcpy(&r, buf, sizeof r);
+      handle_list(c, r);
+      break;
+    }
     case MsgType::kRelease: {
       ReleaseRequest r;
       std::memcpy(&r, buf, sizeof r);
@@ -1252,6 +1263,77 @@ void Registry::serve(Client& c) {
     default:
       break;
   }
+}
+
+ListEntry Registry::list_entry(const Grant& g, pid_t pid, uid_t uid, bool show, ListRole role) const {
+  ListEntry e{};
+  e.endpoint_id = g.ep.id;
+  e.pid = show ? int32_t(pid) : 0;
+  e.uid = uint32_t(uid);
+  e.role = uint8_t(role);
+  e.proto = g.listener ? uint8_t(IPPROTO_TCP) : g.flow.proto;
+  e.local_ip = ntohl(g.listener ? g.listen.local_ip : g.flow.local_ip);
+  if (e.local_ip == 0) e.local_ip = ifc_.addr.v;
+  e.local_port = ntohs(g.listener ? g.listen.local_port : g.flow.local_port);
+  if (!g.listener) {
+    e.remote_ip = ntohl(g.flow.remote_ip);
+    e.remote_port = ntohs(g.flow.remote_port);
+  }
+  if (::ioctl(g.ep.fd, UTCP_IOC_EP_STATS, &e.module) < 0) e.module = {};
+  // What the endpoint's stack published: the application's claim, shown to whom may see
+  // the process. A module without the ioctl, or nothing published, leaves it out.
+  if (show && role != ListRole::kInherited && ::ioctl(g.ep.fd, UTCP_IOC_EP_APP_INFO, &e.app) == 0)
+    e.app_valid = 1;
+  else
+    e.app = {};
+  return e;
+}
+
+// utcpctl ss: every grant of every client, the handshakes and listens utcpd runs for
+// them, and the connections it inherited — a snapshot, sent page by page.
+void Registry::handle_list(Client& c, const ListRequest& r) {
+  const bool root = c.cred.uid == 0;
+  std::vector<ListEntry> all;
+  std::set<uint32_t> handshaking, listening;
+  for (const auto& [fd, h] : handshakes_) handshaking.insert(h->endpoint_id);
+  std::map<uint32_t, uint64_t> accepted;
+  for (const auto& [fd, l] : listens_) accepted[l->listen_id] = l->accepted;
+  for (const auto& [fd, cl] : clients_) {
+    const bool show = root || cl->cred.uid == c.cred.uid;
+    for (const auto& [id, g] : cl->grants) {
+      ListRole role = ListRole::kConnection;
+      if (handshaking.count(id)) role = ListRole::kHandshake;
+      else if (accepted.count(id)) role = ListRole::kListen;
+      else if (g.listener) role = ListRole::kListener;
+      ListEntry e = list_entry(g, cl->cred.pid, cl->cred.uid, show, role);
+      if (role == ListRole::kListen) e.accepted = accepted[id];
+      all.push_back(e);
+    }
+  }
+  for (const auto& h : held_) {
+    ListRole role = h->orphan ? ListRole::kInherited : ListRole::kHeld;
+    ListEntry e = list_entry(h->grant, h->pid, h->uid, root || h->uid == c.cred.uid, role);
+    if (h->orphan) {
+      switch (h->orphan->kind()) {
+        case Orphan::Kind::kTimeWait: e.orphan = uint8_t(ListOrphan::kTimeWait); break;
+        case Orphan::Kind::kLastAck: e.orphan = uint8_t(ListOrphan::kLastAck); break;
+        case Orphan::Kind::kReset: e.orphan = uint8_t(ListOrphan::kReset); break;
+        case Orphan::Kind::kRelease: break;
+      }
+    }
+    all.push_back(e);
+  }
+  ListReply rep{};
+  fill_reply_header(rep, r.hdr);
+  const uint32_t start = std::min<uint32_t>(r.start, uint32_t(all.size()));
+  rep.count = std::min<uint32_t>(kListMax, uint32_t(all.size()) - start);
+  rep.next = start + rep.count < all.size() ? start + rep.count : 0;
+  rep.total = uint32_t(all.size());
+  rep.hdr.length = uint32_t(sizeof rep + rep.count * sizeof(ListEntry));
+  std::vector<uint8_t> msg(rep.hdr.length);
+  std::memcpy(msg.data(), &rep, sizeof rep);
+  if (rep.count) std::memcpy(msg.data() + sizeof rep, all.data() + start, rep.count * sizeof(ListEntry));
+  send_message(c.fd, msg, -1);
 }
 
 int usage(FILE* out) {

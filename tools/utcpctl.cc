@@ -30,6 +30,7 @@
 #include "device/module.h"
 #include "device/pcap.h"
 #include "wire/frame.h"
+#include "utcpctl_ss.h"
 
 namespace {
 
@@ -68,6 +69,18 @@ int usage(FILE* out) {
       "                               global counters and their per-second rates every MS ms\n"
       "                               (default 1000), N times (0: until interrupted); --json:\n"
       "                               one JSON object per interval\n"
+      "  ss [-i] [--json] [--registry SOCKET]\n"
+      "                               connections and endpoints utcpd handed out, like ss(8):\n"
+      "                               state, queues, addresses, process; -i: congestion control,\n"
+      "                               RTT, cwnd, retransmits and the module's counters (drops,\n"
+      "                               template rejects); asks utcpd (UTCP_REGISTRY or the default\n"
+      "                               socket), no privilege needed\n"
+      "  ss [-i] [--json] [--registry SOCKET]\n"
+      "                               connections and endpoints utcpd handed out, like ss(8):\n"
+      "                               state, queues, addresses, process; -i: congestion control,\n"
+      "                               RTT, cwnd, retransmits and the module's counters (drops,\n"
+      "                               template rejects); asks utcpd (UTCP_REGISTRY or the default\n"
+      "                               socket), no privilege needed\n"
       "  pcap IFNAME FILE [--local IP:PORT] [--remote IP:PORT] [--count N] [--timeout-ms MS]\n"
       "                               write the frames of one flow (both directions, also those\n"
       "                               of utcp endpoints) crossing IFNAME to a pcap file, until N\n"
@@ -90,6 +103,8 @@ int usage(FILE* out) {
       "  utcpctl abi                      is the module loaded, and which ABI?\n"
       "  utcpctl stats --json             the module's counters as one JSON object\n"
       "  utcpctl top                      its traffic, refreshed every second\n"
+      "  utcpctl ss -i                    utcp's connections with RTT, cwnd, retransmits\n"
+      "  utcpctl ss -i                    utcp's connections with RTT, cwnd, retransmits\n"
       "  utcpctl pcap eth0 c.pcap --local 10.0.0.1:40000   one flow's frames, for tcpdump -r\n"
       "  printf 'attach eth0\\nstats\\n' | utcpctl run -\n"
       "\n"
@@ -820,6 +835,7 @@ int run_command(State& st, const Args& a) {
   if (c == "ring-dump") return cmd_ring_dump(st, a);
   if (c == "stats") return cmd_stats(st, a);
   if (c == "top") return cmd_top(st, a);
+  if (c == "ss") return utcpctl_ss(a);
   if (c == "pcap") return cmd_pcap(a);
   if (c == "destroy") return cmd_destroy(st, a);
   if (c == "persist") return cmd_persist(st, a);

@@ -302,3 +302,23 @@ TEST(RegistryProtocol, RandomBytesNeverPass) {
     }
   }
 }
+
+TEST(RegistryProtocol, ListRequests) {
+  ListRequest r{};
+  r.hdr.type = uint16_t(MsgType::kList);
+  r.hdr.length = sizeof r;
+  EXPECT_EQ(check(bytes_of(r)), 0);
+  r.start = 12345;  // any start: past the end is an empty last page, not an error
+  EXPECT_EQ(check(bytes_of(r)), 0);
+  ListRequest bad = r;
+  bad.reserved = 1;
+  EXPECT_EQ(check(bytes_of(bad)), -EINVAL);
+  // An Accept's bytes typed as a list: the size gives it away.
+  AcceptRequest acc{};
+  acc.hdr.type = uint16_t(MsgType::kList);
+  acc.hdr.length = sizeof acc;
+  EXPECT_EQ(check(bytes_of(acc)), -EBADMSG);
+  // A page holds whole entries and fits one message.
+  EXPECT_GT(kListMax, 100u);
+  EXPECT_LE(sizeof(ListReply) + kListMax * sizeof(ListEntry), kMaxMessage);
+}

@@ -7,7 +7,9 @@
 //   registry_probe accept LISTEN_ID [--wait]   an Accept on someone's listen: prints the answer
 //   registry_probe garbage COUNT       send COUNT hostile messages, then check utcpd still answers
 //   registry_probe live-endpoints      print the module's live endpoint count
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -15,6 +17,7 @@
 
 #include <linux/utcp.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -112,11 +115,26 @@ int garbage(int count) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: registry_probe hello|connect|listen|accept|garbage|live-endpoints ...\n");
+    std::fprintf(stderr, "usage: registry_probe hello|connect|listen|accept|garbage|live-endpoints|kernel-bind ...\n");
     return 2;
   }
   std::string cmd = argv[1];
   if (cmd == "garbage") return garbage(argc > 2 ? std::atoi(argv[2]) : 1000);
+  if (cmd == "kernel-bind" && argc == 4) {
+    // Would a kernel socket get IP:PORT now? A plain bind, no SO_REUSEADDR (which nc
+    // sets): a port utcpd reserves for utcp must refuse it. Prints "bound" or
+    // "refused ERRNO"; fast to start, unlike python in a slow guest.
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(uint16_t(std::atoi(argv[3])));
+    if (::inet_pton(AF_INET, argv[2], &sa.sin_addr) != 1) return 2;
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return 1;
+    if (::bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) std::printf("bound\n");
+    else std::printf("refused %d\n", errno);
+    ::close(s);
+    return 0;
+  }
   if (cmd == "live-endpoints") {
     int fd = ::open(UTCP_DEVICE_PATH, O_RDWR | O_CLOEXEC);
     utcp_global_stats gs{};

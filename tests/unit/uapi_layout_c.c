@@ -24,6 +24,7 @@ _Static_assert(sizeof(struct utcp_endpoint_template) == 40, "utcp_endpoint_templ
 _Static_assert(sizeof(struct utcp_rate_limit) == 32, "utcp_rate_limit size");
 _Static_assert(sizeof(struct utcp_endpoint_id) == 8, "utcp_endpoint_id size");
 _Static_assert(sizeof(struct utcp_endpoint_stats) == 112, "utcp_endpoint_stats size");
+_Static_assert(sizeof(struct utcp_app_info) == 192, "utcp_app_info size");
 _Static_assert(sizeof(struct utcp_global_stats) == 160, "utcp_global_stats size");
 _Static_assert(sizeof(struct utcp_tx_result) == 24, "utcp_tx_result size");
 _Static_assert(sizeof(struct utcp_flow_key) == 16, "utcp_flow_key size");

@@ -63,7 +63,7 @@ TEST(UapiLayout, ControlAndEndpointIoctlsAreDistinct) {
                            UTCP_IOC_GLOBAL_STATS, UTCP_IOC_ENDPOINT_STATS,
                            UTCP_IOC_ENDPOINT_DESTROY, UTCP_IOC_SET_PERSIST, UTCP_IOC_ADOPT,
                            UTCP_IOC_ENDPOINT_LIST, UTCP_IOC_ENDPOINT_OPEN, UTCP_IOC_TX,
-                           UTCP_IOC_EP_STATS, UTCP_IOC_EP_INFO};
+                           UTCP_IOC_EP_STATS, UTCP_IOC_EP_INFO, UTCP_IOC_EP_APP_INFO};
   for (size_t i = 0; i < std::size(cmds); ++i) {
     EXPECT_EQ(_IOC_TYPE(cmds[i]), unsigned(UTCP_IOC_MAGIC));
     for (size_t j = i + 1; j < std::size(cmds); ++j) EXPECT_NE(_IOC_NR(cmds[i]), _IOC_NR(cmds[j]));
@@ -76,4 +76,14 @@ TEST(UapiLayout, ControlAndEndpointIoctlsAreDistinct) {
     EXPECT_EQ(_IOC_DIR(c), unsigned(_IOC_READ | _IOC_WRITE));
   EXPECT_EQ(_IOC_SIZE(UTCP_IOC_ENDPOINT_LIST), sizeof(utcp_endpoint_list));
   EXPECT_EQ(_IOC_SIZE(UTCP_IOC_ENDPOINT_OPEN), sizeof(utcp_endpoint_open));
+  EXPECT_EQ(_IOC_SIZE(UTCP_IOC_EP_APP_INFO), sizeof(utcp_app_info));
+}
+
+TEST(UapiLayout, AppInfoFitsTheHeaderPageAfterTheIndices) {
+  EXPECT_EQ(sizeof(utcp_app_info), 192u);
+  EXPECT_EQ(offsetof(utcp_app_info, bytes_sent), 88u);
+  EXPECT_EQ(offsetof(utcp_app_info, congestion), 136u);
+  EXPECT_GE(UTCP_APP_INFO_OFF, sizeof(utcp_ring_header));
+  EXPECT_LE(UTCP_APP_INFO_OFF + sizeof(utcp_app_info), 4096u);
+  EXPECT_EQ(UTCP_APP_INFO_OFF % 64, 0);
 }

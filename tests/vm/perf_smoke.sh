@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# perf_smoke: every utcp-perf mode runs once, for the utcp and the kernel client, against
+# perf_smoke: every utcp-perf mode runs once, for the utcp, sps and kernel clients, against
 # a kernel-TCP utcp-perf server on the other host, and prints valid JSON with nonzero
 # results. Correctness only: no timing thresholds (numbers are bench/run-bench's job).
 set -u
@@ -33,7 +33,13 @@ run() {  # NAME STACK FIELD... -- utcp-perf ARGS   (each dotted FIELD must be a 
 	printf '%s\t%s\t%s\t%s\n' "/tmp/perf-$n" "$stack $name" "$?" "${fields[*]}" >> /tmp/perf-manifest
 }
 
-for stack in kernel utcp; do
+# The single protocol server (tools/utcp-sps): the same TCP, in one server process that
+# utcp-perf reaches over a Unix socket.
+in_a "$UTCP_BUILD/tools/utcp-sps/utcp-sps" --socket /run/utcp/sps.sock -v 2>/tmp/sps.err &
+sps=$!
+wait_for 60 grep -q "serving on" /tmp/sps.err
+
+for stack in kernel utcp sps; do
 	run "stream send" $stack bytes mbit_per_s seconds setup_us.mean -- --bytes 256K --write-size 4K
 	run "stream receive" $stack bytes mbit_per_s -- --bytes 256K --reverse
 	run "stream send by time" $stack bytes mbit_per_s -- --time 0.5 --write-size 512
@@ -45,6 +51,9 @@ done
 run "connect, library handshake" utcp setup_us.mean -- --connect 2 --handshake library
 grep -q '"stack": "utcp"' /tmp/perf-$n.json
 check "utcp run reports the utcp stack" '[ $? = 0 ]'
+check "sps runs went through utcp-sps's stack (utcpd granted it endpoints)" \
+	'[ "$(grep -c "^utcp-sps: endpoint" /tmp/sps.err)" -ge 10 ] && kill -0 $sps'
+kill $sps 2>/dev/null; wait $sps 2>/dev/null
 
 # Hostile input: a connection that sends garbage instead of a request header is closed,
 # and the server keeps serving.

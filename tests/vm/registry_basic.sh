@@ -30,25 +30,17 @@ check "ephemeral port from the kernel's range" '[ -n "$lport" ] && [ "$lport" -g
 in_a "$probe" connect "$UTCP_IP_B" 5001 40123 --hold 300 > /tmp/held.out 2>&1 &
 holder=$!
 for _ in $(seq 100); do grep -q '^endpoint_file' /tmp/held.out 2>/dev/null && break; sleep 0.1; done
-# A plain bind (python: no SO_REUSEADDR, unlike nc). The holder holds for 300 s and is
-# killed below: python's start-up in a slow guest took longer than the old 30 s hold.
-bind_rc=$(in_a python3 -c "
-import socket,sys
-s=socket.socket()
-try:
-    s.bind(('$UTCP_IP_A',40123)); print('bound')
-except OSError as e: print('refused', e.errno)
-")
+# A plain bind (no SO_REUSEADDR, unlike nc). The holder holds for 300 s and is killed below.
+bind_rc=$(in_a "$probe" kernel-bind "$UTCP_IP_A" 40123)
 check "port held by utcp is refused to kernel sockets" '[ "${bind_rc%% *}" = refused ]'
 out=$(in_a "$probe" connect "$UTCP_IP_B" 5001 40123 2>&1)
 check "same port twice refused (in use)" 'echo "$out" | grep -q "in use"'
 check "holder got its endpoint" 'grep -q "^endpoint_file yes$" /tmp/held.out'
 pkill -f "registry_probe connect $UTCP_IP_B 5001 40123"
 wait $holder  # not a bare `wait`: utcpd is a background job too
-sleep 0.5
-bind_rc=$(in_a python3 -c "
-import socket
-s=socket.socket(); s.bind(('$UTCP_IP_A',40123)); print('bound')" 2>&1)
+kbind() { [ "$(in_a "$probe" kernel-bind "$UTCP_IP_A" "$1")" = bound ]; }
+wait_for 20 kbind 40123
+bind_rc=$(in_a "$probe" kernel-bind "$UTCP_IP_A" 40123)
 check "port free again once the client exited" '[ "$bind_rc" = bound ]'
 check "module endpoints reclaimed after client exit" '[ "$(in_a "$probe" live-endpoints)" = 0 ]'
 

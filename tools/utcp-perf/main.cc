@@ -27,11 +27,12 @@ namespace {
 int usage(FILE* out) {
   std::fprintf(out,
       "usage: utcp-perf server [--bind ADDR] [--port P] [-v]\n"
-      "       utcp-perf --stack utcp|kernel --client ADDR [--port P] [MODE] [--json]\n"
+      "       utcp-perf --stack utcp|kernel|sps --client ADDR [--port P] [MODE] [--json]\n"
       "\n"
       "The server is kernel TCP and serves every mode; the client runs the chosen stack\n"
       "(utcp: this process's libutcp over endpoints granted by utcpd, at $UTCP_REGISTRY or\n"
-      "/run/utcp/utcpd.sock).\n"
+      "/run/utcp/utcpd.sock; sps: the same TCP code in the single protocol server utcp-sps,\n"
+      "reached over a Unix socket, --sps-socket PATH, default /run/utcp/sps.sock).\n"
       "\n"
       "modes (stream is the default):\n"
       "  stream        --write-size N (16384), --bytes N (default 10M) or --time SEC,\n"
@@ -71,6 +72,7 @@ enum class Mode { kStream, kRr, kConnect, kCrr };
 
 struct Options {
   std::string stack;
+  std::string sps_socket;  // --stack sps: utcp-sps's socket (empty: its default)
   Target target;
   bool registry_handshake = true;
   RingAsk rings;
@@ -574,6 +576,7 @@ int main(int argc, char** argv) {
     };
     if (a == "-h" || a == "--help") return usage(stdout);
     else if (a == "--stack") o.stack = value();
+    else if (a == "--sps-socket") o.sps_socket = value();
     else if (a == "-c" || a == "--client") o.target.host = value();
     else if (a == "--port") o.target.port = uint16_t(size(1, 65535));
     else if (a == "--handshake") {
@@ -608,7 +611,7 @@ int main(int argc, char** argv) {
     }
   }
   if (modes > 1) return fail("choose one of --rr, --crr, --connect"), 2;
-  if (o.target.host.empty() || (o.stack != "utcp" && o.stack != "kernel")) return usage(stderr);
+  if (o.target.host.empty() || (o.stack != "utcp" && o.stack != "kernel" && o.stack != "sps")) return usage(stderr);
   if (o.parallel > 1 && o.mode != Mode::kStream) return fail("--parallel applies to streams only"), 2;
   if (o.bytes < o.parallel && o.time_s <= 0) return fail("--bytes must give each stream at least one byte"), 2;
   raise_fd_limit();
@@ -617,8 +620,9 @@ int main(int argc, char** argv) {
   // both stacks); streams keep Nagle, as iperf does.
   const bool nodelay = o.mode != Mode::kStream;
   std::string err;
-  std::unique_ptr<Transport> tr = o.stack == "utcp" ? make_utcp_transport(o.target, nodelay, o.registry_handshake, o.rings, &err)
-                                                    : make_kernel_transport(o.target, nodelay, &err);
+  std::unique_ptr<Transport> tr = o.stack == "utcp"  ? make_utcp_transport(o.target, nodelay, o.registry_handshake, o.rings, &err)
+                                  : o.stack == "sps" ? make_sps_transport(o.target, nodelay, o.sps_socket, &err)
+                                                     : make_kernel_transport(o.target, nodelay, &err);
   if (!tr) return fail(err);
   Output out;
   out.str("stack", o.stack);

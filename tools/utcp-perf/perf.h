@@ -87,6 +87,11 @@ struct RingAsk {
 std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, bool registry_handshake,
                                                const RingAsk& rings, std::string* error);
 
+// utcp-sps's client (the single protocol server, tools/utcp-sps): the TCP runs in that
+// server, reached over a Unix socket at `socket_path` (empty: its default).
+std::unique_ptr<Transport> make_sps_transport(const Target& t, bool nodelay, const std::string& socket_path,
+                                              std::string* error);
+
 // The kernel-TCP server: serves every mode on `port` until killed. Returns an exit status.
 int run_server(const std::string& bind_addr, uint16_t port, bool verbose);
 

@@ -1,4 +1,6 @@
 // transport_kernel.cc - utcp-perf's kernel-TCP client: plain sockets, poll() for waiting.
+// Also the client of utcp-sps (the single protocol server): the same, except that the
+// socket is a Unix one to the server, which runs the TCP (tools/utcp-sps).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -6,6 +8,7 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +20,7 @@
 #include <sstream>
 
 #include "perf.h"
+#include "../utcp-sps/sps_protocol.h"
 
 namespace utcp::perf {
 
@@ -31,10 +35,12 @@ struct KernelConn : Conn {
 
 class KernelTransport final : public Transport {
  public:
-  KernelTransport(const sockaddr_in& sa, bool nodelay) : sa_(sa), nodelay_(nodelay) {}
-  const char* name() const override { return "kernel"; }
+  KernelTransport(const sockaddr_in& sa, bool nodelay, std::string sps = {})
+      : sa_(sa), nodelay_(nodelay), sps_(std::move(sps)) {}
+  const char* name() const override { return sps_.empty() ? "kernel" : "sps"; }
 
   std::unique_ptr<Conn> open(double* setup_us, std::string* error) override {
+    if (!sps_.empty()) return open_sps(setup_us, error);
     auto c = std::make_unique<KernelConn>();
     c->fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
@@ -49,6 +55,34 @@ class KernelTransport final : public Transport {
     int64_t t0 = now_us();
     if (::connect(c->fd, reinterpret_cast<const sockaddr*>(&sa_), sizeof sa_) < 0) {
       *error = std::string("connect: ") + std::strerror(errno);
+      return nullptr;
+    }
+    *setup_us = double(now_us() - t0);
+    ::fcntl(c->fd, F_SETFL, ::fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+    return c;
+  }
+
+  // utcp-sps: a Unix socket to the server, the open request, and its answer once the
+  // server's stack has the connection established.
+  std::unique_ptr<Conn> open_sps(double* setup_us, std::string* error) {
+    auto c = std::make_unique<KernelConn>();
+    c->fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    std::snprintf(un.sun_path, sizeof un.sun_path, "%s", sps_.c_str());
+    int64_t t0 = now_us();
+    if (c->fd < 0 || ::connect(c->fd, reinterpret_cast<const sockaddr*>(&un), sizeof un) < 0) {
+      *error = "cannot reach utcp-sps at " + sps_ + ": " + std::strerror(errno) + " (is it running?)";
+      return nullptr;
+    }
+    sps::SpsOpen req;
+    req.remote_ip = ntohl(sa_.sin_addr.s_addr);
+    req.remote_port = ntohs(sa_.sin_port);
+    req.flags = nodelay_ ? sps::kFlagNoDelay : 0;
+    int32_t status = -EPROTO;
+    if (::send(c->fd, &req, sizeof req, MSG_NOSIGNAL) != sizeof req ||
+        ::recv(c->fd, &status, sizeof status, MSG_WAITALL) != sizeof status || status != 0) {
+      *error = std::string("utcp-sps could not connect: ") + std::strerror(status < 0 ? -status : EPROTO);
       return nullptr;
     }
     *setup_us = double(now_us() - t0);
@@ -83,6 +117,7 @@ class KernelTransport final : public Transport {
  private:
   sockaddr_in sa_;
   bool nodelay_;
+  std::string sps_;  // utcp-sps's socket, or empty: the kernel's TCP
   std::vector<pollfd> pfds_;
 };
 
@@ -103,6 +138,18 @@ std::unique_ptr<Transport> make_kernel_transport(const Target& t, bool nodelay, 
     return nullptr;
   }
   return std::make_unique<KernelTransport>(sa, nodelay);
+}
+
+std::unique_ptr<Transport> make_sps_transport(const Target& t, bool nodelay, const std::string& socket_path,
+                                              std::string* error) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(t.port);
+  if (inet_pton(AF_INET, t.host.c_str(), &sa.sin_addr) != 1) {
+    *error = "bad server address " + t.host + " (an IPv4 address is needed)";
+    return nullptr;
+  }
+  return std::make_unique<KernelTransport>(sa, nodelay, socket_path.empty() ? sps::kDefaultSocket : socket_path);
 }
 
 int64_t now_us() {

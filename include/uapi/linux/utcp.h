@@ -415,6 +415,50 @@ struct utcp_endpoint_info {
 #define UTCP_IOC_EP_INFO	_IOR(UTCP_IOC_MAGIC, 0x12, struct utcp_endpoint_info)
 
 /*
+ * What the application's library says about its connection, for observers (`utcpctl
+ * ss` through utcpd): the library writes it into the header page of the mapping at
+ * UTCP_APP_INFO_OFF [U]; UTCP_IOC_EP_APP_INFO returns a consistent copy. The module
+ * never interprets it and every reader must treat each field as the application's
+ * claim — fit to display, never to base a decision on. Writers follow a seqlock: seq
+ * odd while fields change, even (and magic set) when they are stable. The ioctl
+ * returns -ENODATA if nothing was published, -EAGAIN if no stable copy was seen.
+ */
+#define UTCP_APP_INFO_OFF	1024	/* within struct utcp_ring_header's page */
+#define UTCP_APP_INFO_MAGIC	0x49505455	/* "UTPI" */
+#define UTCP_APPF_SACK		(1u << 0)
+#define UTCP_APPF_TIMESTAMPS	(1u << 1)
+#define UTCP_APPF_WSCALE	(1u << 2)
+#define UTCP_APPF_RECOVERY	(1u << 3)	/* in loss recovery */
+struct utcp_app_info {
+	__u32 seq;
+	__u32 magic;		/* UTCP_APP_INFO_MAGIC */
+	__u32 pid;		/* of the publishing process */
+	__u8 state;		/* RFC 9293: 0 CLOSED 1 LISTEN 2 SYN-SENT 3 SYN-RECEIVED
+				 * 4 ESTABLISHED 5 FIN-WAIT-1 6 FIN-WAIT-2 7 CLOSE-WAIT
+				 * 8 CLOSING 9 LAST-ACK 10 TIME-WAIT */
+	__u8 flags;		/* UTCP_APPF_* */
+	__u8 snd_wscale;
+	__u8 rcv_wscale;
+	__u32 local_ip, remote_ip;	/* network order */
+	__u16 local_port, remote_port;	/* network order */
+	__u32 snd_una, snd_nxt, rcv_nxt;
+	__u32 snd_wnd, rcv_wnd;	/* bytes */
+	__u32 snd_mss, rcv_mss;
+	__u32 cwnd, ssthresh;	/* bytes */
+	__u32 srtt_us, rttvar_us, rto_us;
+	__u32 send_queue, recv_queue;	/* bytes not yet acknowledged / not yet read */
+	__u32 reserved0;
+	__u64 bytes_sent, bytes_received;
+	__u64 segs_out, segs_in;
+	__u64 retransmits, timeouts;
+	char congestion[16];	/* NUL-terminated */
+	__u64 updated_us;	/* the stack's clock at the last update */
+	__u64 reserved[4];
+};
+
+#define UTCP_IOC_EP_APP_INFO	_IOR(UTCP_IOC_MAGIC, 0x13, struct utcp_app_info)
+
+/*
  * Classifier maps (BPF hash maps of the classifier program, filled by user space).
  * Keys are as seen on a received frame: local = destination, remote = source.
  * Value: __u32 endpoint id. The exact map is tried first, then the listener map with

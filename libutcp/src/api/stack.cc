@@ -1,11 +1,14 @@
 // stack.cc - the stack: frame demultiplexing, connection and socket tables, timers, output.
 #include "api/stack.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "api/profiles.h"
+#include "api/publish.h"
 #include "tcp/state_export.h"
 #include "wire/ethernet.h"
 #include "wire/ipv4.h"
@@ -61,6 +64,8 @@ Stack::Stack(Device* dev, const StackConfig& cfg)
       cookie_key_(IsnGenerator::random_key()),
       wheel_(cfg.timer_tick),
       next_ephemeral_(cfg.ephemeral_lo) {
+  app_info_ = dev_->app_info_area();
+  if (app_info_) pid_ = uint32_t(::getpid());
   if (cfg.isn_key) {
     // Reproducible runs (tests) derive the cookie secret from the ISN secret, so the
     // two are never equal and one never reveals the other.
@@ -353,6 +358,10 @@ void Stack::poll(Instant now) {
 void Stack::service(Instant now, ConnEntry* e) {
   Connection& c = *e->conn;
   c.dispatch(now, *this);
+  if (app_info_ && e->listener < 0 && (published_ == e || !published_)) {
+    published_ = e;
+    publish_app_info(app_info_, c, pid_, now);
+  }
   // A passive child that went back to LISTEN (RST or SYN in SYN-RECEIVED) is dropped:
   // the listener itself stays (RFC 9293 §3.10.7.4 second/fourth).
   if (e->listener >= 0 && !e->queued) {
@@ -396,6 +405,7 @@ Stack::ConnEntry* Stack::add_connection(const FourTuple& t, std::unique_ptr<Conn
 }
 
 void Stack::remove(ConnEntry* e) {
+  if (published_ == e) published_ = nullptr;
   wheel_.cancel(e->timer);
   if (e->dirty) {
     dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), e), dirty_.end());

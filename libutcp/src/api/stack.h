@@ -165,6 +165,11 @@ class Stack : private SegmentSink {
   uint16_t mss_from_mtu() const;
 
   Device* dev_;
+  // Publication for observers (api/publish.h): the device's area, and which connection
+  // has it.
+  utcp_app_info* app_info_ = nullptr;
+  const ConnEntry* published_ = nullptr;
+  uint32_t pid_ = 0;
   StackConfig cfg_;
   IsnGenerator isn_;
   std::array<uint8_t, 16> cookie_key_;

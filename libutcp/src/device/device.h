@@ -13,6 +13,8 @@
 
 #include "base/time.h"
 
+struct utcp_app_info;
+
 namespace utcp {
 
 struct DeviceCaps {
@@ -57,6 +59,10 @@ class Device {
   // POLLHUP/POLLERR when the device is gone), so callers can sleep on it; -1 when the
   // device has none (in-memory devices, which run on a virtual clock).
   virtual int wait_fd() const { return -1; }
+
+  // Where a stack on this device publishes its connection's state for observers (uapi
+  // utcp_app_info, in a module endpoint's header page); nullptr when nobody can look.
+  virtual utcp_app_info* app_info_area() { return nullptr; }
 };
 
 }  // namespace utcp

@@ -31,6 +31,7 @@ class FaultInjector final : public Device {
   Instant poll_at() const override;
   // Delayed frames are due at poll_at(); the inner device signals arrivals.
   int wait_fd() const override { return inner_.wait_fd(); }
+  utcp_app_info* app_info_area() override { return inner_.app_info_area(); }
 
   const LinkStats& rx_stats() const { return rx_.stats(); }
   const LinkStats& tx_stats() const { return tx_.stats(); }

@@ -45,6 +45,9 @@ class KmodDevice final : public Device {
 
   int fd() const { return fd_; }
   int wait_fd() const override { return fd_; }
+  utcp_app_info* app_info_area() override {
+    return reinterpret_cast<utcp_app_info*>(map_ + info_.layout.header_off + UTCP_APP_INFO_OFF);
+  }
   const utcp_endpoint_info& info() const { return info_; }
   // The result of the last UTCP_IOC_TX and its return value (frames sent or -errno).
   const utcp_tx_result& last_tx() const { return last_tx_; }

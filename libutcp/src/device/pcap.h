@@ -53,6 +53,7 @@ class PcapTap final : public Device {
   void flush(Instant now) override;
   Instant poll_at() const override { return inner_.poll_at(); }
   int wait_fd() const override { return inner_.wait_fd(); }
+  utcp_app_info* app_info_area() override { return inner_.app_info_area(); }
 
  private:
   Device& inner_;

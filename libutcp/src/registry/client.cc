@@ -149,6 +149,8 @@ int RegistryClient::receive_reply(const RegHeader& req, Rep* rep, int* fd, std::
   if (size_t(n) >= sizeof *rep) std::memcpy(rep, buf.data(), sizeof *rep);
   size_t extra = 0;
   if constexpr (std::is_same_v<Rep, EndpointReply>) extra = rep->state_len;
+  if constexpr (std::is_same_v<Rep, ListReply>)
+    extra = size_t(n) >= sizeof *rep && rep->count <= kListMax ? rep->count * sizeof(ListEntry) : kMaxMessage;
   if (size_t(n) < sizeof *rep || size_t(n) != sizeof *rep + extra || (mh.msg_flags & MSG_TRUNC) ||
       rep->hdr.magic != kMagic || rep->hdr.seq != req.seq ||
       rep->hdr.type != (req.type | uint16_t(MsgType::kReply)) || rep->hdr.length != size_t(n) ||
@@ -317,6 +319,34 @@ int RegistryClient::release(uint32_t endpoint_id, std::string* error, bool wait)
   }
   EndpointReply rep{};
   return call(req, &rep, nullptr, error);
+}
+
+int RegistryClient::list(std::vector<ListEntry>* out, std::string* error) {
+  out->clear();
+  uint32_t start = 0;
+  // Each page moves `start` forward; a registry that does not is malformed, not a loop.
+  for (int pages = 0; pages < 1 << 16; ++pages) {
+    ListRequest req{};
+    req.hdr.type = uint16_t(MsgType::kList);
+    req.start = start;
+    ListReply rep{};
+    std::vector<uint8_t> tail;
+    if (int rc = call(req, &rep, nullptr, error, &tail); rc < 0) {
+      if (rc == -EOPNOTSUPP) *error += ": this utcpd predates `list` (upgrade utcpd)";
+      return rc;
+    }
+    for (uint32_t i = 0; i < rep.count; ++i) {
+      ListEntry e;
+      std::memcpy(&e, tail.data() + i * sizeof e, sizeof e);
+      e.app.congestion[sizeof e.app.congestion - 1] = 0;
+      out->push_back(e);
+    }
+    if (rep.next == 0) return 0;
+    if (rep.next <= start) break;
+    start = rep.next;
+  }
+  *error = "malformed list reply from the registry (its pages do not advance)";
+  return -EBADMSG;
 }
 
 }  // namespace utcp::registry

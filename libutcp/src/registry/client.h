@@ -83,6 +83,10 @@ class RegistryClient {
   // (not yours, already gone) is not reported.
   int release(uint32_t endpoint_id, std::string* error, bool wait = true);
 
+  // Every endpoint utcpd handed out, with the module's counters and what each
+  // connection's stack published (utcpctl ss). All pages, in utcpd's order.
+  int list(std::vector<ListEntry>* out, std::string* error);
+
  private:
   // One Connect request with `flags` (kConnect*); `state` receives the handshake's state.
   int request_endpoint(Ipv4Addr remote, uint16_t remote_port, uint16_t local_port, uint32_t flags, Grant* out,

@@ -133,6 +133,12 @@ int validate_request(std::span<const uint8_t> msg, std::string* why) {
       if (r.flags & ~kReleaseNoReply) { *why = "unknown flags"; return -EINVAL; }
       return 0;
     }
+    case MsgType::kList: {
+      ListRequest r;
+      if (!read_as(msg, &r)) break;
+      if (r.reserved) { *why = "reserved field not zero"; return -EINVAL; }
+      return 0;
+    }
     default:
       *why = "unknown request type " + std::to_string(h.type);
       return -EOPNOTSUPP;

@@ -31,6 +31,7 @@ enum class MsgType : uint16_t {
   kRelease = 4,  // give back an endpoint's port, or close a listen (also implicit when the
                  // client's socket closes)
   kAccept = 5,   // -> EndpointReply + endpoint fd + state: one connection of a kListenAccept listen
+  kList = 6,     // -> ListReply + ListEntry[count]: every endpoint utcpd handed out (utcpctl ss)
   kReply = 0x8000,
 };
 
@@ -172,6 +173,58 @@ inline constexpr size_t kMaxStateLen = kMaxMessage - sizeof(EndpointReply);
 // a power of two within kMaxRingEntries. 0 for a size = the registry's default for that
 // field. E.g. 4 MiB each way in 64 KiB slots: 256 RX, 64 TX (about 20 MiB).
 RingSize rings_for(uint32_t rcvbuf, uint32_t sndbuf, uint32_t max_frame);
+
+// What utcpd knows of every endpoint it handed out, page by page: a ListRequest from
+// `start` (0 first, then the previous reply's `next`) gets up to kListMax entries; `next`
+// 0 means that was the last page. Any local user may list (as ss(8) shows every
+// socket); pids and what applications published are shown only to root and to the
+// owner of the entry.
+struct ListRequest {
+  RegHeader hdr;
+  uint32_t start = 0;
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(ListRequest) == 24);
+
+enum class ListRole : uint8_t {
+  kConnection = 1,  // an application's connection (or UDP flow)
+  kHandshake = 2,   // utcpd runs its three-way handshake right now (paper §3.4)
+  kListener = 3,    // an application's listener endpoint (its own stack answers SYNs)
+  kListen = 4,      // a listen utcpd accepts on for an application (kListenAccept)
+  kHeld = 5,        // the application exited; another process still holds the endpoint file
+  kInherited = 6,   // the application exited; utcpd finishes the connection (`orphan`)
+};
+// ListEntry::orphan: how utcpd finishes an inherited connection (registry/inherit.h).
+enum class ListOrphan : uint8_t { kNone = 0, kTimeWait = 1, kLastAck = 2, kReset = 3 };
+
+struct ListEntry {
+  uint32_t endpoint_id = 0;
+  int32_t pid = 0;           // the application's; 0 if hidden or none
+  uint32_t uid = 0;
+  uint8_t proto = 0;         // IPPROTO_TCP or IPPROTO_UDP
+  uint8_t role = 0;          // ListRole
+  uint8_t orphan = 0;        // ListOrphan
+  uint8_t app_valid = 0;     // 1: `app` is what the endpoint's stack published (a claim of
+                             // the application: shown, never trusted)
+  uint32_t local_ip = 0, remote_ip = 0;  // host order; remote 0 for listens
+  uint16_t local_port = 0, remote_port = 0;
+  uint32_t reserved = 0;
+  uint64_t accepted = 0;     // kListen: connections handed over so far
+  utcp_endpoint_stats module{};  // the module's counters for the endpoint
+  utcp_app_info app{};
+};
+static_assert(sizeof(ListEntry) == 344);
+
+struct ListReply {
+  RegHeader hdr;
+  int32_t error = 0;
+  uint32_t count = 0;        // ListEntry records following this struct
+  uint32_t next = 0;         // start of the next page; 0: no more
+  uint32_t total = 0;        // entries in all pages when this one was made
+  char message[64] = {};
+};
+static_assert(sizeof(ListReply) == 96);
+inline constexpr uint32_t kListMax = (kMaxMessage - sizeof(ListReply)) / sizeof(ListEntry);
 
 // Checks a received request: sizes, magic, version, type, reserved fields. Returns 0 or
 // -errno with `why` set to a message for the reply.

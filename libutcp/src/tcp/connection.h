@@ -252,6 +252,7 @@ class Connection {
     Instant tlp_deadline = kInstantNever;
   };
   Stats stats() const;
+  const Stats& counters() const { return stats_; }  // without the snapshots: cheap
 
   // --- moving a connection (state_export.cc) ---
   ConnectionState export_state(Instant now) const;
