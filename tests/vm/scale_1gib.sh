@@ -19,13 +19,15 @@ gen() {  # SEED: an endless deterministic byte stream
 }
 rm -f /tmp/g.*
 # The kernel side: listens, sends its 1 GiB, hashes what arrives.
-in_b bash -c "set -o pipefail; $(declare -f gen); gen 2 | head -c $bytes | tee >(sha256sum | cut -d' ' -f1 > /tmp/g.sent_b) |
-	timeout 900 nc -N -l $UTCP_IP_B $port | sha256sum | cut -d' ' -f1 > /tmp/g.recv_b" 2>/tmp/g.nc.err &
+# The generator ends by SIGPIPE when head has its bytes: each side's status is that of
+# its transfer program (PIPESTATUS), not the pipeline's.
+in_b bash -c "$(declare -f gen); gen 2 | head -c $bytes | tee >(sha256sum | cut -d' ' -f1 > /tmp/g.sent_b) |
+	timeout 900 nc -N -l $UTCP_IP_B $port | sha256sum | cut -d' ' -f1 > /tmp/g.recv_b; exit \${PIPESTATUS[3]}" 2>/tmp/g.nc.err &
 kside=$!
 wait_for 30 sh -c "ip netns exec $UTCP_NS_B ss -ltn | grep -q ':$port '" || { echo "FAIL: nc listens"; exit 1; }
 start=$(date +%s)
-in_a bash -c "set -o pipefail; $(declare -f gen); gen 1 | head -c $bytes | tee >(sha256sum | cut -d' ' -f1 > /tmp/g.sent_a) |
-	timeout 900 $xfer connect $UTCP_IP_B $port --bulk | sha256sum | cut -d' ' -f1 > /tmp/g.recv_a" 2>/tmp/g.xfer.err
+in_a bash -c "$(declare -f gen); gen 1 | head -c $bytes | tee >(sha256sum | cut -d' ' -f1 > /tmp/g.sent_a) |
+	timeout 900 $xfer connect $UTCP_IP_B $port --bulk | sha256sum | cut -d' ' -f1 > /tmp/g.recv_a; exit \${PIPESTATUS[3]}" 2>/tmp/g.xfer.err
 urc=$?
 wait $kside
 krc=$?
