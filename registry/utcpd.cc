@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -699,7 +700,11 @@ std::unique_ptr<KmodDevice> Registry::registry_map(const Endpoint& ep, std::stri
     return dev;
   }
   int dupfd = ::fcntl(ep.fd, F_DUPFD_CLOEXEC, 0);
-  return dupfd >= 0 ? KmodDevice::open(dupfd, ifc_.mtu, why) : nullptr;
+  if (dupfd < 0) {
+    *why = std::string("no file descriptor for the registry's view: ") + std::strerror(errno);
+    return nullptr;
+  }
+  return KmodDevice::open(dupfd, ifc_.mtu, why);
 }
 
 void Registry::drain_pool() {
@@ -1484,6 +1489,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);
+  // Each connection holds two descriptors here (its endpoint file, its port's kernel
+  // socket): a thousand connections need more than the usual soft limit of 1,024.
+  if (rlimit r{}; ::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
   Registry reg(opt);
   if (int rc = reg.start(); rc != 0) return rc;
   return reg.run();

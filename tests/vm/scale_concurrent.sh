@@ -13,12 +13,13 @@ perf=$UTCP_BUILD/tools/utcp-perf/utcp-perf
 probe=$UTCP_BUILD/tests/registry/registry_probe
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
 n=${UTCP_SCALE_CONNECTIONS:-1000}
+# Descriptors for 1,000 connections, in utcpd (two each) and in utcp-perf.
+ulimit -n 65536 2>/dev/null || true
 start_utcpd -q >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 port=5500
 in_b "$perf" server --bind "$UTCP_IP_B" --port $port 2>/tmp/perf-server.err &
 server=$!
 wait_for 30 grep -q listening /tmp/perf-server.err || { echo "FAIL: utcp-perf server starts"; exit 1; }
-ulimit -n 65536 2>/dev/null || true
 
 # A sampler of the module's live endpoints while the run goes on: the peak must be n.
 sample_live() {
