@@ -275,13 +275,30 @@ static int utcp_tx_check(struct utcp_endpoint *ep, struct sk_buff *skb)
 }
 
 /*
+ * Every TCP frame leaves with CHECKSUM_PARTIAL: the TCP checksum field gets the
+ * pseudo-header sum, and the NIC (or the kernel, validate_xmit_skb -> skb_checksum_help,
+ * for a device that cannot) completes it over the copy we send -- so user space need
+ * not sum what we copy anyway (UTCP_ABI_F_TX_TCP_CSUM), and a checksum it got wrong
+ * cannot reach the wire either.
+ */
+static void utcp_tx_csum_partial(struct sk_buff *skb)
+{
+	struct iphdr *iph = ip_hdr(skb);
+	struct tcphdr *th = tcp_hdr(skb);
+
+	skb->ip_summed = CHECKSUM_PARTIAL;
+	skb->csum_start = skb_transport_header(skb) - skb->head;
+	skb->csum_offset = offsetof(struct tcphdr, check);
+	th->check = ~tcp_v4_check(skb->len - skb_transport_offset(skb), iph->saddr, iph->daddr, 0);
+}
+
+/*
  * A frame longer than the MTU leaves as one TCP GSO frame: the stack below (or the
  * NIC) cuts it into mss-sized segments and fills each checksum, as for af_packet's
- * virtio_net_hdr path. The TCP checksum field gets the pseudo-header sum it expects.
+ * virtio_net_hdr path (utcp_tx_csum_partial has set the pseudo-header sum).
  */
 static int utcp_tx_gso(struct utcp_endpoint *ep, struct sk_buff *skb, struct net_device *dev)
 {
-	struct iphdr *iph = ip_hdr(skb);
 	struct tcphdr *th = tcp_hdr(skb);
 	u32 hlen = skb_transport_offset(skb) + th->doff * 4;
 	u32 payload = skb->len - hlen;
@@ -293,10 +310,6 @@ static int utcp_tx_gso(struct utcp_endpoint *ep, struct sk_buff *skb, struct net
 		mss = dev->mtu - (hlen - ETH_HLEN);
 	if (mss < 8 || hlen - ETH_HLEN + mss > dev->mtu || !payload)
 		return -EMSGSIZE;
-	skb->ip_summed = CHECKSUM_PARTIAL;
-	skb->csum_start = skb_transport_header(skb) - skb->head;
-	skb->csum_offset = offsetof(struct tcphdr, check);
-	th->check = ~tcp_v4_check(skb->len - skb_transport_offset(skb), iph->saddr, iph->daddr, 0);
 	skb_shinfo(skb)->gso_size = mss;
 	skb_shinfo(skb)->gso_type = SKB_GSO_TCPV4;
 	skb_shinfo(skb)->gso_segs = DIV_ROUND_UP(payload, mss);
@@ -335,6 +348,8 @@ static int utcp_tx_one(struct utcp_endpoint *ep, struct net_device *dev,
 	/* Copy first, check the copy: user space may rewrite the slot meanwhile. */
 	memcpy(skb_put(skb, len), (u8 *)ep->area + offset, len);
 	err = utcp_tx_check(ep, skb);
+	if (!err && ep->tmpl.proto == IPPROTO_TCP)
+		utcp_tx_csum_partial(skb);
 	if (!err && len > dev->mtu + ETH_HLEN)
 		err = utcp_tx_gso(ep, skb, dev);
 	if (err) {
@@ -508,6 +523,7 @@ static long utcp_ep_ioctl(struct file *file, unsigned int cmd, unsigned long arg
 			.max_endpoints = UTCP_MAX_ENDPOINTS,
 			.max_ring_entries = UTCP_MAX_RING_ENTRIES,
 			.max_frame_len = UTCP_MAX_FRAME_LEN,
+			.flags = UTCP_MODULE_ABI_FLAGS,
 		};
 		return copy_to_user((void __user *)arg, &info, sizeof(info)) ? -EFAULT : 0;
 	}

@@ -16,6 +16,9 @@
 #include <linux/workqueue.h>
 #include <uapi/linux/utcp.h>
 
+/* utcp_abi_info.flags: what this module does beyond the ABI version (both answers). */
+#define UTCP_MODULE_ABI_FLAGS	UTCP_ABI_F_TX_TCP_CSUM
+
 /*
  * A control file's state. Lifetime: one kref held by the control file (passed to the
  * parked list when a persistent control file closes, and on to the file that adopts it),

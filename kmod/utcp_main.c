@@ -48,6 +48,7 @@ static long utcp_abi_info(void __user *arg)
 	info.max_endpoints = UTCP_MAX_ENDPOINTS;
 	info.max_ring_entries = UTCP_MAX_RING_ENTRIES;
 	info.max_frame_len = UTCP_MAX_FRAME_LEN;
+	info.flags = UTCP_MODULE_ABI_FLAGS;
 	if (copy_to_user(arg, &info, sizeof(info)))
 		return -EFAULT;
 	return 0;

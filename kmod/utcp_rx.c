@@ -100,27 +100,32 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 	slot = prod & (l->rx_entries - 1);
 	off = l->slots_off + slot * l->slot_size;
 	dst = (u8 *)ep->area + off;
-	if (skb_copy_bits(skb, 0, dst, len)) {
-		ep->st.rx_drops_too_big++;
-		goto drop;
-	}
 	if (skb->ip_summed == CHECKSUM_PARTIAL) {
 		/*
 		 * A locally sent frame (e.g. over veth) still has only the pseudo-header sum
 		 * in its L4 checksum field: finish it in our copy so user space sees a valid
-		 * frame, including a TSO frame coalesced beyond the MTU.
+		 * frame, including a TSO frame coalesced beyond the MTU. The L4 part is summed
+		 * while it is copied (one pass over the data, not two).
 		 */
 		int start = skb_checksum_start_offset(skb);
 		u32 csum_at = start + skb->csum_offset;
 
 		if (start >= 0 && start < len && csum_at + sizeof(__sum16) <= len) {
-			__wsum csum = csum_partial(dst + start, len - start, 0);
+			__wsum csum;
 
+			if (skb_copy_bits(skb, 0, dst, start))
+				goto copy_failed;
+			csum = skb_copy_and_csum_bits(skb, start, dst + start, len - start);
 			*(__sum16 *)(dst + csum_at) = csum_fold(csum);
 			flags |= UTCP_RXF_CSUM_OK;
+		} else if (skb_copy_bits(skb, 0, dst, len)) {
+			goto copy_failed;
 		}
-	} else if (skb->ip_summed == CHECKSUM_UNNECESSARY) {
-		flags |= UTCP_RXF_CSUM_OK;
+	} else {
+		if (skb_copy_bits(skb, 0, dst, len))
+			goto copy_failed;
+		if (skb->ip_summed == CHECKSUM_UNNECESSARY)
+			flags |= UTCP_RXF_CSUM_OK;
 	}
 	if (skb_is_gso(skb) || len > skb->dev->mtu + ETH_HLEN)
 		flags |= UTCP_RXF_GRO;
@@ -148,6 +153,8 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 	if (wake && wq_has_sleeper(&ep->wq))
 		wake_up_interruptible_poll(&ep->wq, EPOLLIN | EPOLLRDNORM);
 	return true;
+copy_failed:
+	ep->st.rx_drops_too_big++;
 drop:
 	spin_unlock(&ep->rx_lock);
 	atomic64_inc(&utcp_global.rx_drops);

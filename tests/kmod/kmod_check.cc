@@ -646,6 +646,26 @@ int cmd_exchange(const Env& e) {
   r.check(ok && payload == big.size(), "exchange_gso_received_valid", "frames %zu payload %zu ok %d", got.size(),
           payload, ok);
 
+  // UTCP_ABI_F_TX_TCP_CSUM: the module completes the TCP checksum of every frame, so
+  // one sent with only garbage in the field arrives valid.
+  {
+    utcp_abi_info abi{};
+    bool flagged = utcp::query_abi(ga->fd(), &abi) == 0 && (abi.flags & UTCP_ABI_F_TX_TCP_CSUM);
+    r.check(flagged, "exchange_abi_tx_tcp_csum", "flags 0x%x", abi.flags);
+    std::vector<uint8_t> small_tcp(200);
+    auto sf = utcp::frame_for_template(ta, b.mac);
+    const std::string pl = "checksum-left-to-the-module";
+    sf.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
+    small_tcp.resize(utcp::build_frame(sf, small_tcp));
+    small_tcp[14 + 20 + 16] ^= 0x5a;  // break the TCP checksum
+    ga->transmit(small_tcp);
+    ga->flush(utcp::kInstantZero);
+    auto g2 = kt::recv_frames(*gb, 3000, 1);
+    auto p2 = g2.size() == 1 ? utcp::parse_frame(g2[0], true) : std::nullopt;
+    r.check(p2 && p2->tcp && p2->tcp->payload.size() == pl.size(), "exchange_tx_tcp_csum_completed",
+            "frames %zu valid %d", g2.size(), bool(p2));
+  }
+
   // Stats moved on both sides.
   utcp_endpoint_stats s{};
   eb->stats(&s);

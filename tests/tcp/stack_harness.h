@@ -20,6 +20,12 @@ struct StackPair {
     a = make_stack(link.a(), kIpA, kMacA, tcp, 1);
     b = make_stack(link.b(), kIpB, kMacB, tcp, 2);
   }
+  // Each direction of the link its own config.
+  StackPair(const LinkConfig& a_to_b, const LinkConfig& b_to_a, const TcpConfig& tcp = TcpConfig{})
+      : link(a_to_b, b_to_a) {
+    a = make_stack(link.a(), kIpA, kMacA, tcp, 1);
+    b = make_stack(link.b(), kIpB, kMacB, tcp, 2);
+  }
   static std::unique_ptr<Stack> make_stack(Device& dev, Ipv4Addr ip, MacAddr mac,
                                            const TcpConfig& tcp, uint8_t key) {
     StackConfig c;

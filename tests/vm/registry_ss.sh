@@ -13,17 +13,21 @@ export UTCP_REGISTRY=/run/utcp/utcpd.sock
 start_utcpd --time-wait-ms 30000 >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 
 # A connection that stays up while we look: 100 KB, then its input stays open until
-# /tmp/ss.go appears.
-in_b nc -l "$UTCP_IP_B" 7400 > /tmp/ss.sink < /dev/null &
+# /tmp/ss.go appears. The kernel sink reads to EOF and closes after utcp did (utcp-xfer
+# closes first, so utcpd inherits TIME-WAIT below).
+peer=$UTCP_SRC/tests/vm/tcp_peer.py
+in_b python3 "$peer" sink "$UTCP_IP_B" 7400 > /tmp/ss.sink 2>/tmp/ss.sink.err &
 sink=$!
-sleep 1
+wait_for 120 grep -q listening /tmp/ss.sink.err
 head -c 100000 /dev/urandom > /tmp/ss.data
 rm -f /tmp/ss.go
-( cat /tmp/ss.data; while [ ! -f /tmp/ss.go ]; do sleep 0.2; done ) | in_a "$xfer" connect "$UTCP_IP_B" 7400 > /dev/null 2>/tmp/ss.xfer &
+( cat /tmp/ss.data; while [ ! -f /tmp/ss.go ]; do sleep 0.2; done ) |
+	in_a timeout 600 "$xfer" connect "$UTCP_IP_B" 7400 > /dev/null 2>/tmp/ss.xfer &
 app=$!
-wait_for 120 sh -c '[ "$(stat -c %s /tmp/ss.sink 2>/dev/null)" = 100000 ]'
-xpid=$(pgrep -f "utcp-xfer connect $UTCP_IP_B 7400" | head -n1)
-sleep 1  # the ACK of the last data reaches the stack, which publishes again
+# Every byte acknowledged, as the stack itself publishes it (bytes_sent counts ACKed data).
+sent_all() { in_a "$ctl" ss -i 2>/dev/null | grep -A1 "$UTCP_IP_B:7400" | grep -q "bytes_sent:100000 "; }
+wait_for 120 sent_all
+xpid=$(pgrep -x utcp-xfer | head -n1)  # the program itself, not the `timeout` wrapping it
 
 out=$(in_a "$ctl" ss -i 2>&1)
 echo "$out" | sed 's/^/    /'
@@ -61,7 +65,7 @@ kill $lis 2>/dev/null; wait $lis 2>/dev/null
 touch /tmp/ss.go
 wait $app
 wait $sink
-check "the transfer arrived whole" 'cmp -s /tmp/ss.data /tmp/ss.sink'
+check "the transfer arrived whole" '[ "$(cat /tmp/ss.sink)" = "100000 $(sha256sum < /tmp/ss.data | cut -d" " -f1)" ]'
 wait_for 20 grep -q "port [0-9]* closed: TIME-WAIT" /tmp/utcpd.log
 out=$(in_a "$ctl" ss)
 echo "$out" | sed 's/^/    /'

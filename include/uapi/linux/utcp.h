@@ -63,6 +63,16 @@ struct utcp_abi_info {
 #define UTCP_IOC_ABI_INFO _IOWR(UTCP_IOC_MAGIC, 0x00, struct utcp_abi_info)
 
 /*
+ * utcp_abi_info.flags (additions within one ABI version; a library must work without
+ * them):
+ * UTCP_ABI_F_TX_TCP_CSUM: the module completes the TCP checksum of every TCP frame it
+ *   transmits (CHECKSUM_PARTIAL: the NIC, or the kernel just before a device that cannot),
+ *   so user space may leave only the folded pseudo-header sum in it (RFC 9293 §3.1) --
+ *   as it always may in a frame longer than the MTU, which leaves as GSO.
+ */
+#define UTCP_ABI_F_TX_TCP_CSUM	(1u << 0)
+
+/*
  * The shared region of one endpoint: one mmap of layout.map_size bytes at offset 0 of
  * the endpoint fd. All offsets below are from the start of that mapping.
  *

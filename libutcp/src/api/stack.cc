@@ -10,6 +10,7 @@
 #include "api/profiles.h"
 #include "api/publish.h"
 #include "tcp/state_export.h"
+#include "wire/checksum.h"
 #include "wire/ethernet.h"
 #include "wire/ipv4.h"
 #include "wire/tcp.h"
@@ -114,6 +115,9 @@ bool Stack::send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_
     ++stats_.no_neighbor;
     return true;
   }
+  if (open_.active && gso_append(t, repr, p1, p2)) return true;
+  gso_close();
+  const DeviceCaps caps = dev_->caps();
   const size_t tcp_hlen = tcp_header_len(repr);
   const size_t payload = p1.size() + p2.size();
   const size_t l3 = Ipv4Repr::kHeaderLen;
@@ -129,11 +133,23 @@ bool Stack::send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_
   uint8_t* pay_at = tcp_at + tcp_hlen;
   if (!p1.empty()) std::memcpy(pay_at, p1.data(), p1.size());
   if (!p2.empty()) std::memcpy(pay_at + p1.size(), p2.data(), p2.size());
+  // A full-sized data segment on a device that takes frames beyond the MTU stays open:
+  // the next segments of the same connection in this round may join it (TSO). Only
+  // segments of exactly the size the device will cut at, so the wire carries what
+  // per-segment sending would have (RFC 9293's MSS is respected by construction).
+  const size_t seg_at_mtu = caps.mtu > l3 + tcp_hlen ? caps.mtu - l3 - tcp_hlen : 0;
+  const bool may_grow = caps.gso() && repr.flags == tcp_flags::kAck && payload > 0 &&
+                        payload == seg_at_mtu &&
+                        buf.size() >= total + seg_at_mtu;
   TcpRepr r = repr;
   r.payload = {pay_at, payload};
-  const bool offload = dev_->caps().tx_checksum_offload;
-  size_t n = emit_tcp(r, t.local_ip, t.remote_ip, {tcp_at, tcp_hlen + payload}, !offload);
+  const bool offload = caps.tx_checksum_offload || caps.tx_tcp_checksum_offload;
+  size_t n = emit_tcp(r, t.local_ip, t.remote_ip, {tcp_at, tcp_hlen + payload}, !offload && !may_grow);
   if (n == 0) return true;  // cannot be encoded (too long): drop, never wedge
+  if (may_grow) {
+    open_ = OpenFrame{true, t, dst_mac, buf, tcp_hlen, seg_at_mtu, payload, 1, repr.seq + uint32_t(payload), repr.flags};
+    return true;
+  }
   Ipv4Repr ip;
   ip.src = t.local_ip;
   ip.dst = t.remote_ip;
@@ -148,12 +164,94 @@ bool Stack::send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_
   return true;
 }
 
+bool Stack::gso_append(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_t> p1,
+                       std::span<const uint8_t> p2) {
+  // Joins the open frame when this segment continues it exactly: same connection, the
+  // next sequence number, a header identical but for the sequence number and PSH/FIN
+  // (the device copies the first segment's header into every segment it cuts), at most
+  // one segment's payload, and room left in the slot and in the IPv4 length field.
+  OpenFrame& o = open_;
+  const size_t payload = p1.size() + p2.size();
+  if (!(o.t == t) || repr.seq != o.next_seq || o.flags != tcp_flags::kAck || payload == 0 ||
+      payload > o.seg || (repr.flags & ~(tcp_flags::kPsh | tcp_flags::kFin)) != tcp_flags::kAck)
+    return false;
+  const size_t l2l3 = EthernetRepr::kHeaderLen + Ipv4Repr::kHeaderLen;
+  const size_t end = l2l3 + o.tcp_hlen + o.payload + payload;
+  if (end > o.buf.size() || end > dev_->caps().max_tx_frame ||
+      end - EthernetRepr::kHeaderLen > 0xffff)
+    return false;
+  if (tcp_header_len(repr) != o.tcp_hlen) return false;
+  std::array<uint8_t, TcpRepr::kMaxHeaderLen> h;
+  TcpRepr r = repr;
+  r.seq = SeqNum(0);
+  r.flags = o.flags;
+  if (emit_tcp_header(r, t.local_ip, t.remote_ip, h, 0, 0, false) != o.tcp_hlen) return false;
+  const uint8_t* cur = o.buf.data() + l2l3;
+  // Ports, ack + data offset, flags, window, urgent + options; not seq (4..7), checksum.
+  if (std::memcmp(h.data(), cur, 4) != 0 || std::memcmp(h.data() + 8, cur + 8, 8) != 0 ||
+      std::memcmp(h.data() + 18, cur + 18, o.tcp_hlen - 18) != 0)
+    return false;
+  uint8_t* at = o.buf.data() + l2l3 + o.tcp_hlen + o.payload;
+  if (!p1.empty()) std::memcpy(at, p1.data(), p1.size());
+  if (!p2.empty()) std::memcpy(at + p1.size(), p2.data(), p2.size());
+  o.payload += payload;
+  ++o.segments;
+  o.next_seq = repr.seq + uint32_t(payload);
+  o.flags = repr.flags;
+  // A short segment, PSH or FIN ends the frame; so does a slot with no room for another.
+  if (payload < o.seg || o.flags != tcp_flags::kAck || end + o.seg > o.buf.size() ||
+      end + o.seg > dev_->caps().max_tx_frame || end + o.seg - EthernetRepr::kHeaderLen > 0xffff)
+    gso_close();
+  return true;
+}
+
+void Stack::gso_close() {
+  // Finishes the open frame: flags of its last segment, checksum, IPv4 and Ethernet
+  // headers, and commits it.
+  if (!open_.active) return;
+  OpenFrame& o = open_;
+  o.active = false;
+  const DeviceCaps caps = dev_->caps();
+  const size_t l3 = Ipv4Repr::kHeaderLen;
+  uint8_t* tcp_at = o.buf.data() + EthernetRepr::kHeaderLen + l3;
+  const size_t seg_len = o.tcp_hlen + o.payload;
+  tcp_at[13] = o.flags;
+  const uint32_t pseudo = pseudo_header_sum(o.t.local_ip, o.t.remote_ip, uint8_t(IpProto::kTcp), uint16_t(seg_len));
+  uint16_t check;
+  if (o.segments == 1 && !caps.tx_checksum_offload && !caps.tx_tcp_checksum_offload) {
+    tcp_at[16] = tcp_at[17] = 0;
+    check = checksum_fold(checksum_add({tcp_at, seg_len}, pseudo));
+  } else {
+    // What a checksum-offloading device expects (Linux CHECKSUM_PARTIAL): the folded
+    // pseudo-header sum; the device (for a GSO frame: each segment's) completes it.
+    check = uint16_t(~checksum_fold(pseudo));
+  }
+  tcp_at[16] = uint8_t(check >> 8);
+  tcp_at[17] = uint8_t(check);
+  Ipv4Repr ip;
+  ip.src = o.t.local_ip;
+  ip.dst = o.t.remote_ip;
+  ip.protocol = uint8_t(IpProto::kTcp);
+  ip.ident = ip_ident_;
+  ip_ident_ = uint16_t(ip_ident_ + o.segments);  // the device numbers each segment it cuts
+  ip.payload_len = uint16_t(seg_len);
+  emit_ipv4(ip, o.buf.subspan(EthernetRepr::kHeaderLen, l3));
+  EthernetRepr eth{o.dst, cfg_.mac, uint16_t(EtherType::kIpv4)};
+  emit_ethernet(eth, o.buf);
+  dev_->tx_commit(EthernetRepr::kHeaderLen + l3 + seg_len);
+  ++stats_.frames_out;
+  if (o.segments > 1) {
+    ++stats_.gso_frames;
+    stats_.gso_segments += o.segments;
+  }
+}
+
 // ------------------------------------------------------------------ input
 
 void Stack::on_frame(Instant now, std::span<const uint8_t> frame) {
   ++stats_.frames_in;
   ParseError err;
-  const bool verify = !dev_->caps().rx_checksum_verified;
+  const bool verify = !dev_->rx_frame_checksum_ok();
   if (!parse_frame_into(frame, verify, &parsed_, &err)) {
     ++stats_.parse_errors;
     return;
@@ -352,12 +450,14 @@ void Stack::poll(Instant now) {
   for (ConnEntry* e : work_) e->dirty = false;
   for (ConnEntry* e : work_) service(now, e);
   work_.clear();
+  gso_close();
   dev_->flush(now);
 }
 
 void Stack::service(Instant now, ConnEntry* e) {
   Connection& c = *e->conn;
   c.dispatch(now, *this);
+  gso_close();  // a frame only ever holds one connection's segments of one dispatch
   if (app_info_ && e->listener < 0 && (published_ == e || !published_)) {
     published_ = e;
     publish_app_info(app_info_, c, pid_, now);

@@ -79,6 +79,9 @@ struct StackStats {
   uint64_t frames_in = 0, frames_out = 0, parse_errors = 0, not_for_us = 0;
   uint64_t rst_sent_no_connection = 0, syn_dropped_backlog = 0, no_neighbor = 0;
   uint64_t tx_full = 0;
+  // Frames that carried more than one segment (GSO/TSO: the device cuts them), and the
+  // segments they carried.
+  uint64_t gso_frames = 0, gso_segments = 0;
   // RFC 4987 §3.6: cookie SYN-ACKs sent, ACKs that returned a valid cookie (connections
   // made), and ACKs refused with a RST (forged, stale, or no cookies sent lately).
   uint64_t syn_cookies_sent = 0, syn_cookies_ok = 0, syn_cookies_failed = 0;
@@ -163,6 +166,26 @@ class Stack : private SegmentSink {
   void port_ref(uint16_t port, int delta);
   void apply_options(const Socket& s, Connection& c, Instant now);
   uint16_t mss_from_mtu() const;
+  bool gso_append(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_t> p1,
+                  std::span<const uint8_t> p2);
+  void gso_close();
+
+  // A TCP frame built in a TX slot but not yet committed, which further full-sized
+  // segments of the same connection may extend (TSO: the device cuts it back into
+  // segments of `seg` payload bytes, each with a copy of this header). Only on devices
+  // whose frames may exceed the MTU (DeviceCaps::gso()).
+  struct OpenFrame {
+    bool active = false;
+    FourTuple t;
+    MacAddr dst;
+    std::span<uint8_t> buf;  // the whole writable TX space (headers at the start)
+    size_t tcp_hlen = 0;
+    size_t seg = 0;          // payload per segment: MTU - IP header - TCP header
+    size_t payload = 0;      // payload bytes so far
+    uint32_t segments = 0;
+    SeqNum next_seq;         // the sequence number an appended segment must start at
+    uint8_t flags = 0;       // of the last segment (PSH/FIN go on the last one only)
+  };
 
   Device* dev_;
   // Publication for observers (api/publish.h): the device's area, and which connection
@@ -186,6 +209,7 @@ class Stack : private SegmentSink {
   std::vector<ConnEntry*> dirty_, work_;
   uint16_t next_ephemeral_;
   uint16_t ip_ident_ = 0;
+  OpenFrame open_;
   ParsedFrame parsed_;
   Instant now_ = kInstantZero;
   StackStats stats_;

@@ -22,7 +22,13 @@ struct DeviceCaps {
   uint32_t max_tx_frame = 1514;   // largest frame transmit() accepts (>mtu+14 means GSO)
   uint32_t max_rx_frame = 1514;   // largest frame receive() may hand over (>mtu+14 means GRO)
   bool tx_checksum_offload = false;  // device fills the TCP/UDP checksum
-  bool rx_checksum_verified = false; // device vouches for received checksums
+  bool tx_tcp_checksum_offload = false;  // device fills the TCP checksum (not UDP's)
+  bool rx_checksum_verified = false; // device vouches for every received checksum
+  // TSO: a TCP frame may carry several segments; the device cuts it into segments of
+  // MTU - IP header - TCP header payload bytes, each with a copy of the header (seq
+  // advanced, PSH/FIN only on the last, IPv4 ident counting up) and completes every
+  // checksum, as Linux's GSO does (the frame's TCP checksum may be the pseudo sum only).
+  bool gso() const { return max_tx_frame > mtu + 14; }
 };
 
 class Device {
@@ -50,6 +56,11 @@ class Device {
     tx_commit(frame.size());
     return true;
   }
+
+  // During receive()'s callback: whether the device vouches for the checksums of the
+  // frame being handed over (e.g. the kernel module's UTCP_RXF_CSUM_OK), so the stack
+  // need not verify them. By default what caps() says for every frame.
+  virtual bool rx_frame_checksum_ok() const { return caps().rx_checksum_verified; }
 
   // When this device next has something to do on its own (e.g. a delayed frame of the
   // in-memory link becomes deliverable); kInstantNever if nothing.

@@ -25,6 +25,7 @@ DeviceCaps FaultInjector::caps() const {
   // Corruption must be visible to the stack, and frames pass through our own buffers.
   c.rx_checksum_verified = false;
   c.tx_checksum_offload = false;
+  c.tx_tcp_checksum_offload = false;
   return c;
 }
 

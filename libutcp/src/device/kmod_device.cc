@@ -55,6 +55,7 @@ std::unique_ptr<KmodDevice> KmodDevice::open(int fd, uint32_t mtu, std::string* 
   }
   auto dev = std::unique_ptr<KmodDevice>(new KmodDevice(fd, info, static_cast<uint8_t*>(map)));
   dev->mtu_ = mtu;
+  dev->abi_flags_ = abi.flags;
   return dev;
 }
 
@@ -81,7 +82,12 @@ DeviceCaps KmodDevice::caps() const {
   c.mtu = mtu_;
   uint32_t slot = info_.layout.slot_size;
   c.max_tx_frame = std::min<uint32_t>(slot, UTCP_MAX_FRAME_LEN);
+  // The module cuts a GSO frame at the template's mss when one is set, else at MTU -
+  // headers, which is what the stack assumes (DeviceCaps::gso()): with a fixed mss,
+  // no frames beyond the MTU.
+  if (info_.tmpl.mss != 0) c.max_tx_frame = std::min<uint32_t>(c.max_tx_frame, mtu_ + 14);
   c.max_rx_frame = std::min<uint32_t>(slot, UTCP_MAX_FRAME_LEN);
+  c.tx_tcp_checksum_offload = (abi_flags_ & UTCP_ABI_F_TX_TCP_CSUM) != 0;
   return c;
 }
 
@@ -94,11 +100,14 @@ size_t KmodDevice::receive(Instant, const std::function<void(std::span<const uin
   while (rx_cons_ != prod && n < max) {
     const utcp_desc& d = rx_desc_[rx_cons_ & (l.rx_entries - 1)];
     // The module is trusted, but a stale or torn ring must not make us read outside the map.
-    if (uint64_t(d.offset) + d.len <= l.map_size && d.offset >= l.slots_off)
+    if (uint64_t(d.offset) + d.len <= l.map_size && d.offset >= l.slots_off) {
+      rx_csum_ok_ = (d.flags & UTCP_RXF_CSUM_OK) != 0;
       fn(std::span<const uint8_t>(map_ + d.offset, d.len));
+    }
     ++rx_cons_;
     ++n;
   }
+  rx_csum_ok_ = false;
   // Release: we are done reading those slots before the module may refill them.
   if (n) store_release(index(hdr_->rx_cons), rx_cons_);
   return n;

@@ -4,11 +4,14 @@
 // tx_buffer()/tx_commit() build frames directly in TX slots, flush() publishes them
 // and sends the whole batch with one UTCP_IOC_TX. wait() sleeps in poll().
 //
-// Frames up to MTU + 14 bytes leave as built, so their checksums must be complete. A
-// TCP frame longer than that (up to the slot size, at most 14 + 65535) leaves as one
-// GSO frame: the module writes the pseudo-header sum and the stack or NIC segments it
-// by the template's mss and fills every checksum. Received frames always carry valid
-// checksums (the module completes those the sending host left partial).
+// Frames up to MTU + 14 bytes leave as built, so their checksums must be complete --
+// unless the module says it completes TCP checksums (UTCP_ABI_F_TX_TCP_CSUM; caps()
+// then offers tx_tcp_checksum_offload). A TCP frame longer than that (up to the slot
+// size, at most 14 + 65535) leaves as one GSO frame: the module writes the
+// pseudo-header sum and the stack or NIC segments it by the template's mss (or MTU -
+// headers) and fills every checksum; caps().gso() says so. Received frames may be
+// longer than the MTU (GRO) up to the slot size; those flagged UTCP_RXF_CSUM_OK need
+// no checksum verification (rx_frame_checksum_ok()).
 #pragma once
 
 #include <linux/utcp.h>
@@ -37,6 +40,7 @@ class KmodDevice final : public Device {
   std::span<uint8_t> tx_buffer(size_t len) override;
   void tx_commit(size_t len) override;
   void flush(Instant now) override;
+  bool rx_frame_checksum_ok() const override { return rx_csum_ok_; }
 
   // Sleeps until the RX ring has a frame or `timeout` passes (negative: forever).
   // Returns 1 when frames are there, 0 on timeout, -errno on error (-EPIPE when the
@@ -67,6 +71,8 @@ class KmodDevice final : public Device {
   utcp_desc* rx_desc_;
   utcp_desc* tx_desc_;
   uint32_t mtu_ = 1500;
+  uint32_t abi_flags_ = 0;    // UTCP_ABI_F_* of the module
+  bool rx_csum_ok_ = false;   // the frame receive() is handing over has UTCP_RXF_CSUM_OK
   uint32_t rx_cons_ = 0;      // our copy of rx_cons (we are its only writer)
   uint32_t tx_prod_ = 0;      // committed, possibly not yet published
   uint32_t tx_cons_seen_ = 0; // last tx_cons read from the kernel

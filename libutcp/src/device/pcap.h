@@ -46,6 +46,7 @@ class PcapTap final : public Device {
   PcapTap(Device& inner, PcapWriter& writer) : inner_(inner), writer_(writer) {}
 
   DeviceCaps caps() const override { return inner_.caps(); }
+  bool rx_frame_checksum_ok() const override { return inner_.rx_frame_checksum_ok(); }
   size_t receive(Instant now, const std::function<void(std::span<const uint8_t>)>& fn,
                  size_t max = 64) override;
   std::span<uint8_t> tx_buffer(size_t len) override;
