@@ -1,14 +1,18 @@
 // utcp_xfer.cc - moves a byte stream between this process's utcp TCP stack and any TCP
 // peer: like `nc`, but the TCP runs here, in the library, over a utcp.ko endpoint.
 //
-//   utcp-xfer connect IP PORT [--local-handshake]    stdin -> connection -> stdout, then close
-//   utcp-xfer listen PORT [--count N]                 accept through utcpd, then the same
+//   utcp-xfer connect IP PORT [--local-handshake] [--bulk | --rings RX,TX,SLOT]
+//                         stdin -> connection -> stdout, then close
+//   utcp-xfer listen PORT [--count N] [--bulk | --rings RX,TX,SLOT]
+//                         accept through utcpd, then the same
 //
 // By default utcpd runs the three-way handshake and hands over the established
 // connection's state with the endpoint (paper §3.4); --local-handshake runs it here.
 // In listen mode utcpd listens on PORT and runs the handshakes; each accepted connection
 // arrives with its own endpoint and state. With --count N, N connections are served one
 // after another: stdin goes to the first, what each sends goes to stdout in turn.
+// Endpoints get utcpd's default rings (64 RX, 32 TX slots of 64 KiB) unless --bulk (the
+// bulk profile's: 256 RX, 64 TX) or --rings asks for others.
 //
 // Setup goes through utcpd (the registry); afterwards every frame moves between this
 // process and the module's rings, with no daemon on the path. A summary goes to stderr.
@@ -173,8 +177,8 @@ void summary(const CopyResult& r, Instant start, const char* how) {
 
 int usage(FILE* out) {
   std::fprintf(out,
-               "usage: utcp-xfer connect IP PORT [--local-handshake]\n"
-               "       utcp-xfer listen PORT [--count N]\n"
+               "usage: utcp-xfer connect IP PORT [--local-handshake] [--bulk | --rings RX,TX,SLOT]\n"
+               "       utcp-xfer listen PORT [--count N] [--bulk | --rings RX,TX,SLOT]\n"
                "\n"
                "Copies stdin to a TCP connection and the connection to stdout, like nc, but the\n"
                "TCP runs in this process (libutcp) over an endpoint of the utcp kernel module\n"
@@ -188,6 +192,9 @@ int usage(FILE* out) {
                "                     connection comes with its own endpoint and state\n"
                "  --count N          serve N connections one after another: stdin goes to the\n"
                "                     first, what each sends goes to stdout in turn\n"
+               "  --bulk             ask utcpd for the bulk profile's endpoint rings (256 RX and\n"
+               "                     64 TX slots of 64 KiB) instead of its default (64 and 32)\n"
+               "  --rings RX,TX,SLOT ask for these rings (descriptors, powers of two; slot bytes)\n"
                "\n"
                "Needs utcpd running; UTCP_REGISTRY names its socket if not /run/utcp/utcpd.sock.\n"
                "Exit status 0 on success, 1 with a message saying what to do, 2 for a usage error.\n"
@@ -201,10 +208,11 @@ int usage(FILE* out) {
 // listen mode: utcpd listens and runs the handshakes (paper §3.4); each connection is
 // taken with an Accept sent ahead and its reply awaited on the registry socket, as an
 // event loop would.
-int serve_listen(uint16_t port, int count) {
+int serve_listen(uint16_t port, int count, const registry::RingSize& rings) {
   std::string err;
   registry::RegistryClient reg;
   if (reg.connect(&err) < 0) return die(err);
+  reg.set_rings(rings);
   registry::Grant lg;
   if (reg.listen(port, 16, &lg, &err) < 0) return die(err);
   std::fprintf(stderr, "utcp-xfer: listening on %s:%u through utcpd (listen %u)\n", ip_str(lg.local_ip).c_str(),
@@ -237,16 +245,35 @@ int serve_listen(uint16_t port, int count) {
 
 int main(int argc, char** argv) {
   if (argc == 2 && (std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0)) return usage(stdout);
-  if (argc >= 3 && std::strcmp(argv[1], "listen") == 0) {
-    int count = 1;
-    if (argc == 5 && std::strcmp(argv[3], "--count") == 0) count = std::atoi(argv[4]);
-    else if (argc != 3) return usage(stderr);
+  if (argc < 3) return usage(stderr);
+  const bool listen = std::strcmp(argv[1], "listen") == 0;
+  if (!listen && std::strcmp(argv[1], "connect") != 0) return usage(stderr);
+  const int npos = listen ? 3 : 4;  // positional arguments, the command included
+  if (argc < npos) return usage(stderr);
+  int count = 1;
+  bool local_handshake = false;
+  registry::RingSize rings;
+  for (int i = npos; i < argc; ++i) {
+    std::string a = argv[i];
+    if (listen && a == "--count" && i + 1 < argc) count = std::atoi(argv[++i]);
+    else if (!listen && a == "--local-handshake") local_handshake = true;
+    else if (a == "--bulk") rings = registry::rings_for_profile("bulk");
+    else if (a == "--rings" && i + 1 < argc) {
+      unsigned rx = 0, tx = 0, slot = 0;
+      char tail = 0;
+      if (std::sscanf(argv[++i], "%u,%u,%u%c", &rx, &tx, &slot, &tail) != 3 || rx > 4096 || tx > 4096 ||
+          slot > registry::kMaxRingSlot)
+        return usage(stderr);
+      rings = registry::RingSize{uint16_t(rx), uint16_t(tx), slot};
+    } else {
+      return usage(stderr);
+    }
+  }
+  if (listen) {
     int port = std::atoi(argv[2]);
     if (port <= 0 || port > 65535 || count <= 0) return usage(stderr);
-    return serve_listen(uint16_t(port), count);
+    return serve_listen(uint16_t(port), count, rings);
   }
-  bool local_handshake = argc == 5 && std::strcmp(argv[4], "--local-handshake") == 0;
-  if ((argc != 4 && !local_handshake) || std::strcmp(argv[1], "connect") != 0) return usage(stderr);
   Ipv4Addr remote{};
   uint16_t port = uint16_t(std::atoi(argv[3]));
   if (!parse_ip(argv[2], &remote)) return die(std::string("bad address ") + argv[2]);
@@ -255,6 +282,7 @@ int main(int argc, char** argv) {
   registry::RegistryClient reg;
   registry::Grant grant;
   if (reg.connect(&err) < 0) return die(err);
+  reg.set_rings(rings);
   std::vector<uint8_t> state;
   Instant start = Clock::now();
   int rc = reg.connect_endpoint(remote, port, 0, &grant, &err, local_handshake ? nullptr : &state);

@@ -278,6 +278,13 @@ int ModuleControl::add_listener(const utcp_listen_key& key, uint32_t id) {
   return bpf_map_update_elem(listen_map_fd_, &key, &id, BPF_NOEXIST) < 0 ? -errno : 0;
 }
 
+int ModuleControl::set_template(uint32_t id, const utcp_template& tmpl) {
+  utcp_endpoint_template t{};
+  t.id = id;
+  t.tmpl = tmpl;
+  return ::ioctl(fd_, UTCP_IOC_SET_TEMPLATE, &t) < 0 ? -errno : 0;
+}
+
 int ModuleControl::del_listener(const utcp_listen_key& key) {
   return bpf_map_delete_elem(listen_map_fd_, &key) < 0 ? -errno : 0;
 }

@@ -58,6 +58,9 @@ class ModuleControl {
   int add_flow(const utcp_flow_key& key, uint32_t id);
   int del_flow(const utcp_flow_key& key);
   int add_listener(const utcp_listen_key& key, uint32_t id);
+  // Gives endpoint `id` a new template (UTCP_IOC_SET_TEMPLATE): a pooled endpoint
+  // becomes a connection's.
+  int set_template(uint32_t id, const utcp_template& tmpl);
   int del_listener(const utcp_listen_key& key);
 
   uint32_t abi_version() const { return abi_.abi_version; }

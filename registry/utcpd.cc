@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <algorithm>
+#include <array>
 #include <deque>
 #include <map>
 #include <set>
@@ -62,7 +64,20 @@ struct Options {
   std::string interface;
   std::string socket_path = kDefaultSocketPath;
   std::string classifier = UTCP_CLASSIFIER_DEFAULT;
-  uint32_t rx_entries = 256, tx_entries = 256, slot_size = 65536 + 256;
+  // Rings of an endpoint whose request leaves them to utcpd (RingSize fields 0): 64 RX
+  // and 32 TX slots of 64 KiB, 6 MiB of pinned memory (the module zeroes it before user
+  // space sees it; creation time grows with it). The slots must hold a GRO/GSO frame:
+  // the module drops a received frame larger than its slot, and a kernel peer's TSO
+  // frames arrive whole (over veth, or merged by GRO on a NIC), so MTU-sized slots would
+  // make receiving from such a peer crawl. 64 slots hold a 256 KiB window of 4 KiB frames;
+  // a request may ask for more (the bulk profile), or for MTU-sized slots when it mostly
+  // sends or holds many connections, within the max_* limits.
+  uint32_t rx_entries = 64, tx_entries = 32, slot_size = 65536 + 256;
+  uint32_t max_rx_entries = 1024, max_tx_entries = 1024, max_slot_size = 65536 + 256;
+  // Endpoints with the default rings created ahead, while utcpd is idle and has clients,
+  // so their next requests do not wait for the module to allocate and zero rings (0: none).
+  // The pool goes when the last client does: an idle registry holds no spare memory.
+  uint32_t endpoint_pool = 8;
   InheritConfig inherit;
   bool recover = true;  // take over what a previous utcpd left in the module
 };
@@ -109,8 +124,13 @@ struct Handshake {
   std::unique_ptr<Stack> stack;
   int handle = -1;
   Instant deadline;
+  // Where the setup time goes (logged at debug level): the request's arrival, then the
+  // end of each step: route and next hop, port, endpoint and flow entry, SYN sent.
+  std::array<Instant, 5> stamps{};
 };
 constexpr Duration kHandshakeTimeout = Duration(20'000'000);
+constexpr Duration kNextHopTtl = Duration(1'000'000);
+constexpr size_t kMaxNextHops = 4096;
 
 // A listen the registry accepts on for a client (paper §3.4: the registry runs the
 // handshakes of passive opens too). The listener endpoint stays here: a Stack with one
@@ -128,7 +148,7 @@ struct Listening {
   std::unique_ptr<KmodDevice> dev;
   std::unique_ptr<Stack> stack;
   int handle = -1;
-  std::deque<RegHeader> waiting;  // Accepts with kAcceptWait, answered in order
+  std::deque<AcceptRequest> waiting;  // Accepts with kAcceptWait, answered in order
   uint64_t accepted = 0;
 };
 // What an unclaimed connection may buffer in the registry: its exported state (with that
@@ -149,9 +169,12 @@ class Registry {
   void reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g,
                       std::span<const uint8_t> state = {});
   void handle_connect(Client& c, const ConnectRequest& r);
-  void start_handshake(Client& c, const ConnectRequest& r, Grant& g);
+  void start_handshake(Client& c, const ConnectRequest& r, Grant& g, const std::array<Instant, 5>& stamps);
   bool reserve_port(Client& c, const RegHeader& req, uint16_t port, Grant& g, bool udp = false);
-  bool install_endpoint(Client& c, const RegHeader& req, const utcp_template& t, Grant& g);
+  // `keep_map`: the registry maps the endpoint next (registry_map); else the mapping a
+  // pooled endpoint came with is dropped at once.
+  bool install_endpoint(Client& c, const RegHeader& req, const utcp_template& t, const RingSize& asked, Grant& g,
+                        bool keep_map = false);
   utcp_template base_template(uint16_t local_port) const;
   void progress_handshakes();
   int handshake_timeout_ms() const;
@@ -159,7 +182,7 @@ class Registry {
   bool open_listener(Client& c, const ListenRequest& r, Grant& g);
   void handle_listen_accept(Client& c, const ListenRequest& r);
   void handle_accept(Client& c, const AcceptRequest& r);
-  bool claim(Listening& l, const RegHeader& req);
+  bool claim(Listening& l, const AcceptRequest& r);
   void progress_listens();
   Listening* find_listen(int client_fd, uint32_t listen_id);
   void close_listen(int device_fd, int reply_error);
@@ -182,7 +205,57 @@ class Registry {
   std::map<int, std::unique_ptr<Listening>> listens_;      // by the registry's endpoint fd
   std::vector<std::unique_ptr<Held>> held_;
   Instant held_check_ = kInstantNever;
+  // Fresh endpoints with the default rings and a placeholder template (pool_template()):
+  // never mapped, no classifier entry, so nothing ever reached their rings but the
+  // module's zeroes. One is handed out per request for the default rings.
+  std::vector<Endpoint> pool_;
+  // The registry's own mapping of each pooled endpoint (by id), made ahead too: the
+  // handshake sends its SYN through it without mapping the rings first.
+  // It holds references to the endpoint file (the dup'd fd, the mapping): `refs` of them,
+  // which install_endpoint leaves out of the grant's base_refs.
+  struct PoolMap {
+    std::unique_ptr<KmodDevice> dev;
+    uint32_t refs = 0;
+  };
+  std::map<uint32_t, PoolMap> pool_maps_;
+  // The registry's mapping of endpoint `ep`: the one made ahead for a pooled endpoint,
+  // else a new one (nullptr with `why` on failure).
+  std::unique_ptr<KmodDevice> registry_map(const Endpoint& ep, std::string* why);
+  bool pool_failed_ = false;
+  // Route and next hop per destination, looked up at most once per kNextHopTtl: each
+  // lookup is two rtnetlink dumps (routes, neighbours), the largest part of a request's
+  // time in utcpd once the endpoint comes from the pool. A neighbour that changes its
+  // address is seen within kNextHopTtl, as the kernel's own sockets keep a cached
+  // neighbour until it is confirmed stale.
+  struct NextHop {
+    Route route;
+    MacAddr mac;
+    Instant at;
+  };
+  std::map<uint32_t, NextHop> next_hops_;
+  // The route and next hop's address for `dst`; replies and returns nullopt if none.
+  std::optional<NextHop> next_hop(Client& c, const RegHeader& req, Ipv4Addr dst);  // the module refused one: no refills until an endpoint goes
+  void refill_pool();
+  void drain_pool();
+  bool take_pooled(const utcp_template& t, Endpoint* out);
 };
+
+// The template of a pooled endpoint: a UDP "listener" on port 9 of the registry's
+// address, which no request creates (UDP endpoints are connected), so recover() knows
+// such an endpoint for what it is.
+utcp_template pool_template(const Interface& ifc) {
+  utcp_template t{};
+  std::memcpy(t.src_mac, ifc.mac.b.data(), 6);
+  t.proto = IPPROTO_UDP;
+  t.flags = UTCP_TMPL_F_LISTENER;
+  t.local_ip = htonl(ifc.addr.v);
+  t.local_port = htons(9);
+  return t;
+}
+
+bool is_pool_template(const utcp_template& t) {
+  return t.proto == IPPROTO_UDP && (t.flags & UTCP_TMPL_F_LISTENER) && ntohs(t.local_port) == 9;
+}
 
 int Registry::start() {
   std::string err;
@@ -284,6 +357,10 @@ int Registry::recover() {
   std::map<uint16_t, int> ports;          // local port -> grants recovered on it
   unsigned conns = 0, listeners = 0;
   for (const utcp_endpoint_entry& e : eps) {
+    if (is_pool_template(e.tmpl)) {  // a previous utcpd's spare: nobody else has it
+      module_.destroy_endpoint(e.id);
+      continue;
+    }
     int fd = -1;
     uint32_t others = 0;
     if (int rc = module_.open_endpoint(e.id, &fd, &others); rc < 0) {
@@ -373,7 +450,9 @@ int Registry::recover() {
 int Registry::run() {
   std::vector<epoll_event> events(64);
   for (;;) {
-    int n = ::epoll_wait(epoll_fd_, events.data(), int(events.size()), timeout_ms());
+    const bool refill = !clients_.empty() && pool_.size() < opt_.endpoint_pool && !pool_failed_;
+    int n = ::epoll_wait(epoll_fd_, events.data(), int(events.size()), refill ? 0 : timeout_ms());
+    if (n == 0 && refill) refill_pool();  // nothing else to do: one endpoint ahead
     if (n < 0) {
       if (errno == EINTR) continue;
       logf(0, "epoll_wait: %s", std::strerror(errno));
@@ -471,10 +550,9 @@ int Registry::handshake_timeout_ms() const {
   return int(std::min<int64_t>((next - now).count() / 1000 + 1, 1000));
 }
 
-void Registry::start_handshake(Client& c, const ConnectRequest& r, Grant& g) {
+void Registry::start_handshake(Client& c, const ConnectRequest& r, Grant& g, const std::array<Instant, 5>& stamps) {
   std::string why;
-  int dupfd = ::fcntl(g.ep.fd, F_DUPFD_CLOEXEC, 0);
-  auto dev = dupfd >= 0 ? KmodDevice::open(dupfd, ifc_.mtu, &why) : nullptr;
+  std::unique_ptr<KmodDevice> dev = registry_map(g.ep, &why);
   if (!dev) {
     uint32_t id = g.ep.id;
     reply_endpoint(c, r.hdr, -ENOMEM, "cannot map the endpoint for the handshake: " + why, nullptr);
@@ -503,6 +581,8 @@ void Registry::start_handshake(Client& c, const ConnectRequest& r, Grant& g) {
     return;
   }
   hs->stack->poll(now);  // the SYN leaves now; the rest of the reply waits for the SYN-ACK
+  hs->stamps = stamps;
+  hs->stamps[4] = Clock::now();
   hs->deadline = now + kHandshakeTimeout;
   hs->dev = std::move(dev);
   epoll_event ev{};
@@ -557,9 +637,16 @@ void Registry::progress_handshakes() {
           release(git->second);
           c.grants.erase(git);
         } else {
-          logf(2, "pid %d: handshake done on endpoint %u, %zu bytes of state", c.cred.pid, hs.endpoint_id,
-               state.size());
           reply_endpoint(c, hs.req, 0, "", &git->second, state);
+          if (g_log_level >= 2) {
+            const auto& t = hs.stamps;
+            auto us = [](Instant a, Instant b) { return (long long)(b - a).count(); };
+            logf(2,
+                 "pid %d: handshake done on endpoint %u, %zu bytes of state; setup %lld us: route+neighbour %lld, "
+                 "port %lld, endpoint+flow %lld, map+SYN %lld, SYN-ACK wait %lld, export+reply %lld",
+                 c.cred.pid, hs.endpoint_id, state.size(), us(t[0], Clock::now()), us(t[0], t[1]), us(t[1], t[2]),
+                 us(t[2], t[3]), us(t[3], t[4]), us(t[4], now), us(now, Clock::now()));
+          }
         }
       }
     }
@@ -587,7 +674,70 @@ void Registry::accept_clients() {
   }
 }
 
+void Registry::refill_pool() {
+  Endpoint ep;
+  std::string why;
+  if (module_.create_endpoint(pool_template(ifc_), opt_.rx_entries, opt_.tx_entries, opt_.slot_size, &ep, &why) < 0) {
+    logf(2, "endpoint pool: %s; refilled again once an endpoint goes", why.c_str());
+    pool_failed_ = true;
+    return;
+  }
+  // The registry's mapping, for the handshake; without it the endpoint is still pooled.
+  utcp_endpoint_stats before{}, after{};
+  ::ioctl(ep.fd, UTCP_IOC_EP_STATS, &before);
+  int dupfd = ::fcntl(ep.fd, F_DUPFD_CLOEXEC, 0);
+  if (auto dev = dupfd >= 0 ? KmodDevice::open(dupfd, ifc_.mtu, &why) : nullptr) {
+    if (::ioctl(ep.fd, UTCP_IOC_EP_STATS, &after) == 0 && after.file_refs > before.file_refs)
+      pool_maps_[ep.id] = PoolMap{std::move(dev), after.file_refs - before.file_refs};
+  }
+  pool_.push_back(ep);
+}
+
+std::unique_ptr<KmodDevice> Registry::registry_map(const Endpoint& ep, std::string* why) {
+  if (auto pm = pool_maps_.find(ep.id); pm != pool_maps_.end()) {
+    auto dev = std::move(pm->second.dev);
+    pool_maps_.erase(pm);
+    return dev;
+  }
+  int dupfd = ::fcntl(ep.fd, F_DUPFD_CLOEXEC, 0);
+  if (dupfd < 0) {
+    *why = std::string("no file descriptor for the registry's view: ") + std::strerror(errno);
+    return nullptr;
+  }
+  return KmodDevice::open(dupfd, ifc_.mtu, why);
+}
+
+void Registry::drain_pool() {
+  pool_maps_.clear();  // unmapped before the endpoints go
+  for (const Endpoint& ep : pool_) {
+    module_.destroy_endpoint(ep.id);
+    ::close(ep.fd);
+  }
+  pool_.clear();
+}
+
+// Gives a pooled endpoint the template `t`; false when the pool is empty or the module
+// refused (the endpoint is destroyed then, and the caller creates one).
+bool Registry::take_pooled(const utcp_template& t, Endpoint* out) {
+  while (!pool_.empty()) {
+    Endpoint ep = pool_.back();
+    pool_.pop_back();
+    if (int rc = module_.set_template(ep.id, t); rc < 0) {
+      logf(0, "pooled endpoint %u: cannot set its template: %s", ep.id, std::strerror(-rc));
+      pool_maps_.erase(ep.id);
+      module_.destroy_endpoint(ep.id);
+      ::close(ep.fd);
+      continue;
+    }
+    *out = ep;
+    return true;
+  }
+  return false;
+}
+
 void Registry::release(Grant& g) {
+  pool_failed_ = false;  // room in the module again: the pool may refill
+  pool_maps_.erase(g.ep.id);  // a mapping made ahead that nobody took (a failed request)
   if (g.listener)
     module_.del_listener(g.listen);
   else
@@ -627,6 +777,7 @@ void Registry::drop(int fd) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   clients_.erase(it);
+  if (clients_.empty()) drain_pool();
 }
 
 void send_message(int fd, std::span<const uint8_t> msg, int pass_fd) {
@@ -682,26 +833,43 @@ void Registry::reply_endpoint(Client& c, const RegHeader& req, int error, const 
   send_message(c.fd, msg, pass_fd);
 }
 
-void Registry::handle_connect(Client& c, const ConnectRequest& r) {
-  Ipv4Addr dst{r.remote_ip};
+std::optional<Registry::NextHop> Registry::next_hop(Client& c, const RegHeader& req, Ipv4Addr dst) {
+  const Instant now = Clock::now();
+  if (auto it = next_hops_.find(dst.v); it != next_hops_.end()) {
+    if (now - it->second.at < kNextHopTtl) return it->second;
+    next_hops_.erase(it);
+  }
   auto route = net_.route_to(dst);
   if (!route) {
-    reply_endpoint(c, r.hdr, -ENETUNREACH, "no route to " + to_string(dst), nullptr);
-    return;
+    reply_endpoint(c, req, -ENETUNREACH, "no route to " + to_string(dst), nullptr);
+    return std::nullopt;
   }
   if (route->ifindex != ifc_.ifindex) {
-    reply_endpoint(c, r.hdr, -ENETUNREACH,
+    reply_endpoint(c, req, -ENETUNREACH,
                    to_string(dst) + " is not reached through " + ifc_.name + ", the interface utcpd serves", nullptr);
-    return;
+    return std::nullopt;
   }
   auto mac = net_.neighbour(ifc_.ifindex, route->next_hop);
   if (!mac) {
-    reply_endpoint(c, r.hdr, -EHOSTUNREACH, "no ARP answer from " + to_string(route->next_hop), nullptr);
-    return;
+    reply_endpoint(c, req, -EHOSTUNREACH, "no ARP answer from " + to_string(route->next_hop), nullptr);
+    return std::nullopt;
   }
+  if (next_hops_.size() >= kMaxNextHops) next_hops_.clear();  // bounded: many destinations, short-lived
+  return next_hops_[dst.v] = NextHop{*route, *mac, Clock::now()};
+}
+
+void Registry::handle_connect(Client& c, const ConnectRequest& r) {
+  std::array<Instant, 5> stamps{};
+  stamps[0] = Clock::now();
+  Ipv4Addr dst{r.remote_ip};
+  auto hop = next_hop(c, r.hdr, dst);
+  if (!hop) return;
+  const MacAddr* mac = &hop->mac;
   Grant g;
   const bool udp = r.flags & kConnectUdp;
+  stamps[1] = Clock::now();
   if (!reserve_port(c, r.hdr, r.local_port, g, udp)) return;
+  stamps[2] = Clock::now();
   g.next_hop = *mac;
   g.remote_ip = dst;
   g.remote_port = r.remote_port;
@@ -709,13 +877,14 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r) {
   t.remote_ip = htonl(dst.v);
   t.remote_port = htons(r.remote_port);
   if (udp) t.proto = IPPROTO_UDP;  // the module checks UDP headers against it likewise
-  if (!install_endpoint(c, r.hdr, t, g)) return;
+  if (!install_endpoint(c, r.hdr, t, r.rings, g, r.flags & kConnectHandshake)) return;
+  stamps[3] = Clock::now();
   logf(1, "pid %d: %sendpoint %u for %s:%u -> %s:%u", c.cred.pid, udp ? "UDP " : "", g.ep.id, to_string(ifc_.addr).c_str(), g.port.port(),
        to_string(dst).c_str(), r.remote_port);
   uint32_t id = g.ep.id;
   auto& stored = c.grants[id] = std::move(g);
   if (r.flags & kConnectHandshake)
-    start_handshake(c, r, stored);
+    start_handshake(c, r, stored, stamps);
   else
     reply_endpoint(c, r.hdr, 0, "", &stored);
 }
@@ -746,9 +915,17 @@ utcp_template Registry::base_template(uint16_t local_port) const {
 // Creates the endpoint with template `t` and routes its frames to it in the classifier
 // (exact 4-tuple, or local address and port for a listener); replies and returns false
 // on failure, leaving nothing behind.
-bool Registry::install_endpoint(Client& c, const RegHeader& req, const utcp_template& t, Grant& g) {
+bool Registry::install_endpoint(Client& c, const RegHeader& req, const utcp_template& t, const RingSize& asked,
+                                Grant& g, bool keep_map) {
   std::string why;
-  if (int rc = module_.create_endpoint(t, opt_.rx_entries, opt_.tx_entries, opt_.slot_size, &g.ep, &why); rc < 0) {
+  // Each field: the default when not asked for, else what was asked within the limits
+  // (validate_request already refused sizes that are not powers of two or aligned).
+  auto pick = [](uint32_t asked, uint32_t def, uint32_t max) { return asked == 0 ? def : std::min(asked, max); };
+  const uint32_t rx = pick(asked.rx_entries, opt_.rx_entries, opt_.max_rx_entries);
+  const uint32_t tx = pick(asked.tx_entries, opt_.tx_entries, opt_.max_tx_entries);
+  const uint32_t slot = pick(asked.slot_size, opt_.slot_size, opt_.max_slot_size);
+  const bool pooled = rx == opt_.rx_entries && tx == opt_.tx_entries && slot == opt_.slot_size && take_pooled(t, &g.ep);
+  if (int rc = pooled ? 0 : module_.create_endpoint(t, rx, tx, slot, &g.ep, &why); rc < 0) {
     reply_endpoint(c, req, rc, why, nullptr);
     return false;
   }
@@ -776,6 +953,11 @@ bool Registry::install_endpoint(Client& c, const RegHeader& req, const utcp_temp
   // application (or whoever it passed the file to) still has it.
   utcp_endpoint_stats st{};
   g.base_refs = ::ioctl(g.ep.fd, UTCP_IOC_EP_STATS, &st) == 0 ? st.file_refs : 1;
+  if (auto pm = pool_maps_.find(g.ep.id); pm != pool_maps_.end()) {
+    // The mapping made ahead is not the registry's to keep: the handshake's goes with it.
+    g.base_refs = g.base_refs > pm->second.refs ? g.base_refs - pm->second.refs : 1;
+    if (!keep_map) pool_maps_.erase(pm);
+  }
   return true;
 }
 
@@ -791,7 +973,10 @@ bool Registry::open_listener(Client& c, const ListenRequest& r, Grant& g) {
   if (!reserve_port(c, r.hdr, r.local_port, g)) return false;
   utcp_template t = base_template(g.port.port());
   t.flags = UTCP_TMPL_F_LISTENER;
-  return install_endpoint(c, r.hdr, t, g);
+  // With kListenAccept the listener's rings are the registry's (SYNs and what arrives
+  // before each connection's own endpoint): its defaults, whatever the client asked.
+  const bool accept = r.flags & kListenAccept;
+  return install_endpoint(c, r.hdr, t, accept ? RingSize{} : r.rings, g, accept);
 }
 
 void Registry::handle_listen(Client& c, const ListenRequest& r) {
@@ -810,8 +995,7 @@ void Registry::handle_listen_accept(Client& c, const ListenRequest& r) {
   g.shared_port = std::make_shared<PortReservation>(std::move(g.port));
   // The registry's own view of the listener endpoint, and the stack that listens on it.
   std::string why;
-  int dupfd = ::fcntl(g.ep.fd, F_DUPFD_CLOEXEC, 0);
-  auto dev = dupfd >= 0 ? KmodDevice::open(dupfd, ifc_.mtu, &why) : nullptr;
+  auto dev = registry_map(g.ep, &why);
   if (!dev) {
     release(g);
     reply_endpoint(c, r.hdr, -ENOMEM, "cannot map the listener endpoint: " + why, nullptr);
@@ -875,7 +1059,7 @@ void Registry::handle_accept(Client& c, const AcceptRequest& r) {
     return;
   }
   l->stack->poll(Clock::now());
-  if (l->waiting.empty() && claim(*l, r.hdr)) return;
+  if (l->waiting.empty() && claim(*l, r)) return;
   if (!(r.flags & kAcceptWait)) {
     reply_endpoint(c, r.hdr, -EAGAIN, "no connection is ready", nullptr);
     return;
@@ -884,12 +1068,14 @@ void Registry::handle_accept(Client& c, const AcceptRequest& r) {
     reply_endpoint(c, r.hdr, -ENOBUFS, "too many Accepts waiting on this listen", nullptr);
     return;
   }
-  l->waiting.push_back(r.hdr);
+  l->waiting.push_back(r);
 }
 
 // Hands one established connection of `l` to its client in answer to `req`; false when
 // none is ready (nothing sent). Any failure is answered and counts as handled.
-bool Registry::claim(Listening& l, const RegHeader& req) {
+bool Registry::claim(Listening& l, const AcceptRequest& r) {
+  const RegHeader& req = r.hdr;
+  const RingSize& rings = r.rings;
   auto cit = clients_.find(l.client_fd);
   if (cit == clients_.end()) return false;
   Client& c = *cit->second;
@@ -920,7 +1106,7 @@ bool Registry::claim(Listening& l, const RegHeader& req) {
   utcp_template t = base_template(l.port);
   t.remote_ip = htonl(peer.remote_ip.v);
   t.remote_port = htons(peer.remote_port);
-  if (!install_endpoint(c, req, t, g)) {  // replied
+  if (!install_endpoint(c, req, t, rings, g)) {  // replied
     reset();
     return true;
   }
@@ -970,7 +1156,8 @@ void Registry::close_listen(int device_fd, int reply_error) {
   if (reply_error) {
     auto cit = clients_.find(l.client_fd);
     if (cit != clients_.end())
-      for (const RegHeader& req : l.waiting) reply_endpoint(*cit->second, req, reply_error, "the listen was closed", nullptr);
+      for (const AcceptRequest& a : l.waiting)
+        reply_endpoint(*cit->second, a.hdr, reply_error, "the listen was closed", nullptr);
   }
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, device_fd, nullptr);
   listens_.erase(it);  // unmaps the registry's view
@@ -1065,15 +1252,17 @@ void Registry::serve(Client& c) {
     case MsgType::kRelease: {
       ReleaseRequest r;
       std::memcpy(&r, buf, sizeof r);
+      const bool answer = !(r.flags & kReleaseNoReply);
       auto it = c.grants.find(r.endpoint_id);
       if (it == c.grants.end()) {
-        reply_endpoint(c, h, -ENOENT, "no such endpoint of yours", nullptr);
+        if (answer) reply_endpoint(c, h, -ENOENT, "no such endpoint of yours", nullptr);
+        else logf(2, "pid %d: release of endpoint %u, not one of its own: ignored", c.cred.pid, r.endpoint_id);
         break;
       }
       if (Listening* l = find_listen(c.fd, r.endpoint_id)) close_listen(l->dev->fd(), -ECANCELED);
       release(it->second);
       c.grants.erase(it);
-      reply_endpoint(c, h, 0, "", nullptr);
+      if (answer) reply_endpoint(c, h, 0, "", nullptr);
       break;
     }
     default:
@@ -1179,8 +1368,16 @@ int usage(FILE* out) {
                "                          applications look there, or at $UTCP_REGISTRY\n"
                "  -c, --classifier OBJ    classifier BPF object (default %s)\n"
                "  -f, --config FILE       read `key value` lines: interface, socket, classifier,\n"
-               "                          rx_entries, tx_entries (ring descriptors, powers of two\n"
-               "                          up to 4096), slot_size (bytes), log_level (0-2),\n"
+               "                          rx_entries, tx_entries (ring descriptors of an endpoint\n"
+               "                          whose application asks for no size: powers of two up\n"
+               "                          to 4096, default 64 and 32), slot_size (bytes, a\n"
+               "                          multiple of 64 from 1536 to 65792, default 65792),\n"
+               "                          max_rx_entries,\n"
+               "                          max_tx_entries (default 1024), max_slot_size (default\n"
+               "                          65792): the most an application may ask for;\n"
+               "                          endpoint_pool (endpoints with the default rings made\n"
+               "                          ahead while idle, default 8, 0: none),\n"
+               "                          log_level (0-2),\n"
                "                          time_wait_ms (inherited TIME-WAIT, default 60000);\n"
                "                          options after --config override it\n"
                "      --time-wait-ms MS   TIME-WAIT of inherited connections (default 60000)\n"
@@ -1203,6 +1400,21 @@ int usage(FILE* out) {
   return out == stdout ? 0 : 2;
 }
 
+// Why the ring options cannot work, or nullptr.
+const char* check_ring_options(const Options& o) {
+  auto entries_ok = [](uint32_t n) { return n >= 1 && n <= kMaxRingEntries && (n & (n - 1)) == 0; };
+  auto slot_ok = [](uint32_t n) { return n >= kMinRingSlot && n <= kMaxRingSlot && n % kRingSlotAlign == 0; };
+  if (!entries_ok(o.rx_entries) || !entries_ok(o.tx_entries) || !entries_ok(o.max_rx_entries) ||
+      !entries_ok(o.max_tx_entries))
+    return "ring entries (rx_entries, tx_entries, max_rx_entries, max_tx_entries) must be powers of two up to 4096";
+  if (!slot_ok(o.slot_size) || !slot_ok(o.max_slot_size))
+    return "slot_size and max_slot_size must be multiples of 64 from 1536 to 65792";
+  if (o.rx_entries > o.max_rx_entries || o.tx_entries > o.max_tx_entries || o.slot_size > o.max_slot_size)
+    return "a default ring size (rx_entries, tx_entries, slot_size) is above its max_* limit";
+  if (o.endpoint_pool > 256) return "endpoint_pool is at most 256";
+  return nullptr;
+}
+
 bool apply_option(Options& o, const std::string& key, const std::string& val) {
   try {
     if (key == "interface") o.interface = val;
@@ -1211,6 +1423,10 @@ bool apply_option(Options& o, const std::string& key, const std::string& val) {
     else if (key == "rx_entries") o.rx_entries = uint32_t(std::stoul(val));
     else if (key == "tx_entries") o.tx_entries = uint32_t(std::stoul(val));
     else if (key == "slot_size") o.slot_size = uint32_t(std::stoul(val));
+    else if (key == "max_rx_entries") o.max_rx_entries = uint32_t(std::stoul(val));
+    else if (key == "max_tx_entries") o.max_tx_entries = uint32_t(std::stoul(val));
+    else if (key == "max_slot_size") o.max_slot_size = uint32_t(std::stoul(val));
+    else if (key == "endpoint_pool") o.endpoint_pool = uint32_t(std::stoul(val));
     else if (key == "log_level") g_log_level = std::stoi(val);
     else if (key == "time_wait_ms") o.inherit.time_wait = Duration(int64_t(std::stoul(val)) * 1000);
     else if (key == "recover") o.recover = val == "yes" || val == "1" || val == "true";
@@ -1268,7 +1484,17 @@ int main(int argc, char** argv) {
     }
   }
   if (opt.interface.empty()) return usage(stderr);
+  if (const char* bad = check_ring_options(opt)) {
+    std::fprintf(stderr, "utcpd: %s\n", bad);
+    return 2;
+  }
   ::signal(SIGPIPE, SIG_IGN);
+  // Each connection holds two descriptors here (its endpoint file, its port's kernel
+  // socket): a thousand connections need more than the usual soft limit of 1,024.
+  if (rlimit r{}; ::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
   Registry reg(opt);
   if (int rc = reg.start(); rc != 0) return rc;
   return reg.run();

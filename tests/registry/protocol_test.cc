@@ -2,6 +2,8 @@
 // refused with the errno a client can act on, and random bytes never pass or crash it.
 #include "registry/protocol.h"
 
+#include "registry/client.h"
+
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -69,6 +71,14 @@ TEST(RegistryProtocol, RefusalTable) {
       {"future version", [](ConnectRequest& r) { r.hdr.version = kProtocolVersion + 1; }, -EPROTONOSUPPORT},
       {"version 1 (no passive open through the registry)", [](ConnectRequest& r) { r.hdr.version = 1; },
        -EPROTONOSUPPORT},
+      {"version 2 (no ring sizes)", [](ConnectRequest& r) { r.hdr.version = 2; }, -EPROTONOSUPPORT},
+      {"rx entries not a power of two", [](ConnectRequest& r) { r.rings.rx_entries = 3; }, -EINVAL},
+      {"tx entries over the module's maximum", [](ConnectRequest& r) { r.rings.tx_entries = 8192; }, -EINVAL},
+      {"tx entries all ones", [](ConnectRequest& r) { r.rings.tx_entries = 0xffff; }, -EINVAL},
+      {"slot smaller than a frame", [](ConnectRequest& r) { r.rings.slot_size = 1024; }, -EINVAL},
+      {"slot not cache-line aligned", [](ConnectRequest& r) { r.rings.slot_size = 2000; }, -EINVAL},
+      {"slot over the module's maximum", [](ConnectRequest& r) { r.rings.slot_size = 65536 + 320; }, -EINVAL},
+      {"slot size huge", [](ConnectRequest& r) { r.rings.slot_size = 0xffffffc0u; }, -EINVAL},
       {"length lies (short)", [](ConnectRequest& r) { r.hdr.length = 16; }, -EBADMSG},
       {"length lies (long)", [](ConnectRequest& r) { r.hdr.length = 4096; }, -EBADMSG},
       {"unknown type", [](ConnectRequest& r) { r.hdr.type = 99; }, -EOPNOTSUPP},
@@ -122,6 +132,83 @@ TEST(RegistryProtocol, ListenAndAcceptMessages) {
   EXPECT_EQ(check(bytes_of(any)), 0);
 }
 
+TEST(RegistryProtocol, RingSizesWithinTheModulesLimitsPass) {
+  ConnectRequest c = good_connect();
+  c.rings = RingSize{64, 64, 2048};
+  EXPECT_EQ(check(bytes_of(c)), 0);
+  c.rings = RingSize{4096, 1, 65536 + 256};  // the module's extremes
+  EXPECT_EQ(check(bytes_of(c)), 0);
+  c.rings = RingSize{0, 512, 0};  // each field on its own: 0 = utcpd's default
+  EXPECT_EQ(check(bytes_of(c)), 0);
+  ListenRequest l = good_listen();
+  l.rings = RingSize{256, 256, 1536};
+  EXPECT_EQ(check(bytes_of(l)), 0);
+  AcceptRequest a = good_accept();
+  a.rings = RingSize{1024, 64, 65536 + 256};
+  EXPECT_EQ(check(bytes_of(a)), 0);
+}
+
+TEST(RegistryProtocol, ReleaseFlags) {
+  ReleaseRequest r{};
+  r.hdr.type = uint16_t(MsgType::kRelease);
+  r.hdr.length = sizeof r;
+  r.endpoint_id = 4;
+  EXPECT_EQ(check(bytes_of(r)), 0);
+  r.flags = kReleaseNoReply;
+  EXPECT_EQ(check(bytes_of(r)), 0);
+  r.flags = 2;
+  EXPECT_EQ(check(bytes_of(r)), -EINVAL);
+  r.flags = 0x80000001u;
+  EXPECT_EQ(check(bytes_of(r)), -EINVAL);
+}
+
+TEST(RegistryProtocol, RingsForAWindow) {
+  RingSize none = rings_for(0, 0, 0);
+  EXPECT_EQ(none.rx_entries, 0);
+  EXPECT_EQ(none.tx_entries, 0);
+  EXPECT_EQ(none.slot_size, 0u);
+  // 256 KiB each way in MTU-sized frames: 180 segments -> 256 slots; 1514 -> 1536.
+  RingSize mtu = rings_for(256 * 1024, 256 * 1024, 1514);
+  EXPECT_EQ(mtu.slot_size, 1536u);
+  EXPECT_EQ(mtu.rx_entries, 256);
+  EXPECT_EQ(mtu.tx_entries, 256);
+  // 4 MiB each way in 64 KiB slots: RX counts GRO frames as a quarter slot, TX full slots.
+  RingSize bulk = rings_for(4 << 20, 4 << 20, kMaxRingSlot);
+  EXPECT_EQ(bulk.slot_size, kMaxRingSlot);
+  EXPECT_EQ(bulk.rx_entries, 256);
+  EXPECT_EQ(bulk.tx_entries, 64);
+  // Never beyond the module's limits, whatever is asked.
+  RingSize huge = rings_for(0xffffffffu, 0xffffffffu, 0xffffffffu);
+  EXPECT_EQ(huge.slot_size, kMaxRingSlot);
+  EXPECT_EQ(huge.rx_entries, kMaxRingEntries);
+  EXPECT_EQ(huge.tx_entries, kMaxRingEntries);
+  RingSize tiny = rings_for(1, 1, 1);
+  EXPECT_EQ(tiny.slot_size, kMinRingSlot);
+  EXPECT_EQ(tiny.rx_entries, 1);
+  EXPECT_EQ(tiny.tx_entries, 1);
+  // Whatever rings_for returns is a valid request.
+  for (uint32_t buf : {1u, 1000u, 65536u, 1u << 20, 1u << 30})
+    for (uint32_t frame : {0u, 1514u, 9000u, 65536u}) {
+      ConnectRequest c = good_connect();
+      c.rings = rings_for(buf, buf, frame);
+      EXPECT_EQ(check(bytes_of(c)), 0) << buf << " " << frame;
+    }
+}
+
+TEST(RegistryProtocol, RingsForProfiles) {
+  // Buffers up to 1 MiB keep utcpd's small default; bulk asks for GSO/GRO slots.
+  for (const char* small : {"default", "latency", "rpc", "no such profile"}) {
+    RingSize r = rings_for_profile(small);
+    EXPECT_EQ(r.rx_entries, 0) << small;
+    EXPECT_EQ(r.tx_entries, 0) << small;
+    EXPECT_EQ(r.slot_size, 0u) << small;
+  }
+  RingSize bulk = rings_for_profile("bulk");
+  EXPECT_EQ(bulk.slot_size, kMaxRingSlot);
+  EXPECT_EQ(bulk.rx_entries, 256);
+  EXPECT_EQ(bulk.tx_entries, 64);
+}
+
 TEST(RegistryProtocol, ListenRefusals) {
   struct Case {
     const char* name;
@@ -138,6 +225,8 @@ TEST(RegistryProtocol, ListenRefusals) {
       {"old version", [](ListenRequest& r) { r.hdr.version = 1; }, -EPROTONOSUPPORT},
       {"length lies", [](ListenRequest& r) { r.hdr.length = 28; }, -EBADMSG},
       {"bad magic", [](ListenRequest& r) { r.hdr.magic = 0; }, -EBADMSG},
+      {"rx entries not a power of two", [](ListenRequest& r) { r.rings.rx_entries = 100; }, -EINVAL},
+      {"slot not aligned", [](ListenRequest& r) { r.rings.slot_size = 1537; }, -EINVAL},
   };
   for (const auto& c : cases) {
     ListenRequest r = good_listen();
@@ -163,6 +252,8 @@ TEST(RegistryProtocol, AcceptRefusals) {
       {"bad magic", [](AcceptRequest& r) { r.hdr.magic = 1; }, -EBADMSG},
       {"typed as a reply", [](AcceptRequest& r) { r.hdr.type |= 0x8000; }, -EOPNOTSUPP},
       {"typed as a release", [](AcceptRequest& r) { r.hdr.type = uint16_t(MsgType::kRelease); }, -EBADMSG},
+      {"tx entries not a power of two", [](AcceptRequest& r) { r.rings.tx_entries = 6; }, -EINVAL},
+      {"slot too small", [](AcceptRequest& r) { r.rings.slot_size = 64; }, -EINVAL},
   };
   for (const auto& c : cases) {
     AcceptRequest r = good_accept();

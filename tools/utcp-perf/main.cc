@@ -45,6 +45,8 @@ int usage(FILE* out) {
       "\n"
       "options:\n"
       "  --handshake registry|library   utcp: who runs the three-way handshake (registry)\n"
+      "  --rings RX,TX,SLOT  utcp: endpoint rings to ask utcpd for (descriptor counts, powers\n"
+      "                of two; slot bytes, a multiple of 64 from 1536); 0 = utcpd's default\n"
       "  --json        one JSON object on stdout instead of the human summary\n"
       "  --quiet       no progress line on stderr\n"
       "Sizes take K/M/G suffixes (powers of 1024).\n");
@@ -73,6 +75,7 @@ struct Options {
   std::string sps_socket;  // --stack sps: utcp-sps's socket (empty: its default)
   Target target;
   bool registry_handshake = true;
+  RingAsk rings;
   Mode mode = Mode::kStream;
   uint64_t write_size = 16384;
   uint64_t bytes = 10ull << 20;
@@ -580,6 +583,13 @@ int main(int argc, char** argv) {
       std::string h = value();
       if (h != "registry" && h != "library") return usage(stderr);
       o.registry_handshake = h == "registry";
+    } else if (a == "--rings") {
+      const char* v = value();
+      unsigned rx = 0, tx = 0, slot = 0;
+      char tail = 0;
+      if (std::sscanf(v, "%u,%u,%u%c", &rx, &tx, &slot, &tail) != 3 || rx > 4096 || tx > 4096 || slot > 65792)
+        return fail(std::string("--rings: want RX,TX,SLOT (e.g. 64,64,2048), got ") + v), 2;
+      o.rings = RingAsk{rx, tx, slot};
     } else if (a == "--write-size") o.write_size = size(1, 16 << 20);
     else if (a == "--bytes") o.bytes = size(1, 1ull << 40);
     else if (a == "--time") {
@@ -610,7 +620,7 @@ int main(int argc, char** argv) {
   // both stacks); streams keep Nagle, as iperf does.
   const bool nodelay = o.mode != Mode::kStream;
   std::string err;
-  std::unique_ptr<Transport> tr = o.stack == "utcp"  ? make_utcp_transport(o.target, nodelay, o.registry_handshake, &err)
+  std::unique_ptr<Transport> tr = o.stack == "utcp"  ? make_utcp_transport(o.target, nodelay, o.registry_handshake, o.rings, &err)
                                   : o.stack == "sps" ? make_sps_transport(o.target, nodelay, o.sps_socket, &err)
                                                      : make_kernel_transport(o.target, nodelay, &err);
   if (!tr) return fail(err);
@@ -625,6 +635,18 @@ int main(int argc, char** argv) {
     case Mode::kCrr: rc = run_crr(*tr, o, &out); break;
   }
   if (rc != 0) return rc;
+  if (auto parts = tr->setup_parts(); !parts.empty()) {
+    std::string j = "{", h = "setup by part (mean us):";
+    for (auto& [k, v] : parts) {
+      char b[96];
+      std::snprintf(b, sizeof b, "%s\"%s\": %.1f", j.size() > 1 ? ", " : "", k.c_str(), v);
+      j += b;
+      std::snprintf(b, sizeof b, " %s %.1f", k.c_str(), v);
+      h += b;
+    }
+    out.field("setup_parts_us", j + "}");
+    out.human += h + "\n";
+  }
   if (o.json) std::printf("{%s}\n", out.json.c_str());
   else std::fputs(out.human.c_str(), stdout);
   return 0;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace utcp::perf {
@@ -66,6 +67,9 @@ class Transport {
   // Runs the stack for `conns`; sleeps (at most `max_wait_us`) only when `busy` is false
   // and nothing is pending. Connections say what they wait for in want_read/want_write.
   virtual void progress(std::span<Conn* const> conns, bool busy, int64_t max_wait_us) = 0;
+  // Where the setup time of the opens so far went, as (name, mean microseconds) pairs;
+  // empty when the transport does not break it down.
+  virtual std::vector<std::pair<std::string, double>> setup_parts() const { return {}; }
 };
 
 struct Target {
@@ -75,8 +79,13 @@ struct Target {
 
 std::unique_ptr<Transport> make_kernel_transport(const Target& t, bool nodelay, std::string* error);
 // `registry_handshake`: utcpd runs the three-way handshake (paper §3.4); else the library.
+// `rings`: the endpoint rings each connection asks utcpd for (rx entries, tx entries, slot
+// size; 0 = utcpd's default).
+struct RingAsk {
+  uint32_t rx_entries = 0, tx_entries = 0, slot_size = 0;
+};
 std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, bool registry_handshake,
-                                               std::string* error);
+                                               const RingAsk& rings, std::string* error);
 
 // utcp-sps's client (the single protocol server, tools/utcp-sps): the TCP runs in that
 // server, reached over a Unix socket at `socket_path` (empty: its default).

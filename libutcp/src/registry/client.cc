@@ -12,6 +12,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "api/profiles.h"
 #include "device/module.h"
 
 namespace utcp::registry {
@@ -55,6 +56,14 @@ const char* reply_hint(int err) {
     case -EINVAL: return "utcpd refused the request as malformed: utcpd and this library may come from different releases";
     default: return nullptr;
   }
+}
+
+RingSize rings_for_profile(std::string_view profile) {
+  const Profile* p = find_profile(profile);
+  // utcpd's default rings (64 RX slots of 64 KiB) hold a 256 KiB window; the library
+  // drains them as they fill, so buffers up to 1 MiB (default, latency, rpc) do with them.
+  if (!p || (p->rcvbuf <= 1024 * 1024 && p->sndbuf <= 1024 * 1024)) return {};
+  return rings_for(p->rcvbuf, p->sndbuf, kMaxRingSlot);
 }
 
 RegistryClient::~RegistryClient() {
@@ -209,6 +218,7 @@ int RegistryClient::request_endpoint(Ipv4Addr remote, uint16_t remote_port, uint
   req.remote_port = remote_port;
   req.local_port = local_port;
   req.flags = flags;
+  req.rings = rings_;
   EndpointReply rep{};
   int fd = -1;
   if (int rc = call(req, &rep, &fd, error, state); rc < 0) return rc;
@@ -230,6 +240,7 @@ int RegistryClient::listen_endpoint(uint16_t local_port, uint16_t backlog, Grant
   req.hdr.type = uint16_t(MsgType::kListen);
   req.local_port = local_port;
   req.backlog = backlog;
+  req.rings = rings_;
   EndpointReply rep{};
   int fd = -1;
   if (int rc = call(req, &rep, &fd, error); rc < 0) return rc;
@@ -246,6 +257,7 @@ int RegistryClient::listen(uint16_t local_port, uint16_t backlog, Grant* out, st
   req.hdr.type = uint16_t(MsgType::kListen);
   req.local_port = local_port;
   req.backlog = backlog;
+  req.rings = rings_;
   req.flags = kListenAccept;
   EndpointReply rep{};
   int fd = -1;
@@ -264,6 +276,7 @@ int RegistryClient::send_accept(uint32_t listen_id, bool wait, std::string* erro
   req.hdr.type = uint16_t(MsgType::kAccept);
   req.listen_id = listen_id;
   req.flags = wait ? kAcceptWait : 0;
+  req.rings = rings_;
   if (int rc = send_request(req, error); rc < 0) return rc;
   pending_accept_ = req.hdr;
   return 0;
@@ -312,10 +325,14 @@ int RegistryClient::release_listen(uint32_t listen_id, std::string* error) {
   EndpointReply rep{};
   return receive_reply(req.hdr, &rep, nullptr, error, nullptr);
 }
-int RegistryClient::release(uint32_t endpoint_id, std::string* error) {
+int RegistryClient::release(uint32_t endpoint_id, std::string* error, bool wait) {
   ReleaseRequest req{};
   req.hdr.type = uint16_t(MsgType::kRelease);
   req.endpoint_id = endpoint_id;
+  if (!wait) {
+    req.flags = kReleaseNoReply;
+    return send_request(req, error);
+  }
   EndpointReply rep{};
   return call(req, &rep, nullptr, error);
 }

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "registry/protocol.h"
@@ -20,6 +21,11 @@ struct Grant {
   uint16_t mtu = 0;
 };
 
+// The rings to ask for with a socket profile (api/profiles.h): utcpd's default for
+// buffers up to 1 MiB (default, latency, rpc), GSO/GRO-sized slots for `bulk` (its 4 MiB
+// buffers); the default for an unknown name.
+RingSize rings_for_profile(std::string_view profile);
+
 // What to tell the user when connecting to the registry socket `path` failed with errno
 // `err`: each message says what to do (start utcpd, fix UTCP_REGISTRY, permissions).
 std::string connect_error_message(int err, const std::string& path);
@@ -36,6 +42,11 @@ class RegistryClient {
   // Connects to utcpd at `path` (default: $UTCP_REGISTRY, else /run/utcp/utcpd.sock).
   // Returns 0 or -errno with `error` saying what to do (e.g. "utcpd not running").
   int connect(std::string* error, const char* path = nullptr);
+  // The rings every later Connect, Listen and Accept asks for (RingSize: 0 fields = utcpd's
+  // defaults, which are small; rings_for() sizes them for a window). utcpd clamps them to
+  // its limits; KmodDevice reads what was granted from the endpoint's layout.
+  void set_rings(const RingSize& r) { rings_ = r; }
+  const RingSize& rings() const { return rings_; }
   // Asks utcpd what it serves; -EPROTO when its module speaks another ABI than this library.
   int hello(HelloReply* out, std::string* error);
   // An endpoint for one connection to remote:port (local_port 0 = ephemeral). With
@@ -67,7 +78,10 @@ class RegistryClient {
   // The registry socket, for poll()/epoll (readable: a reply is there).
   int fd() const { return fd_; }
 
-  int release(uint32_t endpoint_id, std::string* error);
+  // Gives the endpoint (or listen) back. With `wait` false the request goes out and no
+  // answer comes (kReleaseNoReply): nothing is waited for, and a release utcpd refuses
+  // (not yours, already gone) is not reported.
+  int release(uint32_t endpoint_id, std::string* error, bool wait = true);
   // Closes a listen made by listen(), also while an Accept sent with send_accept() is
   // unanswered (utcpd then answers it first, with -ECANCELED or a last connection, which
   // is dropped). Returns when utcpd has let go of the port.
@@ -91,6 +105,7 @@ class RegistryClient {
   int receive_reply(const RegHeader& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail);
   int fd_ = -1;
   uint32_t seq_ = 0;
+  RingSize rings_{};
   RegHeader pending_accept_{};  // the Accept sent by send_accept(), type 0 when none
 };
 

@@ -1,6 +1,7 @@
 // protocol.cc - validation of registry requests (used by utcpd on every message).
 #include "registry/protocol.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,7 +15,44 @@ bool read_as(std::span<const uint8_t> msg, T* out) {
   return true;
 }
 
+// 0, or why `r` is not a ring size any utcpd could grant.
+const char* check_rings(const RingSize& r) {
+  auto bad_entries = [](uint32_t n) { return n != 0 && ((n & (n - 1)) != 0 || n > kMaxRingEntries); };
+  if (bad_entries(r.rx_entries) || bad_entries(r.tx_entries))
+    return "ring entries must be 0 (the default) or a power of two up to 4096";
+  if (r.slot_size != 0 && (r.slot_size < kMinRingSlot || r.slot_size > kMaxRingSlot || r.slot_size % kRingSlotAlign))
+    return "slot size must be 0 (the default) or a multiple of 64 from 1536 to 65792";
+  return nullptr;
+}
+
+uint32_t pow2_at_least(uint64_t n) {
+  uint32_t p = 1;
+  while (p < n && p < kMaxRingEntries) p <<= 1;
+  return p;
+}
+
 }  // namespace
+
+RingSize rings_for(uint32_t rcvbuf, uint32_t sndbuf, uint32_t max_frame) {
+  RingSize r;
+  uint32_t slot = 0;
+  if (max_frame) {
+    uint64_t s = (uint64_t(max_frame) + kRingSlotAlign - 1) / kRingSlotAlign * kRingSlotAlign;
+    slot = uint32_t(std::clamp<uint64_t>(s, kMinRingSlot, kMaxRingSlot));
+    r.slot_size = slot;
+  }
+  // A received frame carries one full segment when slots hold one MTU-sized frame; with
+  // larger slots GRO merges segments and a frame is counted as a quarter slot (a window
+  // of unmerged segments then overflows the ring and is retransmitted, as with a NIC's
+  // ring). A sent frame carries up to one slot (GSO), at least one segment. Segments of
+  // MTU 1500: 1460 bytes behind 54 bytes of headers.
+  constexpr uint32_t kSegment = 1460, kHeaders = 54;
+  const uint32_t rx_payload = std::max(slot / 4, kSegment);
+  const uint32_t tx_payload = std::max(slot, kSegment + kHeaders) - kHeaders;
+  if (rcvbuf) r.rx_entries = uint16_t(pow2_at_least((uint64_t(rcvbuf) + rx_payload - 1) / rx_payload));
+  if (sndbuf) r.tx_entries = uint16_t(pow2_at_least((uint64_t(sndbuf) + tx_payload - 1) / tx_payload));
+  return r;
+}
 
 int validate_request(std::span<const uint8_t> msg, std::string* why) {
   RegHeader h;
@@ -54,6 +92,7 @@ int validate_request(std::span<const uint8_t> msg, std::string* why) {
         *why = "UDP has no handshake";
         return -EINVAL;
       }
+      if (const char* bad = check_rings(r.rings)) { *why = bad; return -EINVAL; }
       if (r.remote_port == 0) { *why = "remote port 0"; return -EINVAL; }
       uint8_t first = uint8_t(r.remote_ip >> 24);
       if (r.remote_ip == 0 || first == 127 || first >= 224) {
@@ -69,6 +108,7 @@ int validate_request(std::span<const uint8_t> msg, std::string* why) {
         *why = "unknown flags or reserved field not zero";
         return -EINVAL;
       }
+      if (const char* bad = check_rings(r.rings)) { *why = bad; return -EINVAL; }
       uint8_t first = uint8_t(r.local_ip >> 24);
       if (r.local_ip != 0 && (first == 127 || first >= 224)) {
         *why = "local address is not a unicast address utcp serves";
@@ -83,13 +123,14 @@ int validate_request(std::span<const uint8_t> msg, std::string* why) {
         *why = "unknown flags or reserved field not zero";
         return -EINVAL;
       }
+      if (const char* bad = check_rings(r.rings)) { *why = bad; return -EINVAL; }
       if (r.listen_id == 0) { *why = "listen id 0"; return -EINVAL; }
       return 0;
     }
     case MsgType::kRelease: {
       ReleaseRequest r;
       if (!read_as(msg, &r)) break;
-      if (r.reserved) { *why = "reserved field not zero"; return -EINVAL; }
+      if (r.flags & ~kReleaseNoReply) { *why = "unknown flags"; return -EINVAL; }
       return 0;
     }
     case MsgType::kList: {

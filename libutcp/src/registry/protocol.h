@@ -18,7 +18,9 @@
 namespace utcp::registry {
 
 inline constexpr uint32_t kMagic = 0x50435455;  // "UTCP"
-inline constexpr uint16_t kProtocolVersion = 2;  // 2: Listen with kListenAccept, Accept
+inline constexpr uint16_t kProtocolVersion = 3;  // 2: Listen with kListenAccept, Accept
+                                                 // 3: RingSize in Connect, Listen, Accept;
+                                                 //    Release flags (kReleaseNoReply)
 inline constexpr size_t kMaxMessage = 65536;
 inline constexpr const char* kDefaultSocketPath = "/run/utcp/utcpd.sock";
 
@@ -49,6 +51,24 @@ struct HelloRequest {
 };
 static_assert(sizeof(HelloRequest) == 24);
 
+// The rings an endpoint should get (paper §3.3: the shared memory of one connection). Each
+// field 0 = utcpd's default for it (its configuration: small rings, enough for a 256 KiB
+// window of MTU-sized frames). Entries are powers of two, slot_size a multiple of
+// kRingSlotAlign (at least kMinRingSlot; a slot holds one frame, so slots bigger than an
+// Ethernet frame are what lets the library send GSO frames). utcpd clamps each field to
+// its configured maximum (max_rx_entries, max_tx_entries, max_slot_size), as the kernel
+// clamps SO_RCVBUF to rmem_max; the rings granted are visible in the endpoint's layout.
+struct RingSize {
+  uint16_t rx_entries = 0;
+  uint16_t tx_entries = 0;
+  uint32_t slot_size = 0;
+};
+static_assert(sizeof(RingSize) == 8);
+inline constexpr uint32_t kRingSlotAlign = UTCP_SLOT_ALIGN;
+inline constexpr uint32_t kMinRingSlot = 1536;  // one frame of MTU 1500 (1514 bytes), aligned
+inline constexpr uint32_t kMaxRingSlot = UTCP_MAX_SLOT_SIZE;
+inline constexpr uint32_t kMaxRingEntries = UTCP_MAX_RING_ENTRIES;
+
 // ConnectRequest flags.
 inline constexpr uint32_t kConnectHandshake = 1;  // utcpd runs the three-way handshake (paper §3.4)
                                                   // and sends the connection's state with the reply
@@ -62,8 +82,9 @@ struct ConnectRequest {
   uint16_t local_port = 0;   // 0 = an ephemeral port
   uint32_t flags = 0;        // kConnect* bits
   uint32_t reserved = 0;
+  RingSize rings;            // of the connection's endpoint
 };
-static_assert(sizeof(ConnectRequest) == 32);
+static_assert(sizeof(ConnectRequest) == 40);
 
 // ListenRequest flags.
 inline constexpr uint32_t kListenAccept = 1;  // utcpd listens and accepts for the client (paper
@@ -83,8 +104,10 @@ struct ListenRequest {
   uint16_t backlog = 0;
   uint32_t flags = 0;        // kListen* bits
   uint32_t reserved = 0;
+  RingSize rings;            // of the listener endpoint (without kListenAccept; with it the
+                             // listener stays in utcpd, which sizes it itself)
 };
-static_assert(sizeof(ListenRequest) == 32);
+static_assert(sizeof(ListenRequest) == 40);
 
 // AcceptRequest flags.
 inline constexpr uint32_t kAcceptWait = 1;  // answer once a connection is established (else
@@ -97,13 +120,19 @@ struct AcceptRequest {
   uint32_t listen_id = 0;  // endpoint_id of the kListenAccept reply
   uint32_t flags = 0;      // kAccept* bits
   uint32_t reserved = 0;
+  RingSize rings;          // of the accepted connection's endpoint
 };
-static_assert(sizeof(AcceptRequest) == 28);
+static_assert(sizeof(AcceptRequest) == 36);
+
+// ReleaseRequest flags.
+inline constexpr uint32_t kReleaseNoReply = 1;  // no answer, not even an error: the client
+                                                // goes on at once (a closing connection
+                                                // need not wait a round trip for utcpd)
 
 struct ReleaseRequest {
   RegHeader hdr;
   uint32_t endpoint_id = 0;
-  uint32_t reserved = 0;
+  uint32_t flags = 0;  // kRelease* bits
 };
 static_assert(sizeof(ReleaseRequest) == 24);
 
@@ -136,6 +165,14 @@ struct EndpointReply {
 };
 static_assert(sizeof(EndpointReply) == 124);
 inline constexpr size_t kMaxStateLen = kMaxMessage - sizeof(EndpointReply);
+
+// Rings for a receive window of `rcvbuf` bytes and a send buffer of `sndbuf` bytes in
+// frames of at most `max_frame` bytes (the slot size, rounded up to kRingSlotAlign; a
+// frame of MTU 1500 needs 1514): RX slots for a window of full segments (a quarter slot
+// each with GRO-sized slots), TX slots for the send buffer in slot-sized GSO frames, each
+// a power of two within kMaxRingEntries. 0 for a size = the registry's default for that
+// field. E.g. 4 MiB each way in 64 KiB slots: 256 RX, 64 TX (about 20 MiB).
+RingSize rings_for(uint32_t rcvbuf, uint32_t sndbuf, uint32_t max_frame);
 
 // What utcpd knows of every endpoint it handed out, page by page: a ListRequest from
 // `start` (0 first, then the previous reply's `next`) gets up to kListMax entries; `next`
