@@ -28,18 +28,14 @@ run() {  # NAME STACK FIELD... -- utcp-perf ARGS   (each dotted FIELD must be a 
 	while [ "$1" != -- ]; do fields+=("$1"); shift; done
 	shift
 	n=$((n + 1))
-	in_a timeout 120 "$perf" --stack "$stack" -c "$UTCP_IP_B" --port $port --json --quiet "$@" \
+	in_a timeout 120 "$perf" --stack "$stack" -c "$UTCP_IP_B" --port $port --json --quiet \
+		${UTCP_PERF_SPS_SOCKET:+--sps-socket "$UTCP_PERF_SPS_SOCKET"} "$@" \
 		>/tmp/perf-$n.json 2>/tmp/perf-$n.err
 	printf '%s\t%s\t%s\t%s\n' "/tmp/perf-$n" "$stack $name" "$?" "${fields[*]}" >> /tmp/perf-manifest
 }
 
-# The single protocol server (tools/utcp-sps): the same TCP, in one server process that
-# utcp-perf reaches over a Unix socket.
-in_a "$UTCP_BUILD/tools/utcp-sps/utcp-sps" --socket /run/utcp/sps.sock -v 2>/tmp/sps.err &
-sps=$!
-wait_for 60 grep -q "serving on" /tmp/sps.err
-
-for stack in kernel utcp sps; do
+smoke_runs() {  # STACK
+	local stack=$1
 	run "stream send" $stack bytes mbit_per_s seconds setup_us.mean -- --bytes 256K --write-size 4K
 	run "stream receive" $stack bytes mbit_per_s -- --bytes 256K --reverse
 	run "stream send by time" $stack bytes mbit_per_s -- --time 0.5 --write-size 512
@@ -47,7 +43,17 @@ for stack in kernel utcp sps; do
 	run "rr" $stack rtt_us.mean rtt_us.p50 rtt_us.p99 iterations -- --rr 512 --iterations 20
 	run "connect" $stack setup_us.mean connections -- --connect 3
 	run "crr" $stack connections_per_s connections connection_us.mean -- --crr 64 --iterations 5
-done
+}
+smoke_runs kernel
+smoke_runs utcp
+# The single protocol server (tools/utcp-sps): the same TCP, in one server process that
+# utcp-perf reaches over a Unix socket (its own path, started right before its runs).
+in_a "$UTCP_BUILD/tools/utcp-sps/utcp-sps" --socket /tmp/utcp-sps.sock -v 2>/tmp/sps.err &
+sps=$!
+wait_for 60 test -S /tmp/utcp-sps.sock || { echo "utcp-sps did not start:"; cat /tmp/sps.err; }
+export UTCP_PERF_SPS_SOCKET=/tmp/utcp-sps.sock
+smoke_runs sps
+[ -S /tmp/utcp-sps.sock ] && kill -0 $sps 2>/dev/null || { echo "utcp-sps gone after its runs:"; cat /tmp/sps.err; }
 run "connect, library handshake" utcp setup_us.mean -- --connect 2 --handshake library
 grep -q '"stack": "utcp"' /tmp/perf-$n.json
 check "utcp run reports the utcp stack" '[ $? = 0 ]'
