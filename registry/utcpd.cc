@@ -1297,47 +1297,59 @@ ListEntry Registry::list_entry(const Grant& g, pid_t pid, uid_t uid, bool show, 
 // utcpctl ss: every grant of every client, the handshakes and listens utcpd runs for
 // them, and the connections it inherited — a snapshot, sent page by page.
 void Registry::handle_list(Client& c, const ListRequest& r) {
-  const bool root = c.cred.uid == 0;
-  std::vector<ListEntry> all;
-  std::set<uint32_t> handshaking, listening;
+  // Who and what each entry is comes from utcpd's own tables; the module's counters and
+  // the published state (two ioctls each) are read only for the entries of this page.
+  struct Row {
+    const Grant* g;
+    pid_t pid;
+    uid_t uid;
+    ListRole role;
+    ListOrphan orphan = ListOrphan::kNone;
+    uint64_t accepted = 0;
+  };
+  std::vector<Row> rows;
+  std::set<uint32_t> handshaking;
   for (const auto& [fd, h] : handshakes_) handshaking.insert(h->endpoint_id);
   std::map<uint32_t, uint64_t> accepted;
   for (const auto& [fd, l] : listens_) accepted[l->listen_id] = l->accepted;
   for (const auto& [fd, cl] : clients_) {
-    const bool show = root || cl->cred.uid == c.cred.uid;
     for (const auto& [id, g] : cl->grants) {
-      ListRole role = ListRole::kConnection;
-      if (handshaking.count(id)) role = ListRole::kHandshake;
-      else if (accepted.count(id)) role = ListRole::kListen;
-      else if (g.listener) role = ListRole::kListener;
-      ListEntry e = list_entry(g, cl->cred.pid, cl->cred.uid, show, role);
-      if (role == ListRole::kListen) e.accepted = accepted[id];
-      all.push_back(e);
+      Row row{&g, cl->cred.pid, cl->cred.uid, ListRole::kConnection};
+      if (handshaking.count(id)) row.role = ListRole::kHandshake;
+      else if (auto it = accepted.find(id); it != accepted.end()) row.role = ListRole::kListen, row.accepted = it->second;
+      else if (g.listener) row.role = ListRole::kListener;
+      rows.push_back(row);
     }
   }
   for (const auto& h : held_) {
-    ListRole role = h->orphan ? ListRole::kInherited : ListRole::kHeld;
-    ListEntry e = list_entry(h->grant, h->pid, h->uid, root || h->uid == c.cred.uid, role);
+    Row row{&h->grant, h->pid, h->uid, h->orphan ? ListRole::kInherited : ListRole::kHeld};
     if (h->orphan) {
       switch (h->orphan->kind()) {
-        case Orphan::Kind::kTimeWait: e.orphan = uint8_t(ListOrphan::kTimeWait); break;
-        case Orphan::Kind::kLastAck: e.orphan = uint8_t(ListOrphan::kLastAck); break;
-        case Orphan::Kind::kReset: e.orphan = uint8_t(ListOrphan::kReset); break;
+        case Orphan::Kind::kTimeWait: row.orphan = ListOrphan::kTimeWait; break;
+        case Orphan::Kind::kLastAck: row.orphan = ListOrphan::kLastAck; break;
+        case Orphan::Kind::kReset: row.orphan = ListOrphan::kReset; break;
         case Orphan::Kind::kRelease: break;
       }
     }
-    all.push_back(e);
+    rows.push_back(row);
   }
   ListReply rep{};
   fill_reply_header(rep, r.hdr);
-  const uint32_t start = std::min<uint32_t>(r.start, uint32_t(all.size()));
-  rep.count = std::min<uint32_t>(kListMax, uint32_t(all.size()) - start);
-  rep.next = start + rep.count < all.size() ? start + rep.count : 0;
-  rep.total = uint32_t(all.size());
+  const uint32_t start = std::min<uint32_t>(r.start, uint32_t(rows.size()));
+  rep.count = std::min<uint32_t>(kListMax, uint32_t(rows.size()) - start);
+  rep.next = start + rep.count < rows.size() ? start + rep.count : 0;
+  rep.total = uint32_t(rows.size());
   rep.hdr.length = uint32_t(sizeof rep + rep.count * sizeof(ListEntry));
   std::vector<uint8_t> msg(rep.hdr.length);
   std::memcpy(msg.data(), &rep, sizeof rep);
-  if (rep.count) std::memcpy(msg.data() + sizeof rep, all.data() + start, rep.count * sizeof(ListEntry));
+  for (uint32_t i = 0; i < rep.count; ++i) {
+    const Row& row = rows[start + i];
+    const bool show = c.cred.uid == 0 || row.uid == c.cred.uid;
+    ListEntry e = list_entry(*row.g, row.pid, row.uid, show, row.role);
+    e.orphan = uint8_t(row.orphan);
+    e.accepted = row.accepted;
+    std::memcpy(msg.data() + sizeof rep + i * sizeof e, &e, sizeof e);
+  }
   send_message(c.fd, msg, -1);
 }
 
