@@ -2,9 +2,14 @@
 // peer: like `nc`, but the TCP runs here, in the library, over a utcp.ko endpoint.
 //
 //   utcp-xfer connect IP PORT [--local-handshake] [--bulk | --rings RX,TX,SLOT]
+//                         [--send-seeded SEED:BYTES] [--hash-received] [--fin-after-peer]
 //                         stdin -> connection -> stdout, then close
-//   utcp-xfer listen PORT [--count N] [--bulk | --rings RX,TX,SLOT]
+//   utcp-xfer listen PORT [--count N] [--bulk | --rings RX,TX,SLOT] [...the same]
 //                         accept through utcpd, then the same
+//
+// --send-seeded sends a generated stream (seeded_stream.h) instead of stdin and
+// --hash-received hashes what arrives instead of writing it: each prints the byte count
+// and SHA-256, so gigabytes can be checked against utcp-stream or sha256sum on the peer.
 //
 // By default utcpd runs the three-way handshake and hands over the established
 // connection's state with the endpoint (paper §3.4); --local-handshake runs it here.
@@ -32,8 +37,11 @@
 #include "api/stack.h"
 #include "device/kmod_device.h"
 #include "registry/client.h"
+#include "seeded_stream.h"
 
 using namespace utcp;
+using utcp::examples::SeededStream;
+using utcp::examples::Sha256;
 
 namespace {
 
@@ -98,11 +106,21 @@ struct CopyResult {
   Instant established{}, end{};
 };
 
-int copy_loop(Stack& stack, KmodDevice& dev, int h, bool use_stdin, CopyResult* res) {
+// Where the bytes to send come from and where received ones go: stdin and stdout unless
+// a seeded stream replaces stdin (gen) or a hash replaces stdout (sink).
+struct CopyEnds {
+  SeededStream* gen = nullptr;
+  Sha256* gen_hash = nullptr;  // what gen produced
+  Sha256* sink = nullptr;      // what arrived
+  bool fin_after_peer = false;  // our FIN only after the peer's (nc stops at the first)
+};
+
+int copy_loop(Stack& stack, KmodDevice& dev, int h, bool use_stdin, const CopyEnds& ends, CopyResult* res) {
   std::vector<uint8_t> inbuf(256 * 1024), outbuf(256 * 1024);
   size_t in_len = 0, in_off = 0;
   bool stdin_eof = !use_stdin, shut_sent = false, peer_eof = false;
-  if (use_stdin) ::fcntl(0, F_SETFL, ::fcntl(0, F_GETFL) | O_NONBLOCK);
+  SeededStream* gen = use_stdin ? ends.gen : nullptr;
+  if (use_stdin && !gen) ::fcntl(0, F_SETFL, ::fcntl(0, F_GETFL) | O_NONBLOCK);
   for (;;) {
     Instant now = Clock::now();
     stack.poll(now);
@@ -110,7 +128,12 @@ int copy_loop(Stack& stack, KmodDevice& dev, int h, bool use_stdin, CopyResult* 
     if (ev < 0) return die("connection handle lost");
     if (res->established == Instant{} && (ev & kEventOut)) res->established = now;
     // Fill from stdin, then push into the connection until it pushes back.
-    if (!stdin_eof && in_off == in_len) {
+    if (!stdin_eof && in_off == in_len && gen) {
+      in_len = gen->read(inbuf.data(), inbuf.size());
+      in_off = 0;
+      if (in_len == 0) stdin_eof = true;
+      else if (ends.gen_hash) ends.gen_hash->update(inbuf.data(), in_len);
+    } else if (!stdin_eof && in_off == in_len) {
       ssize_t r = ::read(0, inbuf.data(), inbuf.size());
       if (r > 0) {
         in_len = size_t(r);
@@ -126,14 +149,15 @@ int copy_loop(Stack& stack, KmodDevice& dev, int h, bool use_stdin, CopyResult* 
       in_off += size_t(w);
       res->sent += uint64_t(w);
     }
-    if (stdin_eof && in_off == in_len && !shut_sent && (ev & kEventOut)) {
+    if (stdin_eof && in_off == in_len && !shut_sent && (ev & kEventOut) && (peer_eof || !ends.fin_after_peer)) {
       stack.shutdown(h, 1);  // our FIN: the peer sees end of stream
       shut_sent = true;
     }
     for (;;) {
       int64_t r = stack.read(h, outbuf);
       if (r > 0) {
-        if (!write_all(1, outbuf.data(), size_t(r))) return die("stdout closed");
+        if (ends.sink) ends.sink->update(outbuf.data(), size_t(r));
+        else if (!write_all(1, outbuf.data(), size_t(r))) return die("stdout closed");
         res->received += uint64_t(r);
         continue;
       }
@@ -148,7 +172,7 @@ int copy_loop(Stack& stack, KmodDevice& dev, int h, bool use_stdin, CopyResult* 
     Instant next = stack.poll_at();
     now = Clock::now();
     Duration wait = next <= now ? Duration(0) : std::min<Duration>(next - now, Duration(10'000));
-    if (!stdin_eof && in_off == in_len) {
+    if (!stdin_eof && in_off == in_len && !gen) {
       // Sleep on both the endpoint and stdin.
       pollfd pf[2] = {{dev.fd(), POLLIN, 0}, {0, POLLIN, 0}};
       ::poll(pf, 2, int(wait.count() / 1000));
@@ -178,7 +202,8 @@ void summary(const CopyResult& r, Instant start, const char* how) {
 int usage(FILE* out) {
   std::fprintf(out,
                "usage: utcp-xfer connect IP PORT [--local-handshake] [--bulk | --rings RX,TX,SLOT]\n"
-               "       utcp-xfer listen PORT [--count N] [--bulk | --rings RX,TX,SLOT]\n"
+               "                 [--send-seeded SEED:BYTES] [--hash-received] [--fin-after-peer]\n"
+               "       utcp-xfer listen PORT [--count N] [--bulk | --rings RX,TX,SLOT] [...the same]\n"
                "\n"
                "Copies stdin to a TCP connection and the connection to stdout, like nc, but the\n"
                "TCP runs in this process (libutcp) over an endpoint of the utcp kernel module\n"
@@ -195,6 +220,12 @@ int usage(FILE* out) {
                "  --bulk             ask utcpd for the bulk profile's endpoint rings (256 RX and\n"
                "                     64 TX slots of 64 KiB) instead of its default (64 and 32)\n"
                "  --rings RX,TX,SLOT ask for these rings (descriptors, powers of two; slot bytes)\n"
+               "  --send-seeded SEED:BYTES  send BYTES of utcp-stream's deterministic stream made\n"
+               "                     from SEED instead of stdin; then \"sent BYTES SHA256\" on stderr\n"
+               "  --hash-received    hash what arrives instead of writing it to stdout; then\n"
+               "                     \"received BYTES SHA256\" on stderr\n"
+               "  --fin-after-peer   end our direction only after the peer ended its own (for\n"
+               "                     peers such as nc that stop at the first end of stream)\n"
                "\n"
                "Needs utcpd running; UTCP_REGISTRY names its socket if not /run/utcp/utcpd.sock.\n"
                "Exit status 0 on success, 1 with a message saying what to do, 2 for a usage error.\n"
@@ -208,7 +239,7 @@ int usage(FILE* out) {
 // listen mode: utcpd listens and runs the handshakes (paper §3.4); each connection is
 // taken with an Accept sent ahead and its reply awaited on the registry socket, as an
 // event loop would.
-int serve_listen(uint16_t port, int count, const registry::RingSize& rings) {
+int serve_listen(uint16_t port, int count, const registry::RingSize& rings, const CopyEnds& ends) {
   std::string err;
   registry::RegistryClient reg;
   if (reg.connect(&err) < 0) return die(err);
@@ -234,10 +265,23 @@ int serve_listen(uint16_t port, int count, const registry::RingSize& rings) {
                  ip_str(grant.remote_ip).c_str(), grant.remote_port, grant.endpoint_id,
                  mac_str(grant.next_hop_mac).c_str(), state.size(), handover_ms);
     CopyResult res;
-    if (copy_loop(*ses.stack, *ses.dev, h, i == 0, &res)) return 1;
+    if (copy_loop(*ses.stack, *ses.dev, h, i == 0, ends, &res)) return 1;
     summary(res, replied, "registry accept");
   }
   if (reg.release(lg.endpoint_id, &err) < 0) return die(err);
+  return 0;
+}
+
+// After --send-seeded / --hash-received: "sent|received BYTES SHA256" lines on stderr.
+// A seeded stream cut short (the connection ended before all of it went) is an error.
+int report_hashes(const CopyEnds& ends) {
+  if (ends.gen) {
+    std::fprintf(stderr, "utcp-xfer: sent %llu %s\n", (unsigned long long)ends.gen_hash->bytes(),
+                 ends.gen_hash->hex().c_str());
+    if (ends.gen->left() != 0) return die(std::to_string(ends.gen->left()) + " bytes of the seeded stream were not sent");
+  }
+  if (ends.sink)
+    std::fprintf(stderr, "utcp-xfer: received %llu %s\n", (unsigned long long)ends.sink->bytes(), ends.sink->hex().c_str());
   return 0;
 }
 
@@ -252,11 +296,23 @@ int main(int argc, char** argv) {
   if (argc < npos) return usage(stderr);
   int count = 1;
   bool local_handshake = false;
+  std::unique_ptr<SeededStream> gen;
+  Sha256 gen_hash, sink;
+  CopyEnds ends;
   registry::RingSize rings;
   for (int i = npos; i < argc; ++i) {
     std::string a = argv[i];
     if (listen && a == "--count" && i + 1 < argc) count = std::atoi(argv[++i]);
     else if (!listen && a == "--local-handshake") local_handshake = true;
+    else if (a == "--send-seeded" && i + 1 < argc) {
+      unsigned long long seed = 0, bytes = 0;
+      char tail = 0;
+      if (std::sscanf(argv[++i], "%llu:%llu%c", &seed, &bytes, &tail) != 2 || argv[i][0] == '-') return usage(stderr);
+      gen = std::make_unique<SeededStream>(seed, bytes);
+      ends.gen = gen.get();
+      ends.gen_hash = &gen_hash;
+    } else if (a == "--hash-received") ends.sink = &sink;
+    else if (a == "--fin-after-peer") ends.fin_after_peer = true;
     else if (a == "--bulk") rings = registry::rings_for_profile("bulk");
     else if (a == "--rings" && i + 1 < argc) {
       unsigned rx = 0, tx = 0, slot = 0;
@@ -272,7 +328,8 @@ int main(int argc, char** argv) {
   if (listen) {
     int port = std::atoi(argv[2]);
     if (port <= 0 || port > 65535 || count <= 0) return usage(stderr);
-    return serve_listen(uint16_t(port), count, rings);
+    if (serve_listen(uint16_t(port), count, rings, ends)) return 1;
+    return report_hashes(ends);
   }
   Ipv4Addr remote{};
   uint16_t port = uint16_t(std::atoi(argv[3]));
@@ -303,7 +360,7 @@ int main(int argc, char** argv) {
     if (rc < 0 && rc != -EINPROGRESS) return die(std::string("connect: ") + std::strerror(-rc));
   }
   CopyResult res;
-  if (copy_loop(stack, *ses.dev, h, true, &res)) return 1;
+  if (copy_loop(stack, *ses.dev, h, true, ends, &res)) return 1;
   summary(res, start, state.empty() ? "library handshake" : "registry handshake");
-  return 0;
+  return report_hashes(ends);
 }
