@@ -185,7 +185,6 @@ std::optional<MacAddr> NetInfo::neighbour(int ifindex, Ipv4Addr ip, int timeout_
       rtnl_neigh_put(n);
       if (mac) return mac;
     }
-    if (waited >= timeout_ms) return std::nullopt;
     if (!asked) {
       // Like a kernel socket's first packet would: NTF_USE makes neigh_event_send() start
       // resolution for an entry it creates in NUD_NONE.
@@ -199,6 +198,7 @@ std::optional<MacAddr> NetInfo::neighbour(int ifindex, Ipv4Addr ip, int timeout_
       rtnl_neigh_put(req);
       asked = true;
     }
+    if (waited >= timeout_ms) return std::nullopt;
     usleep(20 * 1000);
   }
 }

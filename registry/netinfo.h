@@ -44,7 +44,7 @@ class NetInfo {
   std::optional<Route> route_to(Ipv4Addr dst);
   // The link-layer address of `ip` on `ifindex` from the kernel's neighbour table. When
   // missing, asks the kernel to resolve it (RTM_NEWNEIGH with NTF_USE makes it send an
-  // ARP request) and waits up to `timeout_ms`.
+  // ARP request) and waits up to `timeout_ms` (0: one look, resolution started).
   std::optional<MacAddr> neighbour(int ifindex, Ipv4Addr ip, int timeout_ms = 3000);
 
  private:

@@ -78,6 +78,8 @@ struct Options {
   // so their next requests do not wait for the module to allocate and zero rings (0: none).
   // The pool goes when the last client does: an idle registry holds no spare memory.
   uint32_t endpoint_pool = 8;
+  // How long a Connect may wait, parked, for its next hop's link address (ARP).
+  Duration neighbour_wait = Duration(3'000'000);
   InheritConfig inherit;
   bool recover = true;  // take over what a previous utcpd left in the module
 };
@@ -130,6 +132,9 @@ struct Handshake {
 };
 constexpr Duration kHandshakeTimeout = Duration(20'000'000);
 constexpr Duration kNextHopTtl = Duration(1'000'000);
+// How often the neighbour table is looked at while a Connect waits for its next hop's
+// link address (Options::neighbour_wait).
+constexpr Duration kNeighbourRetry = Duration(20'000);
 constexpr size_t kMaxNextHops = 4096;
 
 // A listen the registry accepts on for a client (paper §3.4: the registry runs the
@@ -168,7 +173,8 @@ class Registry {
   void release(Grant& g);
   void reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g,
                       std::span<const uint8_t> state = {});
-  void handle_connect(Client& c, const ConnectRequest& r);
+  // `parked_until`: a retry of a Connect parked on its next hop until then (else {}).
+  void handle_connect(Client& c, const ConnectRequest& r, Instant parked_until = {});
   void start_handshake(Client& c, const ConnectRequest& r, Grant& g, const std::array<Instant, 5>& stamps);
   bool reserve_port(Client& c, const RegHeader& req, uint16_t port, Grant& g, bool udp = false);
   // `keep_map`: the registry maps the endpoint next (registry_map); else the mapping a
@@ -234,7 +240,20 @@ class Registry {
   };
   std::map<uint32_t, NextHop> next_hops_;
   // The route and next hop's address for `dst`; replies and returns nullopt if none.
-  std::optional<NextHop> next_hop(Client& c, const RegHeader& req, Ipv4Addr dst);  // the module refused one: no refills until an endpoint goes
+  // With `unresolved`, a next hop whose link address is not known yet is not an error:
+  // its resolution is started, *unresolved set, nothing replied (the caller parks).
+  std::optional<NextHop> next_hop(Client& c, const RegHeader& req, Ipv4Addr dst, bool* unresolved = nullptr);
+  // Connects waiting for ARP: the event loop goes on serving everyone else and looks
+  // at the neighbour table every kNeighbourRetry until the address comes or the wait
+  // ends (then the request gets EHOSTUNREACH, as before).
+  struct ParkedConnect {
+    int client_fd;
+    ConnectRequest req;
+    Instant until;
+  };
+  std::vector<ParkedConnect> parked_;
+  Instant parked_retry_{};
+  void progress_parked();  // the module refused one: no refills until an endpoint goes
   void refill_pool();
   void drain_pool();
   bool take_pooled(const utcp_template& t, Endpoint* out);
@@ -470,14 +489,30 @@ int Registry::run() {
       if (events[i].events & EPOLLIN) serve(*it->second);
       else if (events[i].events & (EPOLLHUP | EPOLLERR)) drop(fd);
     }
+    progress_parked();
     progress_handshakes();
     progress_listens();
     progress_held();
   }
 }
 
+// Retries the parked Connects (their clients may have gone meanwhile: dropped then).
+void Registry::progress_parked() {
+  if (parked_.empty() || Clock::now() < parked_retry_) return;
+  std::vector<ParkedConnect> retry;
+  retry.swap(parked_);
+  parked_retry_ = Clock::now() + kNeighbourRetry;
+  for (const ParkedConnect& p : retry)
+    if (auto it = clients_.find(p.client_fd); it != clients_.end()) handle_connect(*it->second, p.req, p.until);
+}
+
 int Registry::timeout_ms() const {
   int hs = handshake_timeout_ms();
+  if (!parked_.empty()) {
+    const Instant now = Clock::now();
+    const int ms = parked_retry_ <= now ? 0 : int((parked_retry_ - now).count() / 1000 + 1);
+    hs = hs < 0 ? ms : std::min(hs, ms);
+  }
   if (held_.empty()) return hs;
   Instant now = Clock::now(), next = held_check_;
   for (auto& h : held_)
@@ -758,6 +793,8 @@ void Registry::drop(int fd) {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, h->first, nullptr);
     h = handshakes_.erase(h);
   }
+  // Its parked Connects go too (a later client may get the same fd number).
+  std::erase_if(parked_, [fd](const ParkedConnect& p) { return p.client_fd == fd; });
   close_listens(fd);  // resets what nobody accepted, before the endpoints go
   for (auto& [id, g] : it->second->grants) {
     if (g.listener) {
@@ -833,7 +870,7 @@ void Registry::reply_endpoint(Client& c, const RegHeader& req, int error, const 
   send_message(c.fd, msg, pass_fd);
 }
 
-std::optional<Registry::NextHop> Registry::next_hop(Client& c, const RegHeader& req, Ipv4Addr dst) {
+std::optional<Registry::NextHop> Registry::next_hop(Client& c, const RegHeader& req, Ipv4Addr dst, bool* unresolved) {
   const Instant now = Clock::now();
   if (auto it = next_hops_.find(dst.v); it != next_hops_.end()) {
     if (now - it->second.at < kNextHopTtl) return it->second;
@@ -849,7 +886,12 @@ std::optional<Registry::NextHop> Registry::next_hop(Client& c, const RegHeader& 
                    to_string(dst) + " is not reached through " + ifc_.name + ", the interface utcpd serves", nullptr);
     return std::nullopt;
   }
-  auto mac = net_.neighbour(ifc_.ifindex, route->next_hop);
+  // Never waits here: one look at the neighbour table (which starts ARP when missing).
+  auto mac = net_.neighbour(ifc_.ifindex, route->next_hop, 0);
+  if (!mac && unresolved) {
+    *unresolved = true;
+    return std::nullopt;
+  }
   if (!mac) {
     reply_endpoint(c, req, -EHOSTUNREACH, "no ARP answer from " + to_string(route->next_hop), nullptr);
     return std::nullopt;
@@ -858,11 +900,22 @@ std::optional<Registry::NextHop> Registry::next_hop(Client& c, const RegHeader& 
   return next_hops_[dst.v] = NextHop{*route, *mac, Clock::now()};
 }
 
-void Registry::handle_connect(Client& c, const ConnectRequest& r) {
+void Registry::handle_connect(Client& c, const ConnectRequest& r, Instant parked_until) {
   std::array<Instant, 5> stamps{};
   stamps[0] = Clock::now();
   Ipv4Addr dst{r.remote_ip};
-  auto hop = next_hop(c, r.hdr, dst);
+  bool unresolved = false;
+  const bool may_park = parked_until == Instant{} || stamps[0] < parked_until;
+  auto hop = next_hop(c, r.hdr, dst, may_park ? &unresolved : nullptr);
+  if (unresolved) {
+    if (parked_until == Instant{}) {
+      parked_until = stamps[0] + opt_.neighbour_wait;
+      logf(1, "pid %d: connect to %s parked until its next hop's address is known", c.cred.pid, to_string(dst).c_str());
+    }
+    if (parked_.empty()) parked_retry_ = stamps[0] + kNeighbourRetry;
+    parked_.push_back(ParkedConnect{c.fd, r, parked_until});
+    return;
+  }
   if (!hop) return;
   const MacAddr* mac = &hop->mac;
   Grant g;
@@ -1390,6 +1443,8 @@ int usage(FILE* out) {
                "                          endpoint_pool (endpoints with the default rings made\n"
                "                          ahead while idle, default 8, 0: none),\n"
                "                          log_level (0-2),\n"
+               "                          neighbour_wait_ms (how long a connect waits for\n"
+               "                          ARP, default 3000; other requests go on meanwhile),\n"
                "                          time_wait_ms (inherited TIME-WAIT, default 60000);\n"
                "                          options after --config override it\n"
                "      --time-wait-ms MS   TIME-WAIT of inherited connections (default 60000)\n"
@@ -1440,6 +1495,7 @@ bool apply_option(Options& o, const std::string& key, const std::string& val) {
     else if (key == "max_slot_size") o.max_slot_size = uint32_t(std::stoul(val));
     else if (key == "endpoint_pool") o.endpoint_pool = uint32_t(std::stoul(val));
     else if (key == "log_level") g_log_level = std::stoi(val);
+    else if (key == "neighbour_wait_ms") o.neighbour_wait = Duration(int64_t(std::stoul(val)) * 1000);
     else if (key == "time_wait_ms") o.inherit.time_wait = Duration(int64_t(std::stoul(val)) * 1000);
     else if (key == "recover") o.recover = val == "yes" || val == "1" || val == "true";
     else return false;
