@@ -35,6 +35,7 @@
 #include "device/module.h"
 #include "module_control.h"
 #include "netinfo.h"
+#include "pool_filler.h"
 #include "inherit.h"
 #include "ports.h"
 #include "registry/protocol.h"
@@ -74,8 +75,9 @@ struct Options {
   // sends or holds many connections, within the max_* limits.
   uint32_t rx_entries = 64, tx_entries = 32, slot_size = 65536 + 256;
   uint32_t max_rx_entries = 1024, max_tx_entries = 1024, max_slot_size = 65536 + 256;
-  // Endpoints with the default rings created ahead, while utcpd is idle and has clients,
-  // so their next requests do not wait for the module to allocate and zero rings (0: none).
+  // Endpoints with the default rings created ahead (on a worker thread, PoolFiller) while
+  // utcpd has clients, so their next requests do not wait for the module to allocate and
+  // zero rings (0: none).
   // The pool goes when the last client does: an idle registry holds no spare memory.
   uint32_t endpoint_pool = 8;
   // How long a Connect may wait, parked, for its next hop's link address (ARP).
@@ -228,6 +230,11 @@ class Registry {
   // else a new one (nullptr with `why` on failure).
   std::unique_ptr<KmodDevice> registry_map(const Endpoint& ep, std::string* why);
   bool pool_failed_ = false;
+  // Makes the pooled endpoints on its own thread (declared after module_, so it stops
+  // before the control file goes); the event loop takes them from its eventfd.
+  PoolFiller filler_{[this] { return make_pooled(); }};
+  PoolFiller::Made make_pooled();  // on the filler's thread: reads only module_, ifc_, opt_
+  void take_pool_made();
   // Route and next hop per destination, looked up at most once per kNextHopTtl: each
   // lookup is two rtnetlink dumps (routes, neighbours), the largest part of a request's
   // time in utcpd once the endpoint comes from the pool. A neighbour that changes its
@@ -254,7 +261,6 @@ class Registry {
   std::vector<ParkedConnect> parked_;
   Instant parked_retry_{};
   void progress_parked();  // the module refused one: no refills until an endpoint goes
-  void refill_pool();
   void drain_pool();
   bool take_pooled(const utcp_template& t, Endpoint* out);
 };
@@ -320,6 +326,13 @@ int Registry::start() {
   ev.events = EPOLLIN;
   ev.data.fd = listen_fd_;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  std::string why;
+  if (filler_.start(&why) < 0) {
+    logf(0, "%s", why.c_str());
+    return 1;
+  }
+  ev.data.fd = filler_.fd();
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, filler_.fd(), &ev);
   logf(1, "listening on %s", opt_.socket_path.c_str());
   return 0;
 }
@@ -469,9 +482,10 @@ int Registry::recover() {
 int Registry::run() {
   std::vector<epoll_event> events(64);
   for (;;) {
-    const bool refill = !clients_.empty() && pool_.size() < opt_.endpoint_pool && !pool_failed_;
-    int n = ::epoll_wait(epoll_fd_, events.data(), int(events.size()), refill ? 0 : timeout_ms());
-    if (n == 0 && refill) refill_pool();  // nothing else to do: one endpoint ahead
+    // The pool is topped up on the filler's thread, never in this loop.
+    if (!clients_.empty() && !pool_failed_ && pool_.size() + filler_.pending() < opt_.endpoint_pool)
+      filler_.request(opt_.endpoint_pool - pool_.size() - filler_.pending());
+    int n = ::epoll_wait(epoll_fd_, events.data(), int(events.size()), timeout_ms());
     if (n < 0) {
       if (errno == EINTR) continue;
       logf(0, "epoll_wait: %s", std::strerror(errno));
@@ -481,6 +495,10 @@ int Registry::run() {
       int fd = events[i].data.fd;
       if (fd == listen_fd_) {
         accept_clients();
+        continue;
+      }
+      if (fd == filler_.fd()) {
+        take_pool_made();
         continue;
       }
       if (handshakes_.count(fd) || listens_.count(fd)) continue;  // progressed below
@@ -709,23 +727,42 @@ void Registry::accept_clients() {
   }
 }
 
-void Registry::refill_pool() {
-  Endpoint ep;
-  std::string why;
-  if (module_.create_endpoint(pool_template(ifc_), opt_.rx_entries, opt_.tx_entries, opt_.slot_size, &ep, &why) < 0) {
-    logf(2, "endpoint pool: %s; refilled again once an endpoint goes", why.c_str());
-    pool_failed_ = true;
-    return;
-  }
+PoolFiller::Made Registry::make_pooled() {
+  PoolFiller::Made m;
+  m.error = module_.create_endpoint(pool_template(ifc_), opt_.rx_entries, opt_.tx_entries, opt_.slot_size, &m.ep, &m.why);
+  if (m.error < 0) return m;
   // The registry's mapping, for the handshake; without it the endpoint is still pooled.
   utcp_endpoint_stats before{}, after{};
-  ::ioctl(ep.fd, UTCP_IOC_EP_STATS, &before);
-  int dupfd = ::fcntl(ep.fd, F_DUPFD_CLOEXEC, 0);
+  ::ioctl(m.ep.fd, UTCP_IOC_EP_STATS, &before);
+  int dupfd = ::fcntl(m.ep.fd, F_DUPFD_CLOEXEC, 0);
+  std::string why;
   if (auto dev = dupfd >= 0 ? KmodDevice::open(dupfd, ifc_.mtu, &why) : nullptr) {
-    if (::ioctl(ep.fd, UTCP_IOC_EP_STATS, &after) == 0 && after.file_refs > before.file_refs)
-      pool_maps_[ep.id] = PoolMap{std::move(dev), after.file_refs - before.file_refs};
+    if (::ioctl(m.ep.fd, UTCP_IOC_EP_STATS, &after) == 0 && after.file_refs > before.file_refs) {
+      m.dev = std::move(dev);
+      m.refs = after.file_refs - before.file_refs;
+    }
   }
-  pool_.push_back(ep);
+  return m;
+}
+
+// Endpoints the filler made: into the pool, unless no client is left (then the pool is
+// not kept: drain_pool()).
+void Registry::take_pool_made() {
+  for (PoolFiller::Made& m : filler_.take()) {
+    if (m.error < 0) {
+      logf(2, "endpoint pool: %s; refilled again once an endpoint goes", m.why.c_str());
+      pool_failed_ = true;
+      continue;
+    }
+    if (clients_.empty()) {
+      m.dev.reset();  // unmapped before the endpoint goes
+      module_.destroy_endpoint(m.ep.id);
+      ::close(m.ep.fd);
+      continue;
+    }
+    if (m.dev) pool_maps_[m.ep.id] = PoolMap{std::move(m.dev), m.refs};
+    pool_.push_back(m.ep);
+  }
 }
 
 std::unique_ptr<KmodDevice> Registry::registry_map(const Endpoint& ep, std::string* why) {
@@ -1441,7 +1478,7 @@ int usage(FILE* out) {
                "                          max_tx_entries (default 1024), max_slot_size (default\n"
                "                          65792): the most an application may ask for;\n"
                "                          endpoint_pool (endpoints with the default rings made\n"
-               "                          ahead while idle, default 8, 0: none),\n"
+               "                          ahead on a worker thread, default 8, 0: none),\n"
                "                          log_level (0-2),\n"
                "                          neighbour_wait_ms (how long a connect waits for\n"
                "                          ARP, default 3000; other requests go on meanwhile),\n"
