@@ -650,6 +650,8 @@ void Registry::progress_handshakes() {
     Handshake& hs = *it->second;
     Instant now = Clock::now();
     hs.stack->poll(now);
+    const Instant polled = Clock::now();  // the SYN-ACK taken in, the ACK sent
+    Instant exported = polled;
     int ev = hs.stack->events(hs.handle);
     auto cit = clients_.find(hs.client_fd);
     int error = 0;
@@ -673,6 +675,7 @@ void Registry::progress_handshakes() {
         why = std::string("cannot export the connection") + (invalid ? std::string(": ") + invalid : "");
         logf(0, "handshake on endpoint %u: %s", hs.endpoint_id, why.c_str());
       }
+      exported = Clock::now();
     } else if (now >= hs.deadline) {
       error = -ETIMEDOUT;
       why = "no answer to the SYN";
@@ -696,9 +699,11 @@ void Registry::progress_handshakes() {
             auto us = [](Instant a, Instant b) { return (long long)(b - a).count(); };
             logf(2,
                  "pid %d: handshake done on endpoint %u, %zu bytes of state; setup %lld us: route+neighbour %lld, "
-                 "port %lld, endpoint+flow %lld, map+SYN %lld, SYN-ACK wait %lld, export+reply %lld",
+                 "port %lld, endpoint+flow %lld, map+SYN %lld, SYN-ACK wait %lld, SYN-ACK+ACK %lld, export %lld, "
+                 "reply %lld",
                  c.cred.pid, hs.endpoint_id, state.size(), us(t[0], Clock::now()), us(t[0], t[1]), us(t[1], t[2]),
-                 us(t[2], t[3]), us(t[3], t[4]), us(t[4], now), us(now, Clock::now()));
+                 us(t[2], t[3]), us(t[3], t[4]), us(t[4], now), us(now, polled), us(polled, exported),
+                 us(exported, Clock::now()));
           }
         }
       }
