@@ -8,6 +8,8 @@ set -u
 need_classifier
 probe=$UTCP_BUILD/tests/registry/registry_probe
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
+# A socket file left by an earlier script's utcpd would pass for the new one before it binds.
+rm -f "$UTCP_REGISTRY"
 absent=${UTCP_IP_B%.*}.200  # on the link's subnet, nobody there
 
 # The default wait: the request ends with EHOSTUNREACH (registry_probe exits 1 for an

@@ -14,6 +14,8 @@ need_classifier
 xfer=$UTCP_BUILD/examples/utcp-xfer
 stream=$UTCP_BUILD/examples/utcp-stream
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
+# A socket file left by an earlier script's utcpd would pass for the new one before it binds.
+rm -f "$UTCP_REGISTRY"
 bytes=${UTCP_SCALE_BYTES:-1073741824}
 start_utcpd >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 rm -f /tmp/g.*
@@ -24,7 +26,7 @@ port=7300
 in_b bash -c "timeout 900 nc -d -l $UTCP_IP_B $port | sha256sum | cut -d' ' -f1 > /tmp/g.recv_b; exit \${PIPESTATUS[0]}" \
 	2>/tmp/g.nc1.err &
 kside=$!
-wait_for 30 listening $port || { echo "FAIL: nc listens"; exit 1; }
+wait_for 30 listening $port || { echo "FAIL: nc listens"; stop_utcpd; exit 1; }
 start=$(date +%s)
 in_a timeout 900 "$xfer" connect "$UTCP_IP_B" $port --bulk --send-seeded "1:$bytes" --hash-received </dev/null \
 	2>/tmp/g.xfer1.err
@@ -47,7 +49,7 @@ port=7301
 in_b bash -c "$stream gen 2 $bytes 2>/tmp/g.sent_b | timeout 900 nc -N -l $UTCP_IP_B $port >/dev/null; exit \${PIPESTATUS[1]}" \
 	2>/tmp/g.nc2.err &
 kside=$!
-wait_for 30 listening $port || { echo "FAIL: nc listens"; exit 1; }
+wait_for 30 listening $port || { echo "FAIL: nc listens"; stop_utcpd; exit 1; }
 start=$(date +%s)
 in_a timeout 900 "$xfer" connect "$UTCP_IP_B" $port --bulk --hash-received --fin-after-peer </dev/null \
 	2>/tmp/g.xfer2.err

@@ -12,6 +12,8 @@ need_classifier
 server=$UTCP_BUILD/tests/registry/registry_accept_many
 probe=$UTCP_BUILD/tests/registry/registry_probe
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
+# A socket file left by an earlier script's utcpd would pass for the new one before it binds.
+rm -f "$UTCP_REGISTRY"
 n=${UTCP_SCALE_CONNECTIONS:-1000}
 bytes=4096
 # Descriptors: 1,000 sockets in the client, 1,000 endpoint files in the server and utcpd.
@@ -96,7 +98,7 @@ PY
 
 in_a timeout 900 "$server" $port "$n" $bytes --rings 32,32,2048 >/tmp/acc.out 2>/tmp/acc.err &
 spid=$!
-wait_for 60 grep -q "listening on" /tmp/acc.err || { echo "FAIL: accept_many listens"; cat /tmp/acc.err; exit 1; }
+wait_for 60 grep -q "listening on" /tmp/acc.err || { echo "FAIL: accept_many listens"; cat /tmp/acc.err; stop_utcpd; exit 1; }
 in_b timeout 900 python3 /tmp/kclients.py "$UTCP_IP_A" $port "$n" $bytes >/tmp/kc.out 2>&1
 crc=$?
 wait $spid
