@@ -668,9 +668,11 @@ void Registry::progress_handshakes() {
       why = error == -ECONNREFUSED ? "the peer refused the connection"
                                    : std::string("the handshake failed: ") + std::strerror(-error);
     } else if (ev >= 0 && (ev & kEventOut)) {
-      const char* invalid = nullptr;
-      if (Connection* k = hs.stack->connection(hs.handle)) invalid = k->export_state(now).validate();
       if (int rc = hs.stack->export_connection(hs.handle, now, &state); rc < 0 || state.size() > kMaxStateLen) {
+        // Why, from the connection a failed export leaves in the stack (one export only
+        // on the way that works).
+        const char* invalid = nullptr;
+        if (Connection* k = rc < 0 ? hs.stack->connection(hs.handle) : nullptr) invalid = k->export_state(now).validate();
         error = rc < 0 ? rc : -EMSGSIZE;
         why = std::string("cannot export the connection") + (invalid ? std::string(": ") + invalid : "");
         logf(0, "handshake on endpoint %u: %s", hs.endpoint_id, why.c_str());
