@@ -92,7 +92,9 @@ out=$(in_a "$probe" accept "$lid" --wait 2>&1)
 check "waiting Accept on another client's listen refused" 'echo "$out" | grep -q "no such listen of yours"'
 out=$(in_a "$probe" accept 4000 2>&1)
 check "Accept on an unknown listen id refused" 'echo "$out" | grep -q "no such listen of yours"'
-out=$(in_a timeout 3 nc -l "$UTCP_IP_A" $port 2>&1 < /dev/null)
+# nc reports at once when the port is taken; the timeout only ends it when it is not
+# (in a loaded emulated guest nc took 4 s to report).
+out=$(in_a timeout 20 nc -l "$UTCP_IP_A" $port 2>&1 < /dev/null)
 check "listening port reserved in the kernel" 'echo "$out" | grep -q "in use"'
 in_b timeout 600 nc -N "$UTCP_IP_A" $port < /tmp/one > /dev/null
 wait $xfer_pid
