@@ -1149,7 +1149,15 @@ ssize_t sock_send(const std::shared_ptr<Sock>& sp, const void* buf, size_t len, 
   for (;;) {
     int u = usable(s, lk, nb, deadline);
     int64_t r = u;
-    if (u == 0) r = s.conn->stack->write(s.conn->h, {p + done, len - done});
+    if (u == 0) {
+      // Frames in first: the ACKs that woke a blocked sender are what frees send-buffer
+      // space. (Without this a blocking send on a full buffer never took them in: its wait
+      // returned at once on the readable endpoint and the write failed again, forever —
+      // python's http.server, whose sendall blocks, stalled that way; select-driven
+      // senders took them in through poll.)
+      progress(s);
+      r = s.conn->stack->write(s.conn->h, {p + done, len - done});
+    }
     if (r > 0) {
       done += size_t(r);
       progress(s);
