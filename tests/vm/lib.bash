@@ -63,7 +63,7 @@ show_logs() {
 redis_bench_ok() {
 	local out
 	out=$(tr '\r' '\n' < "$1")
-	echo "$out" | grep -E "^(SET|GET):" | sed "s|^|    $2: |"
+	echo "$out" | grep -E "^(SET|GET): [0-9.]+ requests per second" | sed "s|^|    $2: |"
 	[ "$(echo "$out" | grep -cE "^(SET|GET): [0-9.]+ requests per second")" = 2 ] && ! echo "$out" | grep -qi error
 }
 # preload_start ARGS...: what every preload test does first: the classifier, the built

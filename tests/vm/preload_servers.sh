@@ -61,12 +61,14 @@ echo "    iperf3: kernel client -> utcp server: $(mbit "$(iperf3_json "$work/ipe
 echo "    iperf3: utcp server -> kernel client (-R): $(mbit "$(iperf3_json "$work/iperf-down.json" bits_per_second)") Mbit/s"
 echo "    iperf3: kernel client -> kernel server: $(mbit "$(iperf3_json "$work/iperf-kernel.json" bits_per_second)") Mbit/s"
 
-# 2. python3 -m http.server under the layer; kernel curl downloads 8 MiB
+# 2. python3 -m http.server under the layer; kernel curl downloads 8 MiB at 2 MB/s, so that
+# python's blocking sendall meets a full send buffer (8 MiB > the kernel's 6 MiB receive
+# buffer at most + utcp's 1 MiB send buffer) and must take the window updates in to go on
 srv "$work/http.err" 8000 python3 -m http.server 8000 --bind 0.0.0.0 --directory "$work" < /dev/null > /dev/null
 check "python3 -m http.server listens through utcp" '[ $? = 0 ]'
 http=$srv_pid
 tx0=$(utcp_counter tx_bytes)
-in_b timeout 200 curl -sS -o "$work/got.bin" "http://$A:8000/down.bin" 2>"$work/curl.err"
+in_b timeout 200 curl -sS --limit-rate 2M -o "$work/got.bin" "http://$A:8000/down.bin" 2>"$work/curl.err"
 rc=$?
 check "kernel curl downloads 8 MiB from python3 http.server on utcp (sha256 equal)" '[ $rc = 0 ] && [ "$(sha "$work/got.bin")" = "$(sha "$work/down.bin")" ]'
 check "the download went through utcp (module tx_bytes +8 MiB, accepted through utcp)" 'counter_grown tx_bytes $tx0 $((8 << 20)) && accepted "$work/http.err"'
