@@ -188,6 +188,7 @@ class Registry {
   int handshake_timeout_ms() const;
   void handle_listen(Client& c, const ListenRequest& r);
   bool open_listener(Client& c, const ListenRequest& r, Grant& g);
+  std::shared_ptr<PortReservation> reusable_port(uint16_t port) const;
   void handle_listen_accept(Client& c, const ListenRequest& r);
   void handle_accept(Client& c, const AcceptRequest& r);
   bool claim(Listening& l, const AcceptRequest& r);
@@ -1067,8 +1068,13 @@ bool Registry::open_listener(Client& c, const ListenRequest& r, Grant& g) {
     return false;
   }
   g.listener = true;
-  if (!reserve_port(c, r.hdr, r.local_port, g)) return false;
-  utcp_template t = base_template(g.port.port());
+  // SO_REUSEADDR (kListenReuseAddr): the reservation an earlier listen's connections still
+  // hold is shared with the new listen, as the kernel lets such a socket bind the port.
+  if (auto reuse = (r.flags & kListenReuseAddr) && r.local_port ? reusable_port(r.local_port) : nullptr)
+    g.shared_port = std::move(reuse);
+  else if (!reserve_port(c, r.hdr, r.local_port, g))
+    return false;
+  utcp_template t = base_template(g.shared_port ? g.shared_port->port() : g.port.port());
   t.flags = UTCP_TMPL_F_LISTENER;
   // With kListenAccept the listener's rings are the registry's (SYNs and what arrives
   // before each connection's own endpoint): its defaults, whatever the client asked.
@@ -1085,11 +1091,24 @@ void Registry::handle_listen(Client& c, const ListenRequest& r) {
   reply_endpoint(c, r.hdr, 0, "", &stored);
 }
 
+// The reservation of `port` held only by connections of listens that are closed (accepted
+// ones, open or in TIME-WAIT, here or inherited), or null: none, or a listen is live on it.
+std::shared_ptr<PortReservation> Registry::reusable_port(uint16_t port) const {
+  for (const auto& [fd, l] : listens_)
+    if (l->port == port) return nullptr;
+  for (const auto& [fd, c] : clients_)
+    for (const auto& [id, g] : c->grants)
+      if (g.shared_port && g.shared_port->port() == port) return g.shared_port;
+  for (const auto& h : held_)
+    if (h->grant.shared_port && h->grant.shared_port->port() == port) return h->grant.shared_port;
+  return nullptr;
+}
+
 void Registry::handle_listen_accept(Client& c, const ListenRequest& r) {
   Grant g;
   if (!open_listener(c, r, g)) return;
-  const uint16_t port = g.port.port();
-  g.shared_port = std::make_shared<PortReservation>(std::move(g.port));
+  if (!g.shared_port) g.shared_port = std::make_shared<PortReservation>(std::move(g.port));
+  const uint16_t port = g.shared_port->port();
   // The registry's own view of the listener endpoint, and the stack that listens on it.
   std::string why;
   auto dev = registry_map(g.ep, &why);

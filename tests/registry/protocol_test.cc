@@ -216,7 +216,8 @@ TEST(RegistryProtocol, ListenRefusals) {
     int want;
   };
   const Case cases[] = {
-      {"unknown flag", [](ListenRequest& r) { r.flags |= 2; }, -EINVAL},
+      {"unknown flag", [](ListenRequest& r) { r.flags |= 4; }, -EINVAL},
+      {"kListenReuseAddr without kListenAccept", [](ListenRequest& r) { r.flags = kListenReuseAddr; }, -EINVAL},
       {"high flag", [](ListenRequest& r) { r.flags = 0x80000000u; }, -EINVAL},
       {"reserved nonzero", [](ListenRequest& r) { r.reserved = 1; }, -EINVAL},
       {"local loopback", [](ListenRequest& r) { r.local_ip = 0x7f000001; }, -EADDRNOTAVAIL},
@@ -233,6 +234,9 @@ TEST(RegistryProtocol, ListenRefusals) {
     c.mutate(r);
     EXPECT_EQ(check(bytes_of(r)), c.want) << c.name;
   }
+  ListenRequest reuse = good_listen();
+  reuse.flags |= kListenReuseAddr;  // SO_REUSEADDR on a listen utcpd accepts on
+  EXPECT_EQ(check(bytes_of(reuse)), 0);
 }
 
 TEST(RegistryProtocol, AcceptRefusals) {

@@ -36,3 +36,42 @@ stop_utcpd() {
 	pkill -x utcpd 2>/dev/null || true
 	echo "--- utcpd log"; tail -n 20 /tmp/utcpd.log || true
 }
+
+# ---- the preload layer's tests (tests/vm/preload_*.sh): unmodified programs on utcp
+preload_so() { echo "$(readlink -f "$UTCP_BUILD")/libutcp/src/preload/libutcp-preload.so"; }  # absolute: programs may chdir
+utcp_counter() { in_a "$UTCP_BUILD/tools/utcpctl" stats | awk -v k="$1" '$1 == k { print $2 }'; }  # the module's global counter $1
+counter_grown() {  # counter_grown NAME BEFORE MIN: the module's counter NAME grew by at least MIN since BEFORE
+	[ $(( $(utcp_counter "$1") - $2 )) -ge "$3" ]
+}
+sha() { sha256sum < "$1" | cut -d' ' -f1; }
+listening_in() { ip netns exec "$1" ss -ltnH "sport = :$2" | grep -q .; }  # a kernel socket listens on port $2 in namespace $1
+live_endpoints() { in_a "$UTCP_BUILD/tests/registry/registry_probe" live-endpoints; }
+# iperf3_json FILE KEY: from iperf3 --json output, end.sum_received.KEY (bytes, bits_per_second); 0 when absent
+iperf3_json() {
+	python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['end']['sum_received'][sys.argv[2]]))" "$1" "$2" 2>/dev/null || echo 0
+}
+mbit() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }  # bits/s -> Mbit/s
+# show_logs DIR PATTERN: the head of each DIR/*.err with lines other than PATTERN (a test's leftovers)
+show_logs() {
+	local f
+	for f in "$1"/*.err; do
+		if grep -qv "$2" "$f" 2>/dev/null; then echo "--- $(basename "$f")"; head -n 8 "$f"; fi
+	done
+}
+# redis_bench_ok OUT LABEL: prints the SET and GET results of `redis-benchmark -q` in OUT
+# (after LABEL); true when both report a rate and nothing mentions an error.
+redis_bench_ok() {
+	local out
+	out=$(tr '\r' '\n' < "$1")
+	echo "$out" | grep -E "^(SET|GET): [0-9.]+ requests per second" | sed "s|^|    $2: |"
+	[ "$(echo "$out" | grep -cE "^(SET|GET): [0-9.]+ requests per second")" = 2 ] && ! echo "$out" | grep -qi error
+}
+# preload_start ARGS...: what every preload test does first: the classifier, the built
+# layer in $pre, UTCP_REGISTRY, utcpd started with ARGS (exits the test on a failure).
+preload_start() {
+	need_classifier
+	pre=$(preload_so)
+	export UTCP_REGISTRY=/run/utcp/utcpd.sock
+	[ -f "$pre" ] || { echo "FAIL: libutcp-preload.so built"; exit 1; }
+	start_utcpd "$@" -v >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
+}

@@ -109,6 +109,9 @@ struct Conn {
   FourTuple tuple;
   bool dead = false;
   int dead_err = 0;
+  // A fork() child's copy whose rings could not be mapped again at their address (see
+  // remap_rings_in_child): `dev` must not unmap what is not its mapping in this process.
+  bool unmapped = false;
 };
 
 enum class St { kFresh, kConnecting, kUtcp, kFailed, kClosed, kListening };
@@ -312,8 +315,35 @@ void progress(Sock& s) {
 void destroy_conn(Sock& s) {
   if (!s.conn) return;
   s.conn->stack.reset();  // sends nothing
-  s.conn->dev.reset();    // unmaps, closes our endpoint file: utcpd inherits what is left
+  if (s.conn->unmapped) {
+    // Its destructor would munmap an address range that is not the rings in this process
+    // (maybe someone else's memory by now): close the file, leave the small object.
+    REAL(close)(s.conn->dev->fd());
+    (void)s.conn->dev.release();
+  }
+  s.conn->dev.reset();  // unmaps, closes our endpoint file: utcpd inherits what is left
   s.conn.reset();
+}
+
+// In a fork() child: the module maps an endpoint's rings VM_DONTCOPY, so the child has the
+// parent's KmodDevice objects but not their mappings — the address range is free in the
+// child, and the next mmap (the child's own one, taking the connection over) may land
+// exactly there; destroying the stale copy afterwards then unmapped the new rings (the
+// worker child's SIGSEGV in KmodDevice::receive). Maps the same rings again at the same
+// address, so the child's copy is what it claims to be until it is destroyed or replaced.
+// Called in the child right after the fork, before anything else can take the range.
+void remap_rings_in_child(Conn& c) {
+  KmodDevice& d = *c.dev;
+  const utcp_ring_layout& l = d.info().layout;
+  // The mapping's base, from the one accessor that exposes it (no dereference).
+  uint8_t* base = reinterpret_cast<uint8_t*>(d.app_info_area()) - l.header_off - UTCP_APP_INFO_OFF;
+  void* p = ::mmap(base, l.map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, d.fd(), 0);
+  if (p == base) return;
+  int e = errno;
+  if (p != MAP_FAILED) ::munmap(p, l.map_size);  // a kernel without MAP_FIXED_NOREPLACE put it elsewhere
+  c.unmapped = true;
+  logf("fork: cannot map a connection's rings again in the child (%s); it can still take the connection over",
+       p == MAP_FAILED ? std::strerror(e) : "mapped at another address");
 }
 
 // Whether this process holds the connection's TCP state (always, unless a fork() gave
@@ -859,7 +889,8 @@ int do_listen(const std::shared_ptr<Sock>& sp, int fd, int backlog) {
   int rc = 0;
   if (!reused) {
     rc = l->reg.connect(&err);
-    if (rc == 0) rc = l->reg.listen(s.bound_port, uint16_t(std::clamp(backlog, 0, 65535)), &l->grant, &err);
+    if (rc == 0)
+      rc = l->reg.listen(s.bound_port, uint16_t(std::clamp(backlog, 0, 65535)), &l->grant, &err, s.opts.reuseaddr != 0);
   }
   if (rc == 0 && s.bound_ip && s.bound_ip != l->grant.local_ip.v) {
     std::string ignored;
@@ -1118,7 +1149,15 @@ ssize_t sock_send(const std::shared_ptr<Sock>& sp, const void* buf, size_t len, 
   for (;;) {
     int u = usable(s, lk, nb, deadline);
     int64_t r = u;
-    if (u == 0) r = s.conn->stack->write(s.conn->h, {p + done, len - done});
+    if (u == 0) {
+      // Frames in first: the ACKs that woke a blocked sender are what frees send-buffer
+      // space. (Without this a blocking send on a full buffer never took them in: its wait
+      // returned at once on the readable endpoint and the write failed again, forever —
+      // python's http.server, whose sendall blocks, stalled that way; select-driven
+      // senders took them in through poll.)
+      progress(s);
+      r = s.conn->stack->write(s.conn->h, {p + done, len - done});
+    }
     if (r > 0) {
       done += size_t(r);
       progress(s);
@@ -1695,11 +1734,21 @@ __attribute__((visibility("default"))) int bind(int fd, const sockaddr* addr, so
   const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
   bool parked_port = false;
   if (r < 0 && errno == EADDRINUSE && v4 && in->sin_port && in->sin_addr.s_addr != htonl(INADDR_LOOPBACK) &&
-      wants_utcp_listen(config(), ntohs(in->sin_port)) && parked_on(ntohs(in->sin_port))) {
+      wants_utcp_listen(config(), ntohs(in->sin_port))) {
+    bool reuse;
+    {
+      std::lock_guard<std::mutex> g(s->mu);
+      reuse = s->opts.reuseaddr != 0;
+    }
     // utcpd holds the port for this process's closed listen, kept for a listen again
-    // (close_listener): the placeholder stays unbound; listen() takes the listen back.
-    parked_port = true;
-    r = 0;
+    // (close_listener), or — SO_REUSEADDR — maybe only for the connections of an earlier
+    // listen (TIME-WAIT), which the kernel would let this socket bind: the placeholder
+    // stays unbound; listen() takes the listen back, or asks utcpd with kListenReuseAddr
+    // (which refuses the port, EADDRINUSE, when someone really listens on it).
+    if (parked_on(ntohs(in->sin_port)) || reuse) {
+      parked_port = true;
+      r = 0;
+    }
   }
   if (r < 0) return r;
   std::lock_guard<std::mutex> g(s->mu);
@@ -1841,17 +1890,52 @@ __attribute__((visibility("default"))) ssize_t sendmsg(int fd, const msghdr* msg
   }
   return REAL(sendmsg)(fd, msg, flags);
 }
-__attribute__((visibility("default"))) ssize_t sendfile(int out, int in, off_t* off, size_t n) {
-  if (auto s = fds().maybe(out) ? waitable(out) : nullptr) {
-    std::vector<uint8_t> b(std::min<size_t>(n, 256 * 1024));
-    ssize_t r = off ? ::pread(in, b.data(), b.size(), *off) : REAL(read)(in, b.data(), b.size());
-    if (r <= 0) return r;
-    ssize_t w = sock_send(s, b.data(), size_t(r), 0);
-    if (w > 0 && off) *off += w;
-    else if (w > 0 && w < r) ::lseek(in, w - r, SEEK_CUR);  // give back what was not sent
-    return w;
+namespace {
+// sendfile() to a utcp socket: read from the file (at *off, or at its offset), write through
+// utcp, as one call (up to 256 KiB; a partial count like Linux's). Without `off` the file's
+// offset ends past what was sent: bytes read but not sent are given back (lseek), also on
+// an error such as EAGAIN. A utcp socket as the input is not a file: EINVAL, as Linux says
+// for a socket there.
+ssize_t sendfile_utcp(const std::shared_ptr<Sock>& s, int in, off_t* off, size_t n) {
+  if (fds().maybe(in) && waitable(in)) return fail(EINVAL);
+  std::vector<uint8_t> b(std::min<size_t>(n, 256 * 1024));
+  ssize_t r = off ? ::pread(in, b.data(), b.size(), *off) : REAL(read)(in, b.data(), b.size());
+  if (r <= 0) return r;
+  ssize_t w = sock_send(s, b.data(), size_t(r), MSG_NOSIGNAL);
+  int e = errno;
+  if (off) {
+    if (w > 0) *off += w;
+  } else if (w < r) {
+    ::lseek(in, (w > 0 ? w : 0) - r, SEEK_CUR);  // give back what was not sent
   }
+  if (w < 0 && e == EPIPE) ::pthread_kill(::pthread_self(), SIGPIPE);  // as Linux's sendfile
+  errno = e;
+  return w;
+}
+}  // namespace
+
+__attribute__((visibility("default"))) ssize_t sendfile(int out, int in, off_t* off, size_t n) {
+  if (auto s = fds().maybe(out) ? waitable(out) : nullptr) return sendfile_utcp(s, in, off, n);
+  if (fds().maybe(in) && waitable(in)) return fail(EINVAL);
   return REAL(sendfile)(out, in, off, n);
+}
+// Programs built with _FILE_OFFSET_BITS=64 call this name (the same function on 64-bit).
+__attribute__((visibility("default"))) ssize_t sendfile64(int out, int in, off64_t* off, size_t n) {
+  static_assert(sizeof(off64_t) == sizeof(off_t));
+  return sendfile(out, in, reinterpret_cast<off_t*>(off), n);
+}
+
+// splice() moves pages between kernel pipes and files; a utcp socket's bytes live in this
+// process, not in a kernel socket buffer: EINVAL (logged once), where the kernel would
+// otherwise splice to or from the endpoint file itself.
+__attribute__((visibility("default"))) ssize_t splice(int in, loff_t* off_in, int out, loff_t* off_out, size_t n,
+                                                      unsigned flags) {
+  if ((fds().maybe(in) && waitable(in)) || (fds().maybe(out) && waitable(out))) {
+    static std::atomic<bool> told{false};
+    if (!told.exchange(true)) logf("splice() on a utcp socket is not supported (EINVAL); read and write work");
+    return fail(EINVAL);
+  }
+  return REAL(splice)(in, off_in, out, off_out, n, flags);
 }
 
 __attribute__((visibility("default"))) int close(int fd) {
@@ -2219,6 +2303,8 @@ __attribute__((visibility("default"))) pid_t fork(void) {
   l1.unlock();
   if (pid == 0) {
     g_pid.store(int(::getpid()));
+    for (auto& s : v)
+      if (s->conn && s->conn->dev) remap_rings_in_child(*s->conn);
     // The helper thread stayed in the parent; the child starts its own when it needs one.
     g_helper_running = false;
     if (g_helper_wake >= 0) REAL(close)(g_helper_wake);

@@ -252,13 +252,13 @@ int RegistryClient::listen_endpoint(uint16_t local_port, uint16_t backlog, Grant
   return 0;
 }
 
-int RegistryClient::listen(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error) {
+int RegistryClient::listen(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error, bool reuse_addr) {
   ListenRequest req{};
   req.hdr.type = uint16_t(MsgType::kListen);
   req.local_port = local_port;
   req.backlog = backlog;
   req.rings = rings_;
-  req.flags = kListenAccept;
+  req.flags = kListenAccept | (reuse_addr ? kListenReuseAddr : 0);
   EndpointReply rep{};
   int fd = -1;
   if (int rc = call(req, &rep, &fd, error); rc < 0) return rc;

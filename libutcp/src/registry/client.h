@@ -65,7 +65,7 @@ class RegistryClient {
   // listen id (endpoint_id), local address and port, and no endpoint file. backlog 0 =
   // kDefaultBacklog; more than kMaxBacklog is capped. Closed by release(listen id) or
   // when this client disconnects; connections nobody accepted are then reset.
-  int listen(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error);
+  int listen(uint16_t local_port, uint16_t backlog, Grant* out, std::string* error, bool reuse_addr = false);
   // One established connection of the listen: its own endpoint in `out` and its TCP
   // state in `state`, to import (Stack::import_connection). Without `wait`, -EAGAIN at
   // once when none is ready; with it, blocks until one is.

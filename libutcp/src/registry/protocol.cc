@@ -104,8 +104,12 @@ int validate_request(std::span<const uint8_t> msg, std::string* why) {
     case MsgType::kListen: {
       ListenRequest r;
       if (!read_as(msg, &r)) break;
-      if (r.reserved || (r.flags & ~kListenAccept)) {
+      if (r.reserved || (r.flags & ~(kListenAccept | kListenReuseAddr))) {
         *why = "unknown flags or reserved field not zero";
+        return -EINVAL;
+      }
+      if ((r.flags & kListenReuseAddr) && !(r.flags & kListenAccept)) {
+        *why = "kListenReuseAddr is for listens utcpd accepts on (kListenAccept)";
         return -EINVAL;
       }
       if (const char* bad = check_rings(r.rings)) { *why = bad; return -EINVAL; }

@@ -91,6 +91,12 @@ inline constexpr uint32_t kListenAccept = 1;  // utcpd listens and accepts for t
                                               // §3.4): it keeps the listener endpoint and answers
                                               // the SYNs; the reply carries no fd, its endpoint_id
                                               // is the listen id that Accept requests name
+inline constexpr uint32_t kListenReuseAddr = 2;  // with kListenAccept, the program's SO_REUSEADDR:
+                                                 // the port may be one utcpd still holds only for
+                                                 // the connections of an earlier listen on it (in
+                                                 // TIME-WAIT, or still open), as Linux allows; never
+                                                 // one with a live listen or held by anyone else.
+                                                 // A utcpd without it refuses the flag (EINVAL).
 
 // With kListenAccept the registry's SYN queue and its queue of established connections
 // nobody has claimed yet are each bounded by `backlog` (0: 128; capped at kMaxBacklog).
