@@ -41,6 +41,9 @@ smoke_runs() {  # STACK
 	run "stream send by time" $stack bytes mbit_per_s -- --time 0.5 --write-size 512
 	run "3 parallel streams" $stack bytes mbit_per_s streams -- --bytes 96K --parallel 3
 	run "rr" $stack rtt_us.mean rtt_us.p50 rtt_us.p99 iterations -- --rr 512 --iterations 20
+	# Multi-segment messages: a response may arrive in the server's last poll of a round
+	# (utcp-sps once left it there until a timer, stalling the run).
+	run "rr 4 KiB" $stack rtt_us.mean iterations -- --rr 4096 --iterations 40
 	run "connect" $stack setup_us.mean connections -- --connect 3
 	run "crr" $stack connections_per_s connections connection_us.mean -- --crr 64 --iterations 5
 }

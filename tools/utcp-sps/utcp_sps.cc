@@ -52,6 +52,7 @@ struct Conn {
   std::vector<uint8_t> out = std::vector<uint8_t>(65536);  // from the stack, for the application
   size_t out_off = 0, out_len = 0;
   Instant close_deadline = kInstantNever;
+  bool again = false;  // pump() stopped while data was still moving
 };
 
 class Server {
@@ -87,7 +88,7 @@ class Server {
       Instant now = Clock::now();
       Instant next = now + Duration(1'000'000);
       for (auto& c : conns_)
-        if (c->stack) next = std::min({next, c->stack->poll_at(), c->close_deadline});
+        if (c->stack) next = std::min({next, c->again ? now : c->stack->poll_at(), c->close_deadline});
       int64_t us = std::max<int64_t>(0, (next - now).count());
       timespec ts{time_t(us / 1'000'000), long(us % 1'000'000) * 1000};
       epoll_event evs[64];
@@ -101,7 +102,7 @@ class Server {
       for (Conn* c : ready) pump(*c, now);
       for (auto it = conns_.begin(); it != conns_.end();) {
         Conn& c = **it;
-        if (c.stack && (c.stack->poll_at() <= now || now >= c.close_deadline)) pump(c, now);
+        if (c.stack && (c.again || c.stack->poll_at() <= now || now >= c.close_deadline)) pump(c, now);
         if (finished(c, now)) {
           drop(c);
           it = conns_.erase(it);
@@ -193,26 +194,56 @@ class Server {
       if (c.dead) return;
     }
     if (c.h < 0) return;  // closing: the stack alone finishes the connection
+    // Until a round moves nothing: a poll can take in data or ACKs (send space) that the
+    // next event would not announce — the Unix socket is edge-triggered and the endpoint
+    // may stay quiet — so what it made possible is done now, not on a later timer.
+    // A busy connection gets a bounded number of rounds, then its turn comes again in the
+    // next loop of run() without waiting: the others are served in between.
     Stack& s = *c.stack;
-    s.poll(now);
-    // Application -> TCP: only what the send buffer takes, so nothing is read and held.
+    c.again = false;
+    for (int round = 0;; ++round) {
+      s.poll(now);
+      const bool moved_in = app_to_tcp(c);
+      const bool moved_out = tcp_to_app(c);
+      if (c.dead || !(moved_in || moved_out)) break;
+      if (round == 16) {
+        c.again = true;
+        break;
+      }
+    }
+    if (c.app_eof && c.tcp_eof && c.out_off >= c.out_len) start_close(c, now);
+  }
+
+  // Application -> TCP: only what the send buffer takes, so nothing is read and held.
+  // True if anything moved.
+  bool app_to_tcp(Conn& c) {
+    Stack& s = *c.stack;
     uint8_t buf[65536];
-    while (!c.app_eof) {
+    bool moved = false;
+    while (!c.app_eof && !c.dead) {
       const Connection* conn = s.connection(c.h);
       size_t space = conn ? conn->send_space() : 0;
       if (space == 0) break;
       ssize_t r = ::recv(c.ufd, buf, std::min(space, sizeof buf), 0);
       if (r > 0) {
         s.write(c.h, {buf, size_t(r)});
+        moved = true;
       } else if (r == 0) {
         c.app_eof = true;
         s.shutdown(c.h, 1);
+        moved = true;
       } else {
         if (errno != EAGAIN) c.dead = true;
         break;
       }
     }
-    // TCP -> application.
+    return moved;
+  }
+
+  // TCP -> application. True if anything moved.
+  bool tcp_to_app(Conn& c) {
+    Stack& s = *c.stack;
+    bool moved = false;
     while (!c.dead) {
       if (c.out_off < c.out_len) {
         ssize_t w = ::send(c.ufd, c.out.data() + c.out_off, c.out_len - c.out_off, MSG_NOSIGNAL);
@@ -221,6 +252,7 @@ class Server {
           break;
         }
         c.out_off += size_t(w);
+        moved = true;
         continue;
       }
       int64_t n = s.read(c.h, c.out);
@@ -228,7 +260,10 @@ class Server {
         c.out_off = 0;
         c.out_len = size_t(n);
       } else if (n == 0) {
-        if (!c.tcp_eof) ::shutdown(c.ufd, SHUT_WR);
+        if (!c.tcp_eof) {
+          ::shutdown(c.ufd, SHUT_WR);
+          moved = true;
+        }
         c.tcp_eof = true;
         break;
       } else {
@@ -240,8 +275,7 @@ class Server {
         break;
       }
     }
-    s.poll(now);
-    if (c.app_eof && c.tcp_eof && c.out_off >= c.out_len) start_close(c, now);
+    return moved;
   }
 
   void start_close(Conn& c, Instant now) {
