@@ -542,10 +542,13 @@ Stack::ConnEntry* Stack::add_connection(const FourTuple& t, std::unique_ptr<Conn
 }
 
 void Stack::lend_area(ConnEntry* e) {
-  // The send buffer moves into device memory once, on the first write that finds the
-  // area free (KmodDevice reserves it only while no frame is queued, so a later write
-  // may succeed where this one did not). With its payload there, a data frame is sent
+  // The send buffer moves into device memory on the first write that finds the area
+  // free (or its holder done sending). With its payload there, a data frame is sent
   // without copying the payload behind its headers (Device::tx_commit_split).
+  // A connection imported into another process moves its send data into the area again
+  // at the same place in the rings: a split frame the module still held back (rate
+  // limit) from the exporter could then leave with other bytes than it had -- the
+  // reason an exporter should flush and drain first (examples/utcp_handoff.cc does).
   if (area_owner_ && !area_owner_->conn->return_send_buffer()) return;  // still in use
   area_owner_ = nullptr;
   auto area = dev_->tx_payload_area(e->conn->send_space() + e->conn->send_queued());

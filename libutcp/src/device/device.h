@@ -52,9 +52,7 @@ class Device {
   // Device memory a send buffer may live in, so that frames can take their payload
   // from it in place (tx_commit_split) instead of having it copied behind their headers;
   // empty when the device has none. The Stack lends it to one connection at a time.
-  // Empty too when it would be smaller than `min_size`. A call that returns it may
-  // reserve it (KmodDevice gives up half of its TX slots for it), and may return empty
-  // while frames are still queued.
+  // Empty too when it is smaller than `min_size`.
   virtual std::span<uint8_t> tx_payload_area(size_t min_size) {
     (void)min_size;
     return {};

@@ -56,6 +56,15 @@ std::unique_ptr<KmodDevice> KmodDevice::open(int fd, uint32_t mtu, std::string* 
   auto dev = std::unique_ptr<KmodDevice>(new KmodDevice(fd, info, static_cast<uint8_t*>(map)));
   dev->mtu_ = mtu;
   dev->abi_flags_ = abi.flags;
+  // The payload area is the upper half of the TX slots, decided from the layout alone,
+  // so every process that maps these rings (the registry before and after us, a
+  // process we hand the connection to) builds frames only in the lower half and never
+  // overwrites payload a queued split frame still refers to.
+  const uint64_t half = uint64_t(l.tx_entries / 2) * l.slot_size;
+  if ((abi.flags & UTCP_ABI_F_TX_SPLIT) && l.tx_entries >= 4 && half >= kMinPayloadArea) {
+    dev->frame_slots_ = l.tx_entries / 2;
+    dev->area_ = {dev->map_ + l.slots_off + (uint64_t(l.rx_entries) + dev->frame_slots_) * l.slot_size, size_t(half)};
+  }
   return dev;
 }
 
@@ -142,17 +151,7 @@ void KmodDevice::tx_commit(size_t len) {
 }
 
 std::span<uint8_t> KmodDevice::tx_payload_area(size_t min_size) {
-  const utcp_ring_layout& l = info_.layout;
-  if (!area_.empty()) return area_.size() >= min_size ? area_ : std::span<uint8_t>();
-  if (!(abi_flags_ & UTCP_ABI_F_TX_SPLIT) || l.tx_entries < 4) return {};
-  if (uint64_t(l.tx_entries / 2) * l.slot_size < min_size) return {};  // not worth half the slots
-  // Queued frames may sit in the upper half (their descriptors index all the slots):
-  // reserve only once the module has taken every one of them.
-  if (tx_queued() != 0) return {};
-  frame_slots_ = l.tx_entries / 2;
-  const uint64_t first = uint64_t(l.rx_entries) + frame_slots_;
-  area_ = {map_ + l.slots_off + first * l.slot_size, size_t(l.tx_entries - frame_slots_) * l.slot_size};
-  return area_;
+  return area_.size() >= min_size && !area_.empty() ? area_ : std::span<uint8_t>();
 }
 
 void KmodDevice::tx_commit_split(size_t hdr_len, std::span<const uint8_t> payload) {
