@@ -323,8 +323,9 @@ static int utcp_tx_one(struct utcp_endpoint *ep, struct net_device *dev,
 {
 	const struct utcp_ring_layout *l = &ep->layout;
 	u64 area_end = (u64)l->slots_off + (u64)l->slot_count * l->slot_size;
-	u32 offset, len, flags, reserved;
+	u32 offset, len, flags, reserved, hlen;
 	struct sk_buff *skb;
+	u8 *data;
 	int err, rc;
 
 	/* Each user-written field is read once; only these copies are used below. */
@@ -332,9 +333,24 @@ static int utcp_tx_one(struct utcp_endpoint *ep, struct net_device *dev,
 	len = READ_ONCE(desc->len);
 	flags = READ_ONCE(desc->flags);
 	reserved = READ_ONCE(desc->reserved);
-	if (flags || reserved || len > UTCP_MAX_FRAME_LEN || len < ETH_HLEN ||
-	    offset < l->slots_off || (u64)offset + len > area_end)
+	if (len > UTCP_MAX_FRAME_LEN || len < ETH_HLEN || offset < l->slots_off)
 		return -EINVAL;
+	if (flags & UTCP_TXF_SPLIT) {
+		/*
+		 * Headers at offset, payload at reserved (uapi UTCP_TXF_SPLIT): both pieces
+		 * inside the slot area, nothing but the split bit and the header length set.
+		 */
+		hlen = UTCP_TXF_HDR_LEN(flags);
+		if ((flags & ~(UTCP_TXF_SPLIT | (0xffffu << UTCP_TXF_HDR_SHIFT))) ||
+		    hlen < ETH_HLEN || hlen > UTCP_TXF_HDR_MAX || hlen >= len ||
+		    (u64)offset + hlen > area_end || reserved < l->slots_off ||
+		    (u64)reserved + (len - hlen) > area_end)
+			return -EINVAL;
+	} else {
+		if (flags || reserved || (u64)offset + len > area_end)
+			return -EINVAL;
+		hlen = len;
+	}
 	if (!utcp_rate_take(ep, len, now))
 		return -EAGAIN;
 
@@ -345,8 +361,15 @@ static int utcp_tx_one(struct utcp_endpoint *ep, struct net_device *dev,
 		return -ENOBUFS;
 	}
 	skb_reserve(skb, LL_RESERVED_SPACE(dev));
-	/* Copy first, check the copy: user space may rewrite the slot meanwhile. */
-	memcpy(skb_put(skb, len), (u8 *)ep->area + offset, len);
+	/*
+	 * Copy first, check the copy: user space may rewrite the slot meanwhile. A split
+	 * frame's payload is copied straight behind its headers, so the copy is the same
+	 * linear frame a contiguous descriptor gives, and the check below sees only it.
+	 */
+	data = skb_put(skb, len);
+	memcpy(data, (u8 *)ep->area + offset, hlen);
+	if (hlen < len)
+		memcpy(data + hlen, (u8 *)ep->area + reserved, len - hlen);
 	err = utcp_tx_check(ep, skb);
 	if (!err && ep->tmpl.proto == IPPROTO_TCP)
 		utcp_tx_csum_partial(skb);

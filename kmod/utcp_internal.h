@@ -17,7 +17,7 @@
 #include <uapi/linux/utcp.h>
 
 /* utcp_abi_info.flags: what this module does beyond the ABI version (both answers). */
-#define UTCP_MODULE_ABI_FLAGS	UTCP_ABI_F_TX_TCP_CSUM
+#define UTCP_MODULE_ABI_FLAGS	(UTCP_ABI_F_TX_TCP_CSUM | UTCP_ABI_F_TX_SPLIT)
 
 /*
  * A control file's state. Lifetime: one kref held by the control file (passed to the

@@ -236,9 +236,13 @@ int cmd_errno(const Env& e) {
   struct DescCase {
     const char* name;
     utcp_desc d;
+    int want = EINVAL;
   };
   const uint32_t so = h.layout.slots_off;
   const uint32_t end = uint32_t(h.layout.map_size);
+  // uapi UTCP_TXF_SPLIT: headers at offset, hdr_len in the flags' upper half, payload
+  // at reserved; both pieces inside the slot area.
+  auto split = [](uint32_t hlen) { return UTCP_TXF_SPLIT | (hlen << UTCP_TXF_HDR_SHIFT); };
   const DescCase dcases[] = {
       {"tx_desc_offset_in_header", {0, 60, 0, 0}},
       {"tx_desc_offset_in_desc_ring", {h.layout.tx_desc_off, 60, 0, 0}},
@@ -248,17 +252,28 @@ int cmd_errno(const Env& e) {
       {"tx_desc_len_huge", {so, 0x7fffffff, 0, 0}},
       {"tx_desc_flags", {so, 60, 4, 0}},
       {"tx_desc_reserved", {so, 60, 0, 9}},
-      {"tx_desc_garbage_frame", {so, 60, 0, 0}},
+      {"tx_desc_garbage_frame", {so, 60, 0, 0}, EPERM},
+      {"tx_split_hdr_short", {so, 60, split(13), so + 1024}},
+      {"tx_split_hdr_long", {so, 300, split(UTCP_TXF_HDR_MAX + 1), so + 1024}},
+      {"tx_split_hdr_whole_frame", {so, 60, split(60), so + 1024}},
+      {"tx_split_payload_in_header", {so, 60, split(34), 0}},
+      {"tx_split_payload_in_desc_ring", {so, 60, split(34), h.layout.tx_desc_off}},
+      {"tx_split_payload_past_end", {so, 60, split(34), end - 10}},
+      {"tx_split_payload_wraps", {so, 60, split(34), 0xfffffff0u}},
+      {"tx_split_header_past_end", {end - 20, 60, split(34), so + 1024}},
+      {"tx_split_other_flag", {so, 60, split(34) | UTCP_TXF_SENT, so + 1024}},
+      {"tx_split_len_huge", {so, UTCP_MAX_FRAME_LEN + 1, split(34), so + 1024}},
+      {"tx_split_garbage_frame", {so, 60, split(34), so + 1024}, EPERM},
   };
   uint32_t prod = 0;
-  std::memset(base + so, 0xee, 256);
+  std::memset(base + so, 0xee, 2048);
   for (const DescCase& k : dcases) {
     txd[prod & 63] = k.d;
     ++prod;
     hdr->tx_prod.value = prod;
     utcp_tx_result res{};
     int got = xioctl(fd, UTCP_IOC_TX, &res);
-    bool ok = got == (std::string(k.name) == "tx_desc_garbage_frame" ? EPERM : EINVAL) && res.refused == 1 &&
+    bool ok = got == k.want && res.refused == 1 &&
               (txd[(prod - 1) & 63].flags & (UTCP_TXF_ERR_MALFORMED | UTCP_TXF_ERR_TEMPLATE)) &&
               hdr->tx_cons.value == prod;
     r.check(ok, k.name, "errno %s refused %u flags 0x%x cons %u", ename(got), res.refused,
@@ -267,7 +282,7 @@ int cmd_errno(const Env& e) {
   st = {};
   st.id = h.id;
   xioctl(ctl, UTCP_IOC_ENDPOINT_STATS, &st);
-  r.check(st.tx_malformed == 9 && st.tx_template_rejects == 1 && st.tx_frames == 0, "tx_refusals_counted",
+  r.check(st.tx_malformed == 19 && st.tx_template_rejects == 2 && st.tx_frames == 0, "tx_refusals_counted",
           "malformed %llu template %llu", (unsigned long long)st.tx_malformed,
           (unsigned long long)st.tx_template_rejects);
 
@@ -300,6 +315,32 @@ int cmd_errno(const Env& e) {
   xioctl(ctl, UTCP_IOC_SET_RATE, &rl);
   rc = ::ioctl(fd, UTCP_IOC_TX, &res);
   r.check(rc == 1 && hdr->tx_cons.value == prod, "rate_limit_lifted_sends_pending", "rc %d", rc);
+
+  // A split frame: the same valid frame as headers in one slot, payload in another. It
+  // is sent; with a header that breaks the template it is refused as a whole frame is.
+  {
+    abi = {};
+    r.check(utcp::query_abi(fd, &abi) == 0 && (abi.flags & UTCP_ABI_F_TX_SPLIT), "abi_tx_split", "flags 0x%x",
+            abi.flags);
+    const uint32_t hlen = uint32_t(frame.size() - pl.size());
+    std::memcpy(base + so + 4096, frame.data(), hlen);
+    std::memcpy(base + so + 8192 + 3, frame.data() + hlen, pl.size());  // any alignment
+    txd[prod & 63] = {so + 4096, uint32_t(frame.size()), split(hlen), so + 8192 + 3};
+    ++prod;
+    hdr->tx_prod.value = prod;
+    res = {};
+    rc = ::ioctl(fd, UTCP_IOC_TX, &res);
+    r.check(rc == 1 && res.sent == 1 && txd[(prod - 1) & 63].flags == UTCP_TXF_SENT, "tx_split_sent",
+            "rc %d sent %u flags 0x%x", rc, res.sent, txd[(prod - 1) & 63].flags);
+    base[so + 4096 + 6] ^= 0x01;  // source MAC, in the header piece
+    txd[prod & 63] = {so + 4096, uint32_t(frame.size()), split(hlen), so + 8192 + 3};
+    ++prod;
+    hdr->tx_prod.value = prod;
+    res = {};
+    rc = xioctl(fd, UTCP_IOC_TX, &res);
+    r.check(rc == EPERM && res.refused == 1 && txd[(prod - 1) & 63].flags == UTCP_TXF_ERR_TEMPLATE,
+            "tx_split_template_checked", "errno %s flags 0x%x", ename(rc), txd[(prod - 1) & 63].flags);
+  }
 
   // restart ioctls (uapi "Restarting the registry")
   utcp_persist pe{};

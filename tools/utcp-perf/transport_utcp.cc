@@ -138,7 +138,9 @@ class UtcpTransport final : public Transport {
   }
   int64_t recv(Conn& c, std::span<uint8_t> out) override {
     auto& u = static_cast<UtcpConn&>(c);
-    return u.stack->read(u.h, out);
+    // With nothing buffered, the read polls with `out` posted: in-order data is copied
+    // from the RX slots straight into it (Stack::read with a time).
+    return u.stack->read(u.h, out, Clock::now());
   }
   int shutdown_write(Conn& c) override {
     auto& u = static_cast<UtcpConn&>(c);

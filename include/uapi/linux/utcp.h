@@ -71,6 +71,13 @@ struct utcp_abi_info {
  *   as it always may in a frame longer than the MTU, which leaves as GSO.
  */
 #define UTCP_ABI_F_TX_TCP_CSUM	(1u << 0)
+/*
+ * UTCP_ABI_F_TX_SPLIT: a TX descriptor may carry UTCP_TXF_SPLIT: the frame is its
+ *   headers at `offset` followed by payload at another place of the slot area (see
+ *   struct utcp_desc), so a library can keep its send buffer in the slot area and send
+ *   from it without first copying the payload behind the headers.
+ */
+#define UTCP_ABI_F_TX_SPLIT	(1u << 1)
 
 /*
  * The shared region of one endpoint: one mmap of layout.map_size bytes at offset 0 of
@@ -105,8 +112,8 @@ struct utcp_abi_info {
  * re-checks the indices after registering, so no wake-up is lost.
  *
  * TX: user space writes frames anywhere in the slot area, fills tx[tx_prod & mask]
- * (offset, len, flags = 0, reserved = 0), publishes tx_prod with release, then calls
- * UTCP_IOC_TX. The kernel reads each descriptor once, copies the frame, checks the
+ * (offset, len, flags = 0, reserved = 0; or a split frame, UTCP_TXF_SPLIT below),
+ * publishes tx_prod with release, then calls UTCP_IOC_TX. The kernel reads each descriptor once, copies the frame, checks the
  * copy against the template, sends or refuses it, writes the status into the
  * descriptor's flags (UTCP_TXF_*) and publishes tx_cons with release. Entries before
  * tx_cons are the user's again. Frames held back by the rate limit stay before
@@ -131,8 +138,8 @@ struct utcp_ring_header {
 struct utcp_desc {
 	__u32 offset;		/* from the start of the mapping */
 	__u32 len;		/* frame length, Ethernet header included */
-	__u32 flags;		/* RX: UTCP_RXF_*; TX: in 0, out UTCP_TXF_* */
-	__u32 reserved;		/* zero */
+	__u32 flags;		/* RX: UTCP_RXF_*; TX: in 0 or UTCP_TXF_SPLIT, out UTCP_TXF_* */
+	__u32 reserved;		/* zero; TX with UTCP_TXF_SPLIT: the payload's offset */
 };
 
 /* RX descriptor flags. */
@@ -143,6 +150,18 @@ struct utcp_desc {
 #define UTCP_TXF_SENT		(1u << 0)	/* handed to the device */
 #define UTCP_TXF_ERR_TEMPLATE	(1u << 1)	/* refused: a header field differs from the template */
 #define UTCP_TXF_ERR_MALFORMED	(1u << 2)	/* refused: bad offset/len/flags or headers */
+
+/*
+ * TX descriptor input flag (UTCP_ABI_F_TX_SPLIT): the frame is in two pieces, both in
+ * the slot area. The first UTCP_TXF_HDR_LEN(flags) bytes (Ethernet + IPv4 + TCP/UDP
+ * headers, 14..UTCP_TXF_HDR_MAX) are at `offset`; the remaining len - hdr_len payload
+ * bytes at `reserved`. The module copies both pieces before it checks or sends
+ * anything, exactly as for a contiguous frame; no other input bit may be set.
+ */
+#define UTCP_TXF_SPLIT		(1u << 8)
+#define UTCP_TXF_HDR_SHIFT	16
+#define UTCP_TXF_HDR_LEN(flags)	(((flags) >> UTCP_TXF_HDR_SHIFT) & 0xffffu)
+#define UTCP_TXF_HDR_MAX	(14 + 60 + 60)	/* Ethernet, IPv4 and TCP headers with all options */
 
 /* Layout of an endpoint's mapping, returned by UTCP_IOC_ENDPOINT_CREATE. */
 struct utcp_ring_layout {

@@ -121,9 +121,13 @@ bool Stack::send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_
   const size_t tcp_hlen = tcp_header_len(repr);
   const size_t payload = p1.size() + p2.size();
   const size_t l3 = Ipv4Repr::kHeaderLen;
-  const size_t total = EthernetRepr::kHeaderLen + l3 + tcp_hlen + payload;
-  auto buf = dev_->tx_buffer(total);
-  if (buf.size() < total) {
+  const size_t hdrs = EthernetRepr::kHeaderLen + l3 + tcp_hlen;
+  const size_t total = hdrs + payload;
+  // Payload in one piece in the device's area (the send buffer lent to it, not
+  // wrapping here): the device takes it from there, only the headers are built.
+  const bool split = payload > 0 && p2.empty() && in_area(p1) && total <= caps.max_tx_frame;
+  auto buf = dev_->tx_buffer(split ? hdrs : total);
+  if (buf.size() < (split ? hdrs : total)) {
     ++stats_.tx_full;
     return false;
   }
@@ -131,8 +135,10 @@ bool Stack::send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_
   // where it already lies).
   uint8_t* tcp_at = buf.data() + EthernetRepr::kHeaderLen + l3;
   uint8_t* pay_at = tcp_at + tcp_hlen;
-  if (!p1.empty()) std::memcpy(pay_at, p1.data(), p1.size());
-  if (!p2.empty()) std::memcpy(pay_at + p1.size(), p2.data(), p2.size());
+  if (!split) {
+    if (!p1.empty()) std::memcpy(pay_at, p1.data(), p1.size());
+    if (!p2.empty()) std::memcpy(pay_at + p1.size(), p2.data(), p2.size());
+  }
   // A full-sized data segment on a device that takes frames beyond the MTU stays open:
   // the next segments of the same connection in this round may join it (TSO). Only
   // segments of exactly the size the device will cut at, so the wire carries what
@@ -140,14 +146,22 @@ bool Stack::send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_
   const size_t seg_at_mtu = caps.mtu > l3 + tcp_hlen ? caps.mtu - l3 - tcp_hlen : 0;
   const bool may_grow = caps.gso() && repr.flags == tcp_flags::kAck && payload > 0 &&
                         payload == seg_at_mtu &&
-                        buf.size() >= total + seg_at_mtu;
+                        (split ? total + seg_at_mtu <= caps.max_tx_frame : buf.size() >= total + seg_at_mtu);
   TcpRepr r = repr;
-  r.payload = {pay_at, payload};
   const bool offload = caps.tx_checksum_offload || caps.tx_tcp_checksum_offload;
-  size_t n = emit_tcp(r, t.local_ip, t.remote_ip, {tcp_at, tcp_hlen + payload}, !offload && !may_grow);
+  size_t n;
+  if (split) {
+    const bool fill = !offload && !may_grow;
+    n = emit_tcp_header(r, t.local_ip, t.remote_ip, {tcp_at, tcp_hlen}, payload, fill ? checksum_add(p1) : 0, fill);
+    if (n != 0) n += payload;
+  } else {
+    r.payload = {pay_at, payload};
+    n = emit_tcp(r, t.local_ip, t.remote_ip, {tcp_at, tcp_hlen + payload}, !offload && !may_grow);
+  }
   if (n == 0) return true;  // cannot be encoded (too long): drop, never wedge
   if (may_grow) {
-    open_ = OpenFrame{true, t, dst_mac, buf, tcp_hlen, seg_at_mtu, payload, 1, repr.seq + uint32_t(payload), repr.flags};
+    open_ = OpenFrame{true, t, dst_mac, buf, tcp_hlen, seg_at_mtu, payload, 1, repr.seq + uint32_t(payload), repr.flags,
+                      split ? p1.data() : nullptr};
     return true;
   }
   Ipv4Repr ip;
@@ -159,7 +173,13 @@ bool Stack::send(const FourTuple& t, const TcpRepr& repr, std::span<const uint8_
   emit_ipv4(ip, buf.subspan(EthernetRepr::kHeaderLen, l3));
   EthernetRepr eth{dst_mac, cfg_.mac, uint16_t(EtherType::kIpv4)};
   emit_ethernet(eth, buf);
-  dev_->tx_commit(EthernetRepr::kHeaderLen + l3 + n);
+  if (split) {
+    dev_->tx_commit_split(hdrs, p1);
+    ++stats_.split_frames;
+    stats_.split_bytes += payload;
+  } else {
+    dev_->tx_commit(EthernetRepr::kHeaderLen + l3 + n);
+  }
   ++stats_.frames_out;
   return true;
 }
@@ -177,9 +197,10 @@ bool Stack::gso_append(const FourTuple& t, const TcpRepr& repr, std::span<const 
     return false;
   const size_t l2l3 = EthernetRepr::kHeaderLen + Ipv4Repr::kHeaderLen;
   const size_t end = l2l3 + o.tcp_hlen + o.payload + payload;
-  if (end > o.buf.size() || end > dev_->caps().max_tx_frame ||
-      end - EthernetRepr::kHeaderLen > 0xffff)
-    return false;
+  // A split frame's payload lies in the send buffer: the next segment must follow it
+  // there, in one piece; an ordinary frame is bounded by its slot.
+  if (o.ext ? (!p2.empty() || p1.data() != o.ext + o.payload) : end > o.buf.size()) return false;
+  if (end > dev_->caps().max_tx_frame || end - EthernetRepr::kHeaderLen > 0xffff) return false;
   if (tcp_header_len(repr) != o.tcp_hlen) return false;
   std::array<uint8_t, TcpRepr::kMaxHeaderLen> h;
   TcpRepr r = repr;
@@ -191,15 +212,17 @@ bool Stack::gso_append(const FourTuple& t, const TcpRepr& repr, std::span<const 
   if (std::memcmp(h.data(), cur, 4) != 0 || std::memcmp(h.data() + 8, cur + 8, 8) != 0 ||
       std::memcmp(h.data() + 18, cur + 18, o.tcp_hlen - 18) != 0)
     return false;
-  uint8_t* at = o.buf.data() + l2l3 + o.tcp_hlen + o.payload;
-  if (!p1.empty()) std::memcpy(at, p1.data(), p1.size());
-  if (!p2.empty()) std::memcpy(at + p1.size(), p2.data(), p2.size());
+  if (!o.ext) {
+    uint8_t* at = o.buf.data() + l2l3 + o.tcp_hlen + o.payload;
+    if (!p1.empty()) std::memcpy(at, p1.data(), p1.size());
+    if (!p2.empty()) std::memcpy(at + p1.size(), p2.data(), p2.size());
+  }
   o.payload += payload;
   ++o.segments;
   o.next_seq = repr.seq + uint32_t(payload);
   o.flags = repr.flags;
   // A short segment, PSH or FIN ends the frame; so does a slot with no room for another.
-  if (payload < o.seg || o.flags != tcp_flags::kAck || end + o.seg > o.buf.size() ||
+  if (payload < o.seg || o.flags != tcp_flags::kAck || (!o.ext && end + o.seg > o.buf.size()) ||
       end + o.seg > dev_->caps().max_tx_frame || end + o.seg - EthernetRepr::kHeaderLen > 0xffff)
     gso_close();
   return true;
@@ -220,7 +243,10 @@ void Stack::gso_close() {
   uint16_t check;
   if (o.segments == 1 && !caps.tx_checksum_offload && !caps.tx_tcp_checksum_offload) {
     tcp_at[16] = tcp_at[17] = 0;
-    check = checksum_fold(checksum_add({tcp_at, seg_len}, pseudo));
+    if (o.ext)  // the header's length is a multiple of 4: the two sums just add up
+      check = checksum_fold(checksum_add({o.ext, o.payload}, checksum_add({tcp_at, o.tcp_hlen}, pseudo)));
+    else
+      check = checksum_fold(checksum_add({tcp_at, seg_len}, pseudo));
   } else {
     // What a checksum-offloading device expects (Linux CHECKSUM_PARTIAL): the folded
     // pseudo-header sum; the device (for a GSO frame: each segment's) completes it.
@@ -238,7 +264,13 @@ void Stack::gso_close() {
   emit_ipv4(ip, o.buf.subspan(EthernetRepr::kHeaderLen, l3));
   EthernetRepr eth{o.dst, cfg_.mac, uint16_t(EtherType::kIpv4)};
   emit_ethernet(eth, o.buf);
-  dev_->tx_commit(EthernetRepr::kHeaderLen + l3 + seg_len);
+  if (o.ext) {
+    dev_->tx_commit_split(EthernetRepr::kHeaderLen + l3 + o.tcp_hlen, {o.ext, o.payload});
+    ++stats_.split_frames;
+    stats_.split_bytes += o.payload;
+  } else {
+    dev_->tx_commit(EthernetRepr::kHeaderLen + l3 + seg_len);
+  }
   ++stats_.frames_out;
   if (o.segments > 1) {
     ++stats_.gso_frames;
@@ -509,8 +541,25 @@ Stack::ConnEntry* Stack::add_connection(const FourTuple& t, std::unique_ptr<Conn
   return p;
 }
 
+void Stack::lend_area(ConnEntry* e) {
+  // The send buffer moves into device memory on the first write that finds the area
+  // free (or its holder done sending). With its payload there, a data frame is sent
+  // without copying the payload behind its headers (Device::tx_commit_split).
+  // A connection imported into another process moves its send data into the area again
+  // at the same place in the rings: a split frame the module still held back (rate
+  // limit) from the exporter could then leave with other bytes than it had -- the
+  // reason an exporter should flush and drain first (examples/utcp_handoff.cc does).
+  if (area_owner_ && !area_owner_->conn->return_send_buffer()) return;  // still in use
+  area_owner_ = nullptr;
+  auto area = dev_->tx_payload_area(e->conn->send_space() + e->conn->send_queued());
+  if (area.empty() || !e->conn->place_send_buffer(area)) return;
+  area_ = area;
+  area_owner_ = e;
+}
+
 void Stack::remove(ConnEntry* e) {
   if (published_ == e) published_ = nullptr;
+  if (area_owner_ == e) area_owner_ = nullptr;  // the area is free for the next writer
   wheel_.cancel(e->timer);
   if (e->dirty) {
     dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), e), dirty_.end());
@@ -683,6 +732,7 @@ int64_t Stack::write(int h, std::span<const uint8_t> data) {
   if (s->kind != Socket::Kind::kConnection) return -ENOTCONN;
   Connection& c = *s->entry->conn;
   if (c.state() == TcpState::kSynSent || c.state() == TcpState::kSynReceived) return -EAGAIN;
+  if (area_owner_ != s->entry) lend_area(s->entry);
   int64_t n = c.send(data);
   if (n == 0 && !data.empty()) return -EAGAIN;
   if (n > 0) mark_dirty(s->entry);
@@ -699,6 +749,19 @@ int64_t Stack::read(int h, std::span<uint8_t> out) {
   int64_t n = c.recv(out);
   if (n > 0 && c.poll_at() <= now_) mark_dirty(s->entry);  // a window update is due
   return n;
+}
+
+int64_t Stack::read(int h, std::span<uint8_t> out, Instant now) {
+  int64_t n = read(h, out);
+  if (n != -EAGAIN || out.empty()) return n;
+  Connection* c = sock(h)->entry->conn.get();
+  c->post_read(out);
+  poll(now);
+  // The handle keeps its entry (and connection) alive through the poll.
+  const size_t got = c->end_posted_read();
+  if (got == 0) return read(h, out);
+  if (c->poll_at() <= now_) mark_dirty(sock(h)->entry);  // an ACK or window update is due
+  return int64_t(got);
 }
 
 int Stack::shutdown(int h, int how) {

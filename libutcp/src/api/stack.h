@@ -82,6 +82,9 @@ struct StackStats {
   // Frames that carried more than one segment (GSO/TSO: the device cuts them), and the
   // segments they carried.
   uint64_t gso_frames = 0, gso_segments = 0;
+  // Frames whose payload the device took from the send buffer in place (split frames:
+  // no copy behind the headers), and those payload bytes.
+  uint64_t split_frames = 0, split_bytes = 0;
   // RFC 4987 §3.6: cookie SYN-ACKs sent, ACKs that returned a valid cookie (connections
   // made), and ACKs refused with a RST (forged, stale, or no cookies sent lately).
   uint64_t syn_cookies_sent = 0, syn_cookies_ok = 0, syn_cookies_failed = 0;
@@ -114,6 +117,11 @@ class Stack : private SegmentSink {
   int connect(int h, Ipv4Addr ip, uint16_t port, Instant now);
   int64_t write(int h, std::span<const uint8_t> data);
   int64_t read(int h, std::span<uint8_t> out);
+  // read(), and when nothing is buffered, one poll(now) with `out` posted to the
+  // connection (Connection::post_read): in-order data in the frames that poll takes
+  // from the device is copied from them straight into `out`, skipping the receive
+  // buffer. Returns like read(); -EAGAIN when the poll brought nothing either.
+  int64_t read(int h, std::span<uint8_t> out, Instant now);
   // how: 0 read, 1 write, 2 both (SHUT_RD/WR/RDWR).
   int shutdown(int h, int how);
   int close(int h);
@@ -185,7 +193,16 @@ class Stack : private SegmentSink {
     uint32_t segments = 0;
     SeqNum next_seq;         // the sequence number an appended segment must start at
     uint8_t flags = 0;       // of the last segment (PSH/FIN go on the last one only)
+    // Split frame: the payload stays in the device's payload area (the connection's
+    // send buffer) from here, and `buf` holds only the headers (Device::tx_commit_split).
+    const uint8_t* ext = nullptr;
   };
+  // Whether `p` lies in the device memory lent to a connection's send buffer.
+  bool in_area(std::span<const uint8_t> p) const {
+    return !area_.empty() && p.data() >= area_.data() && p.data() + p.size() <= area_.data() + area_.size();
+  }
+  // Lends the device's payload area to connection `e`'s send buffer when nobody has it.
+  void lend_area(ConnEntry* e);
 
   Device* dev_;
   // Publication for observers (api/publish.h): the device's area, and which connection
@@ -213,6 +230,10 @@ class Stack : private SegmentSink {
   uint16_t next_ephemeral_;
   uint16_t ip_ident_ = 0;
   OpenFrame open_;
+  // Device memory the send buffer of one connection lives in (Device::tx_payload_area),
+  // and that connection; frames take their payload from it in place.
+  std::span<uint8_t> area_;
+  ConnEntry* area_owner_ = nullptr;
   ParsedFrame parsed_;
   Instant now_ = kInstantZero;
   StackStats stats_;

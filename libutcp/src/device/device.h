@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <algorithm>
 #include <functional>
 #include <span>
@@ -47,6 +48,27 @@ class Device {
   virtual std::span<uint8_t> tx_buffer(size_t len) = 0;
   virtual void tx_commit(size_t len) = 0;
   virtual void flush(Instant now) = 0;
+
+  // Device memory a send buffer may live in, so that frames can take their payload
+  // from it in place (tx_commit_split) instead of having it copied behind their headers;
+  // empty when the device has none. The Stack lends it to one connection at a time.
+  // Empty too when it is smaller than `min_size`.
+  virtual std::span<uint8_t> tx_payload_area(size_t min_size) {
+    (void)min_size;
+    return {};
+  }
+  // Queues a frame made of the first `hdr_len` bytes of the last tx_buffer() followed by
+  // `payload`, which lies in tx_payload_area(). The device reads the payload when it
+  // sends the frame, by the end of the flush() that sends it; until then the payload
+  // must not change (a frame held back past a flush, e.g. by the module's rate limit,
+  // may carry what the bytes hold when it leaves: the stack only rewrites bytes the
+  // peer acknowledged, so such a frame is a harmless duplicate). Only called on a
+  // device whose tx_payload_area() is not empty.
+  virtual void tx_commit_split(size_t hdr_len, std::span<const uint8_t> payload) {
+    (void)hdr_len;
+    (void)payload;
+    std::abort();  // a device without tx_payload_area() never gets split frames
+  }
 
   // Convenience: copy a built frame. Returns false when the device is full.
   bool transmit(std::span<const uint8_t> frame) {

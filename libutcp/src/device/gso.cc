@@ -20,8 +20,20 @@ namespace {
 constexpr size_t kEth = 14;
 }  // namespace
 
-SoftGso::SoftGso(Device& inner, size_t max_frame)
-    : inner_(inner), buf_(std::min<size_t>(max_frame, kEth + 65535)) {}
+SoftGso::SoftGso(Device& inner, size_t max_frame, size_t payload_area)
+    : inner_(inner), buf_(std::min<size_t>(max_frame, kEth + 65535)), area_(payload_area) {}
+
+void SoftGso::tx_commit_split(size_t hdr_len, std::span<const uint8_t> payload) {
+  // Joined here rather than at flush: the frame is cut into segments at commit anyway.
+  if (hdr_len > buf_.size() || payload.size() > buf_.size() - hdr_len ||
+      payload.data() < area_.data() || payload.data() + payload.size() > area_.data() + area_.size()) {
+    ++stats_.frames;
+    ++stats_.dropped;
+    return;
+  }
+  std::memcpy(buf_.data() + hdr_len, payload.data(), payload.size());
+  tx_commit(hdr_len + payload.size());
+}
 
 DeviceCaps SoftGso::caps() const {
   DeviceCaps c = inner_.caps();

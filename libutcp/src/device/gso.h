@@ -32,8 +32,9 @@ struct SoftGsoStats {
 
 class SoftGso final : public Device {
  public:
-  // `max_frame`: the largest frame accepted (at most 14 + 65535).
-  explicit SoftGso(Device& inner, size_t max_frame = 14 + 65535);
+  // `max_frame`: the largest frame accepted (at most 14 + 65535). `payload_area`: bytes
+  // of memory offered as tx_payload_area() (split frames are joined at commit).
+  explicit SoftGso(Device& inner, size_t max_frame = 14 + 65535, size_t payload_area = 0);
 
   DeviceCaps caps() const override;
   size_t receive(Instant now, const std::function<void(std::span<const uint8_t>)>& fn,
@@ -43,6 +44,10 @@ class SoftGso final : public Device {
   bool rx_frame_checksum_ok() const override { return inner_.rx_frame_checksum_ok(); }
   std::span<uint8_t> tx_buffer(size_t len) override;
   void tx_commit(size_t len) override;
+  std::span<uint8_t> tx_payload_area(size_t min_size) override {
+    return area_.size() >= min_size ? std::span<uint8_t>(area_) : std::span<uint8_t>();
+  }
+  void tx_commit_split(size_t hdr_len, std::span<const uint8_t> payload) override;
   void flush(Instant now) override;
   Instant poll_at() const override { return inner_.poll_at(); }
   int wait_fd() const override { return inner_.wait_fd(); }
@@ -59,6 +64,7 @@ class SoftGso final : public Device {
   Device& inner_;
   std::vector<uint8_t> buf_;  // the frame being built (one at a time, as tx_buffer allows)
   std::vector<uint8_t> seg_;  // one segment being cut
+  std::vector<uint8_t> area_;  // tx_payload_area()
   // Segments the inner device had no room for, in order; the buffers are reused.
   std::vector<std::vector<uint8_t>> pending_;
   size_t pending_head_ = 0, pending_n_ = 0;

@@ -56,6 +56,15 @@ std::unique_ptr<KmodDevice> KmodDevice::open(int fd, uint32_t mtu, std::string* 
   auto dev = std::unique_ptr<KmodDevice>(new KmodDevice(fd, info, static_cast<uint8_t*>(map)));
   dev->mtu_ = mtu;
   dev->abi_flags_ = abi.flags;
+  // The payload area is the upper half of the TX slots, decided from the layout alone,
+  // so every process that maps these rings (the registry before and after us, a
+  // process we hand the connection to) builds frames only in the lower half and never
+  // overwrites payload a queued split frame still refers to.
+  const uint64_t half = uint64_t(l.tx_entries / 2) * l.slot_size;
+  if ((abi.flags & UTCP_ABI_F_TX_SPLIT) && l.tx_entries >= 4 && half >= kMinPayloadArea) {
+    dev->frame_slots_ = l.tx_entries / 2;
+    dev->area_ = {dev->map_ + l.slots_off + (uint64_t(l.rx_entries) + dev->frame_slots_) * l.slot_size, size_t(half)};
+  }
   return dev;
 }
 
@@ -70,6 +79,7 @@ KmodDevice::KmodDevice(int fd, const utcp_endpoint_info& info, uint8_t* map)
   rx_cons_ = std::atomic_ref<uint32_t>(hdr_->rx_cons.value).load(std::memory_order_relaxed);
   tx_prod_ = std::atomic_ref<uint32_t>(hdr_->tx_prod.value).load(std::memory_order_relaxed);
   tx_cons_seen_ = load_acquire(index(hdr_->tx_cons));
+  frame_slots_ = l.tx_entries;
 }
 
 KmodDevice::~KmodDevice() {
@@ -120,23 +130,38 @@ uint32_t KmodDevice::tx_queued() const {
 std::span<uint8_t> KmodDevice::tx_buffer(size_t len) {
   const utcp_ring_layout& l = info_.layout;
   if (len > l.slot_size || len > UTCP_MAX_FRAME_LEN) return {};
-  if (tx_prod_ - tx_cons_seen_ >= l.tx_entries) {
+  // At most frame_slots_ frames queued: descriptor i uses frame slot i mod frame_slots_.
+  if (tx_prod_ - tx_cons_seen_ >= frame_slots_) {
     // Acquire: the module finished with the slots before it published tx_cons.
     tx_cons_seen_ = load_acquire(index(hdr_->tx_cons));
-    if (tx_prod_ - tx_cons_seen_ >= l.tx_entries) return {};
+    if (tx_prod_ - tx_cons_seen_ >= frame_slots_) return {};
   }
-  uint32_t slot = l.rx_entries + (tx_prod_ & (l.tx_entries - 1));
+  uint32_t slot = l.rx_entries + (tx_prod_ & (frame_slots_ - 1));
   return {map_ + l.slots_off + uint64_t(slot) * l.slot_size, l.slot_size};
 }
 
 void KmodDevice::tx_commit(size_t len) {
   const utcp_ring_layout& l = info_.layout;
-  uint32_t i = tx_prod_ & (l.tx_entries - 1);
-  utcp_desc& d = tx_desc_[i];
-  d.offset = uint32_t(l.slots_off + uint64_t(l.rx_entries + i) * l.slot_size);
+  utcp_desc& d = tx_desc_[tx_prod_ & (l.tx_entries - 1)];
+  d.offset = uint32_t(l.slots_off + uint64_t(l.rx_entries + (tx_prod_ & (frame_slots_ - 1))) * l.slot_size);
   d.len = uint32_t(len);
   d.flags = 0;
   d.reserved = 0;
+  ++tx_prod_;
+}
+
+std::span<uint8_t> KmodDevice::tx_payload_area(size_t min_size) {
+  return area_.size() >= min_size && !area_.empty() ? area_ : std::span<uint8_t>();
+}
+
+void KmodDevice::tx_commit_split(size_t hdr_len, std::span<const uint8_t> payload) {
+  // uapi UTCP_TXF_SPLIT: headers in this descriptor's frame slot, payload in the area.
+  const utcp_ring_layout& l = info_.layout;
+  utcp_desc& d = tx_desc_[tx_prod_ & (l.tx_entries - 1)];
+  d.offset = uint32_t(l.slots_off + uint64_t(l.rx_entries + (tx_prod_ & (frame_slots_ - 1))) * l.slot_size);
+  d.len = uint32_t(hdr_len + payload.size());
+  d.flags = UTCP_TXF_SPLIT | (uint32_t(hdr_len) << UTCP_TXF_HDR_SHIFT);
+  d.reserved = uint32_t(payload.data() - map_);
   ++tx_prod_;
 }
 

@@ -39,6 +39,11 @@ class KmodDevice final : public Device {
                  size_t max = 64) override;
   std::span<uint8_t> tx_buffer(size_t len) override;
   void tx_commit(size_t len) override;
+  // With UTCP_ABI_F_TX_SPLIT, at least 4 TX slots and kMinPayloadArea bytes in half of
+  // them: the upper half of the TX slots (frames are then built in the lower half
+  // only), sent from with UTCP_TXF_SPLIT descriptors.
+  std::span<uint8_t> tx_payload_area(size_t min_size) override;
+  void tx_commit_split(size_t hdr_len, std::span<const uint8_t> payload) override;
   void flush(Instant now) override;
   bool rx_frame_checksum_ok() const override { return rx_csum_ok_; }
 
@@ -59,6 +64,9 @@ class KmodDevice final : public Device {
   // Frames committed but not yet accepted by the module (unflushed or rate-limited).
   uint32_t tx_queued() const;
   int stats(utcp_endpoint_stats* out) const;
+  // Below this, half the TX slots are kept for frames rather than a send buffer too
+  // small for any default (e.g. the small rings of a many-connection client).
+  static constexpr uint64_t kMinPayloadArea = 256 * 1024;
 
  private:
   KmodDevice(int fd, const utcp_endpoint_info& info, uint8_t* map);
@@ -76,6 +84,8 @@ class KmodDevice final : public Device {
   uint32_t rx_cons_ = 0;      // our copy of rx_cons (we are its only writer)
   uint32_t tx_prod_ = 0;      // committed, possibly not yet published
   uint32_t tx_cons_seen_ = 0; // last tx_cons read from the kernel
+  uint32_t frame_slots_ = 0;  // TX slots frames are built in (all, or half with the area)
+  std::span<uint8_t> area_;   // tx_payload_area(): the other half, or none
   utcp_tx_result last_tx_{};
   int last_tx_rc_ = 0;
 };

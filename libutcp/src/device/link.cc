@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 
 namespace utcp {
 
@@ -145,7 +146,14 @@ std::span<uint8_t> TxStaging::buffer(size_t len) {
 void TxStaging::commit(size_t len) {
   assert(count_ < frames_.size() && len <= frames_[count_].size());
   frames_[count_].resize(std::min(len, frames_[count_].size()));
+  if (payloads_.size() <= count_) payloads_.resize(count_ + 1);
+  payloads_[count_] = {};
   ++count_;
+}
+
+void TxStaging::commit_split(size_t hdr_len, std::span<const uint8_t> payload) {
+  commit(hdr_len);
+  payloads_[count_ - 1] = payload;
 }
 
 bool TxStaging::push(std::span<const uint8_t> frame) {
@@ -157,7 +165,17 @@ bool TxStaging::push(std::span<const uint8_t> frame) {
 }
 
 void TxStaging::drain(const std::function<void(std::span<const uint8_t>)>& fn) {
-  for (size_t i = 0; i < count_; ++i) fn(frames_[i]);
+  for (size_t i = 0; i < count_; ++i) {
+    if (!payloads_[i].empty()) {
+      // A split frame: its payload is read now, as the module reads it when it sends.
+      auto& f = frames_[i];
+      const size_t h = f.size();
+      f.resize(h + payloads_[i].size());
+      std::memcpy(f.data() + h, payloads_[i].data(), payloads_[i].size());
+      payloads_[i] = {};
+    }
+    fn(frames_[i]);
+  }
   count_ = 0;
 }
 
@@ -249,6 +267,18 @@ class LinkPair::Endpoint final : public Device {
 
   std::span<uint8_t> tx_buffer(size_t len) override { return staged_.buffer(len); }
   void tx_commit(size_t len) override { staged_.commit(len); }
+  std::span<uint8_t> tx_payload_area(size_t min_size) override {
+    const size_t n = out_.config().tx_payload_area;
+    if (n == 0 || n < min_size) return {};
+    if (area_.size() != n) area_.assign(n, 0);
+    return area_;
+  }
+  void tx_commit_split(size_t hdr_len, std::span<const uint8_t> payload) override {
+    // What the module refuses (UTCP_TXF_SPLIT), a test link must not let through either.
+    assert(!payload.empty() && payload.data() >= area_.data() &&
+           payload.data() + payload.size() <= area_.data() + area_.size());
+    staged_.commit_split(hdr_len, payload);
+  }
   void flush(Instant now) override {
     staged_.drain([&](std::span<const uint8_t> f) { out_.send(now, f); });
   }
@@ -259,6 +289,7 @@ class LinkPair::Endpoint final : public Device {
   Direction& out_;
   Direction& in_;
   TxStaging staged_;
+  std::vector<uint8_t> area_;
 };
 
 LinkPair::LinkPair(const LinkConfig& a_to_b, const LinkConfig& b_to_a)

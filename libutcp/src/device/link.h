@@ -53,6 +53,10 @@ class TxStaging {
   std::span<uint8_t> buffer(size_t len);
   // Keeps the first `len` bytes of the last buffer() as a frame.
   void commit(size_t len);
+  // Keeps the first `hdr_len` bytes of the last buffer() as the start of a frame whose
+  // rest is `payload`, read only when the frame is drained (as the module reads a split
+  // descriptor's payload when it sends it).
+  void commit_split(size_t hdr_len, std::span<const uint8_t> payload);
   // buffer() + copy + commit(); false when full.
   bool push(std::span<const uint8_t> frame);
   // Hands every held frame to `fn` in commit order and empties the staging.
@@ -62,6 +66,7 @@ class TxStaging {
  private:
   size_t limit_;
   std::vector<std::vector<uint8_t>> frames_;
+  std::vector<std::span<const uint8_t>> payloads_;  // per frame: read at drain()
   size_t count_ = 0;
 };
 
@@ -124,6 +129,8 @@ struct LinkConfig {
   size_t queue_limit = 0;          // frames waiting for the wire before tail drop; 0 = no limit
   Duration reorder_delay{1000};    // see FaultConfig
   size_t tx_ring = 256;            // committed, unflushed frames before tx_buffer says full
+  // Bytes of device memory for a send buffer (Device::tx_payload_area); 0: none.
+  size_t tx_payload_area = 0;
 };
 
 // Two Devices joined back to back: what a() transmits, b() receives, and vice versa.

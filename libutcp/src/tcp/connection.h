@@ -157,6 +157,22 @@ class Connection {
   // Reads in-order data; returns bytes read, 0 at end of stream (FIN received and all
   // read), -EAGAIN when nothing is there yet, or -errno of a dead connection.
   int64_t recv(std::span<uint8_t> out);
+  // A posted read: until end_posted_read(), in-order data that arrives while the
+  // receive buffer is empty goes straight into `out` (copied once, from the frame it
+  // came in) rather than into the receive buffer, as if read at once -- so it takes
+  // none of the advertised window, which stays what the buffer has free. Data past a
+  // hole, and what does not fit in `out`, goes to the receive buffer as always.
+  void post_read(std::span<uint8_t> out) {
+    posted_ = out;
+    posted_got_ = 0;
+  }
+  // Ends the posted read; returns the bytes placed in its buffer.
+  size_t end_posted_read() {
+    const size_t n = posted_got_;
+    posted_ = {};
+    posted_got_ = 0;
+    return n;
+  }
   // RFC 9293 §3.10.4 CLOSE: a FIN after the queued data (half-close: reading goes on).
   void shutdown_write();
   // RFC 9293 §3.10.5 ABORT: RST to the peer (SO_LINGER 0), queues discarded, CLOSED.
@@ -178,6 +194,24 @@ class Connection {
   void set_keepalive(Instant now, bool on, Duration idle, Duration interval, uint32_t count);
   // Buffer sizes can change only while nothing is queued (before data flows).
   bool set_buffers(uint32_t rcvbuf, uint32_t sndbuf);
+  // Keeps the send buffer in `mem` from now on (device memory frames can be sent from
+  // in place: Device::tx_payload_area), moving what is queued there; the capacity stays
+  // sndbuf. False, nothing changed, when `mem` is smaller. `mem` must outlive the
+  // connection or a later set_buffers().
+  bool place_send_buffer(std::span<uint8_t> mem) { return tx_.adopt(mem); }
+  // Moves an empty send buffer back to memory of its own, once this connection can
+  // queue no more data (its FIN is out, or it is closed), so the memory given to
+  // place_send_buffer can go to another connection. False while it may still need it.
+  bool return_send_buffer() {
+    const bool done = state_ == TcpState::kClosed || state_ == TcpState::kFinWait1 ||
+                      state_ == TcpState::kFinWait2 || state_ == TcpState::kClosing ||
+                      state_ == TcpState::kLastAck || state_ == TcpState::kTimeWait;
+    if (!done || !tx_.empty()) return false;
+    tx_.reset(tx_.capacity());
+    return true;
+  }
+  // Where the send buffer's bytes are (for the stack: in the device's area or not).
+  const uint8_t* send_buffer_data() const { return tx_.data(); }
   const TcpConfig& config() const { return cfg_; }
 
   // --- state for the socket layer and tests ---
@@ -232,6 +266,7 @@ class Connection {
 
   struct Stats {
     uint64_t segs_in = 0, segs_out = 0, bytes_in = 0, bytes_out = 0;
+    uint64_t bytes_direct = 0;  // of bytes_in, placed straight into a posted read
     uint64_t retransmits = 0, fast_retransmits = 0, timeouts = 0, dupacks = 0;
     uint64_t challenge_acks = 0, ooo_segments = 0, ooo_dropped = 0;
     uint64_t zero_windows = 0, window_probes = 0;  // peer closed its window; probes sent
@@ -379,6 +414,8 @@ class Connection {
   bool peer_sent_mss_ = false;
 
   RingBuffer tx_, rx_;
+  std::span<uint8_t> posted_;  // post_read(): the application's buffer, and how much
+  size_t posted_got_ = 0;      // of it is filled
   Assembler ooo_;
   std::optional<SeqNum> ooo_fin_;  // a FIN seen past a hole
   bool fin_queued_ = false;        // user closed the sending side

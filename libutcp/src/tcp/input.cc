@@ -1,6 +1,7 @@
 // input.cc - segment arrival (RFC 9293 §3.10.7), in the RFC's order: sequence number,
 // RST, SYN, ACK, URG, text, FIN; with the RFC 5961 protections.
 #include <algorithm>
+#include <cstring>
 
 #include "tcp/connection.h"
 
@@ -679,8 +680,16 @@ void Connection::process_text(Instant now, SeqNum seq, std::span<const uint8_t> 
     const uint32_t off = uint32_t(seq - rcv_nxt_);
     stats_.bytes_in += data.size();
     if (off == 0 && ooo_.empty()) {
-      // The common case: in order, nothing waiting behind a hole.
-      size_t n = rx_.write(data);
+      // The common case: in order, nothing waiting behind a hole. With a read posted
+      // and nothing buffered before this, the bytes go straight to the reader.
+      size_t direct = 0;
+      if (posted_got_ < posted_.size() && rx_.empty()) {
+        direct = std::min(data.size(), posted_.size() - posted_got_);
+        std::memcpy(posted_.data() + posted_got_, data.data(), direct);
+        posted_got_ += direct;
+        stats_.bytes_direct += direct;
+      }
+      size_t n = direct + rx_.write(data.subspan(direct));
       rcv_nxt_ += uint32_t(n);
       unacked_bytes_ += uint32_t(n);
       // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK at least every second full-sized segment

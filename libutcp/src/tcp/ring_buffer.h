@@ -26,9 +26,28 @@ class RingBuffer {
   // Drops the contents and reallocates; only for setup (socket options before connect).
   void reset(size_t capacity) {
     buf_.reset(capacity ? new uint8_t[capacity] : nullptr);
+    data_ = buf_.get();
     cap_ = capacity;
     head_ = len_ = 0;
   }
+  // Moves the readable bytes into `mem` (not owned; it must outlive this ring or the
+  // next reset()/adopt()) and keeps using it, with the same capacity. Bytes stored past
+  // the readable end (write_at) are dropped: for a send buffer, which has none. False,
+  // nothing changed, when `mem` is smaller than the capacity.
+  bool adopt(std::span<uint8_t> mem) {
+    if (mem.size() < cap_) return false;
+    if (mem.data() == data_) return true;
+    // `mem` is other memory than the current storage (no overlap).
+    auto [a, b] = peek_spans(0, len_);
+    if (!a.empty()) std::memcpy(mem.data(), a.data(), a.size());
+    if (!b.empty()) std::memcpy(mem.data() + a.size(), b.data(), b.size());
+    buf_.reset();
+    data_ = mem.data();
+    head_ = 0;
+    return true;
+  }
+  // The storage in use (for a caller that lent it with adopt()).
+  const uint8_t* data() const { return data_; }
 
   size_t capacity() const { return cap_; }
   size_t size() const { return len_; }
@@ -72,7 +91,7 @@ class RingBuffer {
     len = std::min(len, len_ - offset);
     size_t p = pos(offset);
     size_t first = std::min(len, cap_ - p);
-    return {{buf_.get() + p, first}, {buf_.get(), len - first}};
+    return {{data_ + p, first}, {data_, len - first}};
   }
   void consume(size_t n) {
     n = std::min(n, len_);
@@ -89,11 +108,12 @@ class RingBuffer {
   }
   void copy_in(size_t p, std::span<const uint8_t> data) {
     size_t first = std::min(data.size(), cap_ - p);
-    if (first) std::memcpy(buf_.get() + p, data.data(), first);
-    if (data.size() > first) std::memcpy(buf_.get(), data.data() + first, data.size() - first);
+    if (first) std::memcpy(data_ + p, data.data(), first);
+    if (data.size() > first) std::memcpy(data_, data.data() + first, data.size() - first);
   }
 
-  std::unique_ptr<uint8_t[]> buf_;
+  std::unique_ptr<uint8_t[]> buf_;  // owned storage, or null after adopt()
+  uint8_t* data_ = nullptr;
   size_t cap_ = 0, head_ = 0, len_ = 0;
   LiveToken<LiveKind::kBuffer> live_;
 };
