@@ -261,7 +261,7 @@ class Registry {
   };
   std::vector<ParkedConnect> parked_;
   Instant parked_retry_{};
-  void progress_parked();  // the module refused one: no refills until an endpoint goes
+  void progress_parked();
   void drain_pool();
   bool take_pooled(const utcp_template& t, Endpoint* out);
 };
