@@ -51,12 +51,10 @@ TEST_F(SplitTest, RingBufferAdoptKeepsTheBytesInOrder) {
 }
 
 LinkConfig lossy(double loss, uint64_t seed, size_t area) {
-  LinkConfig c;
-  c.seed = seed;
-  c.loss = loss;
-  c.reorder = loss;
-  c.duplicate = loss / 2;
+  LinkConfig c = lossy_link(loss, seed);
   c.delay = Duration(2000);
+  c.bandwidth_bps = 0;
+  c.queue_limit = 0;  // unlimited
   c.tx_ring = 1024;
   c.tx_payload_area = area;
   return c;

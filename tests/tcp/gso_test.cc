@@ -34,13 +34,12 @@ struct GsoPair {
   std::unique_ptr<SoftGso> ga, gb;
 };
 
+// Unlimited bandwidth, 2 ms each way, a TX ring for 64 KiB frames' worth of segments.
 LinkConfig link_with(double loss, uint64_t seed) {
-  LinkConfig c;
-  c.seed = seed;
-  c.loss = loss;
-  c.reorder = loss;
-  c.duplicate = loss / 2;
+  LinkConfig c = lossy_link(loss, seed);
   c.delay = Duration(2000);
+  c.bandwidth_bps = 0;
+  c.queue_limit = 0;  // unlimited
   c.tx_ring = 1024;
   return c;
 }

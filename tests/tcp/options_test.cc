@@ -418,17 +418,6 @@ TEST_F(OptionsTest, ExportImportKeepsNegotiatedOptions) {
 
 // ---------------------------------------------------------------- RFC 2018 SACK, RFC 6675
 
-LinkConfig lossy_link(double loss, uint64_t seed) {  // as in stack_test.cc's transfers
-  LinkConfig c;
-  c.seed = seed;
-  c.loss = loss;
-  c.reorder = loss;
-  c.duplicate = loss / 2;
-  c.delay = Duration(500);
-  c.bandwidth_bps = 10'000'000'000ull;
-  c.queue_limit = 4096;
-  return c;
-}
 
 struct RunStats {
   TransferResult r;

@@ -12,6 +12,20 @@
 
 namespace utcp::test {
 
+// The transfers' seeded lossy link: `loss` of the frames dropped, as many reordered, half as
+// many duplicated; 500 us each way at 10 Gbit/s.
+inline LinkConfig lossy_link(double loss, uint64_t seed) {
+  LinkConfig c;
+  c.seed = seed;
+  c.loss = loss;
+  c.reorder = loss;
+  c.duplicate = loss / 2;
+  c.delay = Duration(500);
+  c.bandwidth_bps = 10'000'000'000ull;
+  c.queue_limit = 4096;
+  return c;
+}
+
 inline const Ipv4Addr kIpA = Ipv4Addr::of(10, 0, 0, 1), kIpB = Ipv4Addr::of(10, 0, 0, 2);
 inline const MacAddr kMacA{{0x02, 0, 0, 0, 0, 0x0a}}, kMacB{{0x02, 0, 0, 0, 0, 0x0b}};
 

@@ -10,17 +10,7 @@ namespace {
 
 class StackTest : public LeakChecked {};
 
-LinkConfig lossy(double loss, uint64_t seed) {
-  LinkConfig c;
-  c.seed = seed;
-  c.loss = loss;
-  c.reorder = loss;
-  c.duplicate = loss / 2;
-  c.delay = Duration(500);
-  c.bandwidth_bps = 10'000'000'000ull;
-  c.queue_limit = 4096;
-  return c;
-}
+LinkConfig lossy(double loss, uint64_t seed) { return lossy_link(loss, seed); }
 
 TEST_F(StackTest, ConnectAcceptTransferClose) {
   TcpConfig tcp;
