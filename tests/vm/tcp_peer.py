@@ -21,7 +21,10 @@ srv.listen(1)
 srv.settimeout(120)
 print("listening", file=sys.stderr, flush=True)
 conn, _ = srv.accept()
-conn.settimeout(120)
+# Idle limit on the connection: long, as a script may hold a connection open on purpose
+# while it looks at it (registry_ss: several slow steps in a loaded guest took > 120 s
+# and the sink gave up, the connection went to CLOSE-WAIT under the checks).
+conn.settimeout(600)
 if mode == "sink":
     h, n = hashlib.sha256(), 0
     while True:
