@@ -103,6 +103,29 @@ TEST_F(PublishTest, EstablishedConnectionWithItsAddressesAndCounters) {
   EXPECT_LE(i.updated_us, uint64_t(p.now.time_since_epoch().count()));
 }
 
+// The last ACK of a transfer often comes inside the publication interval of the one
+// before: it must still be published when the interval ends, though nothing else happens
+// on the connection afterwards (utcpctl ss showed a finished transfer as unacknowledged).
+TEST_F(PublishTest, TheLastChangeIsPublishedWhenTheIntervalEnds) {
+  Connected c = connect_pair(p, 8082);
+  std::vector<uint8_t> data(100000, 0x5a);
+  ASSERT_EQ(p.a->write(c.client, data), int64_t(data.size()));
+  std::vector<uint8_t> got;
+  ASSERT_TRUE(p.run_until([&] {
+    uint8_t buf[65536];
+    int64_t n = p.b->read(c.server, buf);
+    if (n > 0) got.insert(got.end(), buf, buf + n);
+    return got.size() == data.size() && p.a->connection(c.client)->send_queued() == 0;
+  }));
+  p.now += Duration(2000);
+  p.a->poll(p.now);  // nothing arrives: only the interval ends
+  const Connection* conn = p.a->connection(c.client);
+  utcp_app_info i = read();
+  EXPECT_EQ(i.snd_una, conn->snd_una().raw());
+  EXPECT_EQ(i.send_queue, 0u);
+  EXPECT_GE(i.bytes_sent, data.size());
+}
+
 TEST_F(PublishTest, FollowsTheConnectionToItsEnd) {
   Connected c = connect_pair(p, 8081);
   ASSERT_EQ(p.a->close(c.client), 0);  // we close first: FIN-WAIT, then TIME-WAIT

@@ -484,6 +484,13 @@ void Stack::poll(Instant now) {
   work_.clear();
   gso_close();
   dev_->flush(now);
+  // The last change inside a publication interval is published when the interval ends,
+  // even if nothing else happens to the connection (observers would see stale figures).
+  if (publish_due_ && published_ && now - published_at_ >= kPublishInterval) {
+    publish_due_ = false;
+    published_at_ = now;
+    publish_app_info(app_info_, *published_->conn, pid_, now);
+  }
 }
 
 void Stack::service(Instant now, ConnEntry* e) {
@@ -497,7 +504,10 @@ void Stack::service(Instant now, ConnEntry* e) {
     published_ = e;
     published_state_ = c.state();
     published_at_ = now;
+    publish_due_ = false;
     publish_app_info(app_info_, c, pid_, now);
+  } else if (app_info_ && published_ == e) {
+    publish_due_ = true;  // skipped inside the interval: poll() publishes it once it ends
   }
   // A passive child that went back to LISTEN (RST or SYN in SYN-RECEIVED) is dropped:
   // the listener itself stays (RFC 9293 §3.10.7.4 second/fourth).
@@ -530,7 +540,8 @@ void Stack::service(Instant now, ConnEntry* e) {
 
 Instant Stack::poll_at() const {
   if (!dirty_.empty()) return now_;
-  return std::min(wheel_.next_expiry(), dev_ ? dev_->poll_at() : kInstantNever);
+  const Instant publish = publish_due_ && published_ ? published_at_ + kPublishInterval : kInstantNever;
+  return std::min({wheel_.next_expiry(), dev_ ? dev_->poll_at() : kInstantNever, publish});
 }
 
 Stack::ConnEntry* Stack::add_connection(const FourTuple& t, std::unique_ptr<Connection> c) {
@@ -558,7 +569,10 @@ void Stack::lend_area(ConnEntry* e) {
 }
 
 void Stack::remove(ConnEntry* e) {
-  if (published_ == e) published_ = nullptr;
+  if (published_ == e) {
+    published_ = nullptr;
+    publish_due_ = false;
+  }
   if (area_owner_ == e) area_owner_ = nullptr;  // the area is free for the next writer
   wheel_.cancel(e->timer);
   if (e->dirty) {

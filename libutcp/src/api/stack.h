@@ -211,6 +211,7 @@ class Stack : private SegmentSink {
   const ConnEntry* published_ = nullptr;
   TcpState published_state_ = TcpState::kClosed;
   Instant published_at_{};
+  bool publish_due_ = false;  // a change of published_ waits for the interval's end
   static constexpr Duration kPublishInterval = Duration(1000);
   uint32_t pid_ = 0;
   StackConfig cfg_;
