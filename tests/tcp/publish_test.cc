@@ -48,6 +48,17 @@ struct PublishTest : LeakChecked {
     p.b.reset();
     LeakChecked::TearDown();
   }
+  // `data` from A's client to B's server, all of it read there and acknowledged.
+  bool send_all(const Connected& c, std::span<const uint8_t> data) {
+    if (p.a->write(c.client, data) != int64_t(data.size())) return false;
+    size_t got = 0;
+    return p.run_until([&] {
+      uint8_t buf[65536];
+      int64_t n = p.b->read(c.server, buf);
+      if (n > 0) got += size_t(n);
+      return got == data.size() && p.a->connection(c.client)->send_queued() == 0;
+    });
+  }
   utcp_app_info read() {
     utcp_app_info out{};
     EXPECT_TRUE(read_app_info(&dev.area, &out));
@@ -66,14 +77,7 @@ TEST_F(PublishTest, NothingBeforeAConnection) {
 TEST_F(PublishTest, EstablishedConnectionWithItsAddressesAndCounters) {
   Connected c = connect_pair(p, 8080);
   std::vector<uint8_t> data(100000, 0x5a);
-  ASSERT_EQ(p.a->write(c.client, data), int64_t(data.size()));
-  std::vector<uint8_t> got;
-  ASSERT_TRUE(p.run_until([&] {
-    uint8_t buf[65536];
-    int64_t n = p.b->read(c.server, buf);
-    if (n > 0) got.insert(got.end(), buf, buf + n);
-    return got.size() == data.size() && p.a->connection(c.client)->send_queued() == 0;
-  }));
+  ASSERT_TRUE(send_all(c, data));
   // Publication is at most once a millisecond: a segment 2 ms later brings it up to date.
   p.now += Duration(2000);
   uint8_t one = 1;
@@ -109,14 +113,7 @@ TEST_F(PublishTest, EstablishedConnectionWithItsAddressesAndCounters) {
 TEST_F(PublishTest, TheLastChangeIsPublishedWhenTheIntervalEnds) {
   Connected c = connect_pair(p, 8082);
   std::vector<uint8_t> data(100000, 0x5a);
-  ASSERT_EQ(p.a->write(c.client, data), int64_t(data.size()));
-  std::vector<uint8_t> got;
-  ASSERT_TRUE(p.run_until([&] {
-    uint8_t buf[65536];
-    int64_t n = p.b->read(c.server, buf);
-    if (n > 0) got.insert(got.end(), buf, buf + n);
-    return got.size() == data.size() && p.a->connection(c.client)->send_queued() == 0;
-  }));
+  ASSERT_TRUE(send_all(c, data));
   p.now += Duration(2000);
   p.a->poll(p.now);  // nothing arrives: only the interval ends
   const Connection* conn = p.a->connection(c.client);
