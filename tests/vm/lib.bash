@@ -50,6 +50,23 @@ live_endpoints() { in_a "$UTCP_BUILD/tests/registry/registry_probe" live-endpoin
 iperf3_json() {
 	python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['end']['sum_received'][sys.argv[2]]))" "$1" "$2" 2>/dev/null || echo 0
 }
+# iperf3_explain JSON ERRLOG: why an iperf3 run moved nothing — its exit, error, both ends' figures, stderr
+iperf3_explain() {
+	python3 - "$1" <<'PY' 2>&1 | sed 's/^/    /'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("iperf3 JSON unreadable:", e); sys.exit()
+end = d.get("end", {})
+print("iperf3 error:", d.get("error"))
+print("sum_sent:", {k: end.get("sum_sent", {}).get(k) for k in ("bytes", "seconds", "retransmits")})
+print("sum_received:", {k: end.get("sum_received", {}).get(k) for k in ("bytes", "seconds")})
+print("intervals:", [round(i.get("sum", {}).get("bytes", 0)) for i in d.get("intervals", [])])
+PY
+	echo "    --- stderr (tail)"; tail -n 15 "$2" | sed 's/^/    /'
+	echo "    --- the module's counters"; in_a "$UTCP_BUILD/tools/utcpctl" stats 2>&1 | head -n 40 | sed 's/^/    /'
+}
 mbit() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }  # bits/s -> Mbit/s
 # show_logs DIR PATTERN: the head of each DIR/*.err with lines other than PATTERN (a test's leftovers)
 show_logs() {

@@ -490,9 +490,12 @@ void helper_main() {
       }
       std::lock_guard<std::mutex> g(s.mu, std::adopt_lock);
       if (!s.conn || s.conn->dead) continue;
-      bool idle = s.waiters.load() == 0 && t - s.touched_us.load() >= kIdle.count();
+      const bool waited_on = s.waiters.load() != 0;
+      bool idle = !waited_on && t - s.touched_us.load() >= kIdle.count();
       if (!s.orphan && !idle) {
-        next = std::min(next, Instant(Duration(s.touched_us.load())) + kIdle);
+        // A program thread sleeping on it drives it (its timers too); look again in a
+        // while, not at touched + kIdle — long past while it sleeps, that made this loop spin.
+        next = std::min(next, waited_on ? Clock::now() + kIdle : Instant(Duration(s.touched_us.load())) + kIdle);
         continue;
       }
       if (s.shared && !(s.shared->holders.load() == 1 && own(s))) {
@@ -1252,6 +1255,25 @@ std::shared_ptr<Sock> waitable(int fd, bool for_wait = false) {
   return s;
 }
 
+// Marks sockets as waited on by the program for as long as one poll/epoll round sleeps
+// on their endpoints. The helper thread drives only sockets nobody waits on: had it taken
+// a frame in after the round looked at the socket and before the round went to sleep,
+// the ring the round sleeps on would be empty and the data already buffered — a lost
+// wake-up (iperf3's select on its control connection slept forever with a byte unread).
+struct WaitMarks {
+  std::vector<Sock*> socks;
+  WaitMarks() = default;
+  WaitMarks(const WaitMarks&) = delete;
+  WaitMarks& operator=(const WaitMarks&) = delete;
+  ~WaitMarks() {
+    for (Sock* s : socks) s->waiters.fetch_sub(1);
+  }
+  void add(Sock& s) {  // Sock locked
+    s.waiters.fetch_add(1);
+    socks.push_back(&s);
+  }
+};
+
 int poll_impl(pollfd* fds_in, nfds_t n, Instant deadline, const sigset_t* mask, bool use_mask) {
   std::vector<std::shared_ptr<Sock>> socks(n);
   bool any = false;
@@ -1269,6 +1291,7 @@ int poll_impl(pollfd* fds_in, nfds_t n, Instant deadline, const sigset_t* mask, 
   for (;;) {
     int ready = 0;
     Instant next = deadline;
+    WaitMarks marks;
     k.assign(fds_in, fds_in + n);
     for (nfds_t i = 0; i < n; ++i) {
       if (!socks[i]) continue;
@@ -1282,7 +1305,10 @@ int poll_impl(pollfd* fds_in, nfds_t n, Instant deadline, const sigset_t* mask, 
       if (fds_in[i].revents) ++ready;
       k[i].fd = -1;
       int wfd = wait_fd_of(s, &next);
-      if (wfd >= 0) k.push_back({wfd, POLLIN, 0});
+      if (wfd >= 0) {
+        k.push_back({wfd, POLLIN, 0});
+        marks.add(s);
+      }
     }
     int ms = ready ? 0 : ms_until(next);
     int rc;
@@ -1379,6 +1405,7 @@ int epoll_impl(int epfd, epoll_event* evs, int max, Instant deadline, const sigs
       snap.assign(set->utcp.begin(), set->utcp.end());
     }
     std::vector<std::pair<int, Interest>> reported;
+    WaitMarks marks;  // after snap: released before the sockets it holds
     for (auto& [fd, in] : snap) {
       Sock& s = *in.sock;
       std::lock_guard<std::mutex> g2(s.mu);
@@ -1387,7 +1414,10 @@ int epoll_impl(int epfd, epoll_event* evs, int max, Instant deadline, const sigs
       short want = short(in.events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | EPOLLWRNORM));
       short m = revents_of(s, want);
       int wfd = wait_fd_of(s, &next);
-      if (wfd >= 0) pf.push_back({wfd, POLLIN, 0});
+      if (wfd >= 0) {
+        pf.push_back({wfd, POLLIN, 0});
+        marks.add(s);
+      }
       if (!m || n >= max) continue;
       if ((in.events & EPOLLET) && in.last_gen == s.gen && in.last_mask == uint32_t(uint16_t(m))) continue;
       in.last_gen = s.gen;
