@@ -46,6 +46,9 @@ counter_grown() {  # counter_grown NAME BEFORE MIN: the module's counter NAME gr
 sha() { sha256sum < "$1" | cut -d' ' -f1; }
 listening_in() { ip netns exec "$1" ss -ltnH "sport = :$2" | grep -q .; }  # a kernel socket listens on port $2 in namespace $1
 live_endpoints() { in_a "$UTCP_BUILD/tests/registry/registry_probe" live-endpoints; }
+# For wait_for, which runs its command again each time: `wait_for 30 test "$(live_endpoints)" = 0`
+# would count once, before waiting, and then wait the whole time for nothing.
+no_live_endpoints() { [ "$(live_endpoints)" = 0 ]; }
 # iperf3_json FILE KEY: from iperf3 --json output, end.sum_received.KEY (bytes, bits_per_second); 0 when absent
 iperf3_json() {
 	python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['end']['sum_received'][sys.argv[2]]))" "$1" "$2" 2>/dev/null || echo 0

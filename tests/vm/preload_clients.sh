@@ -130,7 +130,7 @@ rc=$?
 kill $p 2>/dev/null; wait $p 2>/dev/null
 check "no utcpd, UTCP_PRELOAD_FALLBACK=1: nc falls back to the kernel's TCP" '[ $rc = 0 ] && grep -q "using the kernel" "$work/fb.err"'
 
-wait_for 30 test "$(live_endpoints)" = 0
+wait_for 30 no_live_endpoints
 check "every endpoint is released afterwards" '[ "$(live_endpoints)" = 0 ]'
 show_logs "$work" "through utcp\|took over\|not running\|using the kernel"
 rm -rf "$work"

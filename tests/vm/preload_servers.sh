@@ -127,7 +127,8 @@ kill $rds 2>/dev/null; wait $rds 2>/dev/null
 srv "$work/relisten.err" 7305 python3 "$UTCP_SRC/tests/preload/relisten_server.py" 7305 6 < /dev/null > "$work/relisten.out"
 p=$srv_pid
 one=$(in_b timeout 60 socat -u "TCP:$A:7305" STDOUT)
-wait_for 120 test "$(grep -c "listening on .* through utcp" "$work/relisten.err")" -ge 2
+listened_twice() { [ "$(grep -c "listening on .* through utcp" "$work/relisten.err")" -ge 2 ]; }
+wait_for 120 listened_twice
 two=$(in_b timeout 60 socat -u "TCP:$A:7305" STDOUT)
 wait $p
 src=$?
@@ -147,8 +148,9 @@ rc=$?
 wait $p
 check "a listen on a port not chosen stays on the kernel's TCP (sha256 equal, nothing logged)" '[ $rc = 0 ] && [ "$(sha "$work/knc.out")" = "$(sha "$work/pipe.bin")" ] && ! grep -q "through utcp" "$work/knc.err"'
 
-wait_for 90 test "$(live_endpoints)" = 0  # the TIME-WAITs (30 s) end
+wait_for 90 no_live_endpoints  # the TIME-WAITs (30 s) end
 check "every endpoint is released afterwards" '[ "$(live_endpoints)" = 0 ]'
 show_logs "$work" "through utcp\|closed the listen"
+stop_utcpd >/dev/null  # it holds the module
 rm -rf "$work"
 finish
