@@ -108,7 +108,7 @@ check "$n kernel clients: every connection's echo equals what it sent (exit $crc
 check "utcp server: $n accepted on one listen, all open at once, every byte checked, all released (exit $src)" \
 	'[ "$src" = 0 ] && grep -q "^accepted $n, open at once $n, checked $n, released $n, errors 0;" /tmp/acc.out'
 [ "$src" = 0 ] || tail -n 20 /tmp/acc.err
-wait_for 30 test "$(in_a "$probe" live-endpoints)" = 0
+wait_for 30 no_live_endpoints
 check "every endpoint reclaimed" '[ "$(in_a "$probe" live-endpoints)" = 0 ]'
 stop_utcpd | grep -E "listen .* closed|error" | head -5
 finish

@@ -56,7 +56,7 @@ run() {  # NAME utcp-perf ARGS...
 	[ "$rc" = 0 ] || cat /tmp/scale.err
 	grep -o '"setup_us": {[^}]*}' /tmp/scale.json | sed 's/^/    /'
 	grep -o '"memory_per_connection": {[^}]*}' /tmp/scale.json | sed 's/^/    /'
-	wait_for 30 test "$(in_a "$probe" live-endpoints)" = 0
+	wait_for 30 no_live_endpoints
 	check "$name: all closed, every endpoint reclaimed" '[ "$(in_a "$probe" live-endpoints)" = 0 ]'
 }
 

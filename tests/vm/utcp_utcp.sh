@@ -52,7 +52,7 @@ both_ways "bulk rings" --bulk
 
 # Each registry inherits its side's closed connections (TIME-WAIT, then released): the
 # module's endpoint count (both control files) returns to 0 while both still run.
-wait_for 30 test "$(in_a "$probe" live-endpoints)" = 0
+wait_for 30 no_live_endpoints
 check "every endpoint of both registries reclaimed" '[ "$(in_a "$probe" live-endpoints)" = 0 ]'
 kill "$utcpd_b" 2>/dev/null
 wait "$utcpd_b" 2>/dev/null
