@@ -111,6 +111,7 @@ struct Held {
   uid_t uid = 0;
   Grant grant;
   std::unique_ptr<Orphan> orphan;  // set once inherited
+  uint32_t refs_seen = 0;          // the endpoint file's reference count last read (for the debug log)
 };
 constexpr Duration kHeldRecheck = Duration(100'000);
 
@@ -421,6 +422,8 @@ int Registry::recover() {
     utcp_endpoint_stats st{};
     uint32_t refs = ::ioctl(fd, UTCP_IOC_EP_STATS, &st) == 0 ? st.file_refs : others + 1;
     g.base_refs = refs > others ? refs - others : 1;
+    logf(2, "endpoint %u: %u references to its file, %u of them others' when it was opened: inherited at %u",
+         e.id, refs, others, g.base_refs);
     g.listener = e.tmpl.flags & UTCP_TMPL_F_LISTENER;
     uint16_t lport = ntohs(e.tmpl.local_port);
     if (g.listener) {
@@ -561,7 +564,12 @@ void Registry::progress_held() {
       done = !h.orphan->poll(now);
     } else if (recheck) {
       utcp_endpoint_stats st{};
-      if (::ioctl(g.ep.fd, UTCP_IOC_EP_STATS, &st) < 0) {
+      const bool read = ::ioctl(g.ep.fd, UTCP_IOC_EP_STATS, &st) == 0;
+      if (read && st.file_refs != h.refs_seen) {
+        logf(2, "endpoint %u: %u references to its file (inherited at %u)", g.ep.id, st.file_refs, g.base_refs);
+        h.refs_seen = st.file_refs;
+      }
+      if (!read) {
         done = true;
       } else if (st.file_refs <= g.base_refs || (st.flags & UTCP_EPF_DETACHED)) {
         Orphan::Kind kind = Orphan::classify(st);
