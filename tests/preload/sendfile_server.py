@@ -2,8 +2,10 @@
 """sendfile_server.py PORT FILE - accepts one connection on PORT and sends FILE with
 sendfile(2), for the preload layer's VM test (it knows nothing of utcp): the first half
 with os.sendfile(out, in, None, n) (the file's own offset moves), the rest with
-socket.sendfile() (os.sendfile with an explicit offset); then closes and prints
-"sent N bytes". Exits 1 when the file's offset or a count is not what it must be."""
+socket.sendfile(f, offset) (os.sendfile with an explicit offset; socket.sendfile starts at
+its offset argument, 0 by default, not at the file's offset); then closes and prints "sent
+N bytes". Exits 1 when the file's offset or a count is not what it must be (checked
+against plain kernel TCP too)."""
 import os
 import socket
 import sys
@@ -24,7 +26,9 @@ with open(path, "rb") as f:
         sent += n
     if f.tell() != sent:
         sys.exit("file offset %d after sending %d bytes" % (f.tell(), sent))
-    sent += c.sendfile(f)
+    sent += c.sendfile(f, sent)
+    if f.tell() != sent:  # socket.sendfile leaves the file's offset past what it sent
+        sys.exit("file offset %d after sending %d bytes" % (f.tell(), sent))
 c.close()
 ls.close()
 print("sent %d bytes" % sent, flush=True)

@@ -5,14 +5,19 @@
 // (tx_commit_split, uapi UTCP_TXF_SPLIT), which the device reads when it sends.
 // Receiving into a posted read: Stack::read(h, out, now) polls with the application's
 // buffer posted, so in-order data is copied from the frame straight into it.
+// utcp_read (the C API) is that posted read too.
 // Over the in-memory link with loss, reordering and duplication; every byte checked.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <numeric>
 
+#include "api/c_api.h"
 #include "device/gso.h"
 #include "stack_harness.h"
 #include "tcp/ring_buffer.h"
+#include "utcp/utcp.h"
+#include "utcp/utcp.hpp"
 
 namespace utcp::test {
 namespace {
@@ -258,6 +263,113 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(ReadCase{"clean_64k", 0, 71, 64 * 1024}, ReadCase{"clean_100b", 0, 72, 100},
                       ReadCase{"loss_1pct_256k", 0.01, 73, 256 * 1024}, ReadCase{"loss_5pct_1500", 0.05, 74, 1500},
                       ReadCase{"loss_5pct_7k", 0.05, 75, 7000}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+// utcp_read is the posted read: the reading stack is polled only by its reads (and, every
+// 50th round, by utcp_stack_poll, so that some data waits in the receive buffer and must
+// come out in order ahead of what the next read takes directly). Without the posted read
+// nothing would count as direct.
+class CApiReadTest : public LeakChecked, public ::testing::WithParamInterface<ReadCase> {};
+
+TEST_P(CApiReadTest, EveryByteArrivesInOrderMostOfItDirectly) {
+  const ReadCase& k = GetParam();
+  LinkPair link(lossy(k.loss, k.seed, 0));
+  utcp_stack_config ca{};
+  ca.ip = kIpA.v;
+  std::memcpy(ca.mac, kMacA.b.data(), 6);
+  ca.clock = UTCP_CLOCK_MANUAL;
+  ca.start_us = 1'000'000;
+  ca.isn_seed = 1;
+  utcp_stack_config cb = ca;
+  cb.ip = kIpB.v;
+  std::memcpy(cb.mac, kMacB.b.data(), 6);
+  cb.isn_seed = 2;
+  utcp_stack* a = utcp_stack_create(&ca, api::c_device(link.a()));
+  utcp_stack* b = utcp_stack_create(&cb, api::c_device(link.b()));
+  ASSERT_TRUE(a && b);
+  utcp_stack_add_neighbor(a, kIpB.v, cb.mac);
+  utcp_stack_add_neighbor(b, kIpA.v, ca.mac);
+  int64_t now = ca.start_us;
+  auto step = [&] {  // both clocks to the earlier next deadline
+    int64_t ta = utcp_stack_next_timeout_us(a), tb = utcp_stack_next_timeout_us(b);
+    int64_t t = ta < 0 ? tb : tb < 0 ? ta : std::min(ta, tb);
+    now += t < 0 ? 1000 : std::max<int64_t>(t, 1);
+    utcp_stack_set_time(a, now);
+    utcp_stack_set_time(b, now);
+  };
+  const int l = utcp_socket(b);
+  ASSERT_EQ(utcp_bind(b, l, 80), 0);
+  ASSERT_EQ(utcp_listen(b, l, 4), 0);
+  const int c = utcp_socket(a);
+  ASSERT_EQ(utcp_connect(a, c, kIpB.v, 80), -EINPROGRESS);
+  int srv = -1;
+  for (int i = 0; i < 1000 && (srv < 0 || !(utcp_poll(a, c) & UTCP_POLLOUT)); ++i) {
+    utcp_stack_poll(a);
+    utcp_stack_poll(b);
+    if (srv < 0) srv = utcp_accept(b, l, nullptr, nullptr);
+    step();
+  }
+  ASSERT_GE(srv, 0);
+  std::vector<uint8_t> in(k.read_size);
+  EXPECT_EQ(utcp_read(b, srv, in.data(), in.size()), -EAGAIN);  // nothing sent yet
+  const uint64_t total = 4 << 20;
+  auto byte_at = [](uint64_t i) { return uint8_t((i * 2654435761u) >> 13 ^ (i >> 16)); };
+  std::vector<uint8_t> chunk(64 * 1024);
+  uint64_t sent = 0, got = 0, bad_at = ~uint64_t(0);
+  bool eof = false, shut = false;
+  for (int round = 0; round < 2'000'000 && !eof; ++round) {
+    while (sent < total) {
+      const size_t n = size_t(std::min<uint64_t>(chunk.size(), total - sent));
+      for (size_t i = 0; i < n; ++i) chunk[i] = byte_at(sent + i);
+      const ssize_t w = utcp_write(a, c, chunk.data(), n);
+      if (w <= 0) break;
+      sent += uint64_t(w);
+    }
+    if (sent == total && !shut) shut = utcp_shutdown(a, c, UTCP_SHUT_WR) == 0;
+    utcp_stack_poll(a);
+    if (round % 50 == 49) utcp_stack_poll(b);  // into the receive buffer, not a read's
+    for (;;) {
+      const ssize_t n = utcp_read(b, srv, in.data(), in.size());
+      if (n == 0) eof = true;
+      if (n <= 0) {
+        EXPECT_TRUE(n == 0 || n == -EAGAIN) << n;
+        break;
+      }
+      for (ssize_t i = 0; i < n; ++i)
+        if (in[size_t(i)] != byte_at(got + uint64_t(i)) && bad_at == ~uint64_t(0)) bad_at = got + uint64_t(i);
+      got += uint64_t(n);
+    }
+    step();
+  }
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(bad_at, ~uint64_t(0)) << "first wrong byte at offset " << bad_at;
+  EXPECT_EQ(got, total);
+  const Connection* rc = api::stack_of(b)->connection(srv);
+  ASSERT_NE(rc, nullptr);
+  EXPECT_GT(rc->stats().bytes_direct, 0u);
+  if (k.read_size >= 64 * 1024) {
+    EXPECT_GT(rc->stats().bytes_direct, total / 2) << rc->stats().bytes_direct;
+  }
+  EXPECT_LT(rc->stats().bytes_direct, total);  // the rounds that utcp_stack_poll took in
+  EXPECT_EQ(rc->recv_queued(), 0u);
+  EXPECT_EQ(utcp_read(b, srv, in.data(), in.size()), 0);  // end of stream stays
+  EXPECT_EQ(utcp_close(a, c), 0);
+  EXPECT_EQ(utcp_close(b, srv), 0);
+  EXPECT_EQ(utcp_close(b, l), 0);
+  for (int i = 0; i < 100000 && (api::stack_of(a)->connection_count() || api::stack_of(b)->connection_count()); ++i) {
+    utcp_stack_poll(a);
+    utcp_stack_poll(b);
+    step();
+  }
+  EXPECT_EQ(api::stack_of(a)->connection_count() + api::stack_of(b)->connection_count(), 0u);
+  utcp_stack_destroy(a);
+  utcp_stack_destroy(b);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Loss, CApiReadTest,
+    ::testing::Values(ReadCase{"clean_256k", 0, 91, 256 * 1024}, ReadCase{"clean_1000b", 0, 92, 1000},
+                      ReadCase{"loss_2pct_128k", 0.02, 93, 128 * 1024}, ReadCase{"loss_5pct_3000b", 0.05, 94, 3000}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(DirectReadTest, NothingBufferedMeansNothingPostedAfterwards) {

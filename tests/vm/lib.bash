@@ -49,9 +49,29 @@ counter_grown() {  # counter_grown NAME BEFORE MIN: the module's counter NAME gr
 sha() { sha256sum < "$1" | cut -d' ' -f1; }
 listening_in() { ip netns exec "$1" ss -ltnH "sport = :$2" | grep -q .; }  # a kernel socket listens on port $2 in namespace $1
 live_endpoints() { in_a "$UTCP_BUILD/tests/registry/registry_probe" live-endpoints; }
+# For wait_for, which runs its command again each time: `wait_for 30 test "$(live_endpoints)" = 0`
+# would count once, before waiting, and then wait the whole time for nothing.
+no_live_endpoints() { [ "$(live_endpoints)" = 0 ]; }
 # iperf3_json FILE KEY: from iperf3 --json output, end.sum_received.KEY (bytes, bits_per_second); 0 when absent
 iperf3_json() {
 	python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['end']['sum_received'][sys.argv[2]]))" "$1" "$2" 2>/dev/null || echo 0
+}
+# iperf3_explain JSON ERRLOG: why an iperf3 run moved nothing — its exit, error, both ends' figures, stderr
+iperf3_explain() {
+	python3 - "$1" <<'PY' 2>&1 | sed 's/^/    /'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("iperf3 JSON unreadable:", e); sys.exit()
+end = d.get("end", {})
+print("iperf3 error:", d.get("error"))
+print("sum_sent:", {k: end.get("sum_sent", {}).get(k) for k in ("bytes", "seconds", "retransmits")})
+print("sum_received:", {k: end.get("sum_received", {}).get(k) for k in ("bytes", "seconds")})
+print("intervals:", [round(i.get("sum", {}).get("bytes", 0)) for i in d.get("intervals", [])])
+PY
+	echo "    --- stderr (tail)"; tail -n 15 "$2" | sed 's/^/    /'
+	echo "    --- the module's counters"; in_a "$UTCP_BUILD/tools/utcpctl" stats 2>&1 | head -n 40 | sed 's/^/    /'
 }
 mbit() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }  # bits/s -> Mbit/s
 # show_logs DIR PATTERN: the head of each DIR/*.err with lines other than PATTERN (a test's leftovers)
@@ -61,13 +81,24 @@ show_logs() {
 		if grep -qv "$2" "$f" 2>/dev/null; then echo "--- $(basename "$f")"; head -n 8 "$f"; fi
 	done
 }
-# redis_bench_ok OUT LABEL: prints the SET and GET results of `redis-benchmark -q` in OUT
-# (after LABEL); true when both report a rate and nothing mentions an error.
-redis_bench_ok() {
-	local out
-	out=$(tr '\r' '\n' < "$1")
-	echo "$out" | grep -E "^(SET|GET): [0-9.]+ requests per second" | sed "s|^|    $2: |"
-	[ "$(echo "$out" | grep -cE "^(SET|GET): [0-9.]+ requests per second")" = 2 ] && ! echo "$out" | grep -qi error
+# redis-server's arguments in the preload tests: port 6379, nothing saved, in the foreground.
+redis_server_args=(--port 6379 --protected-mode no --save "" --appendonly no --daemonize no)
+# redis_bench LABEL HOST OUT CLEAN THROUGH RUNNER...: RUNNER... redis-benchmark -h HOST with
+# 4 connections at once, 2000 SET and 2000 GET (RUNNER: e.g. `in_b timeout 200`); its -q
+# output in OUT (rates printed after LABEL), its stderr in OUT.err. Two checks: it exited 0,
+# reported both rates, wrote no error, and the expression CLEAN holds; then the expression
+# THROUGH holds (the requests went through utcp).
+redis_bench() {
+	local label=$1 host=$2 out=$3 clean=$4 through=$5 rc results ok=0
+	shift 5
+	"$@" redis-benchmark -h "$host" -p 6379 -n 2000 -c 4 -t set,get -q > "$out" 2>"$out.err"
+	rc=$?
+	results=$(tr '\r' '\n' < "$out")
+	echo "$results" | grep -E "^(SET|GET): [0-9.]+ requests per second" | sed "s|^|    $label: |"
+	[ "$(echo "$results" | grep -cE "^(SET|GET): [0-9.]+ requests per second")" = 2 ] && ! echo "$results" | grep -qi error &&
+		[ ! -s "$out.err" ] && ok=1
+	check "$label: SET and GET, 2000 requests each, no errors" '[ $rc = 0 ] && [ $ok = 1 ] && eval "$clean"'
+	check "$label: the requests went through utcp" "$through"
 }
 # preload_start ARGS...: what every preload test does first: the classifier, the built
 # layer in $pre, UTCP_REGISTRY, utcpd started with ARGS (exits the test on a failure).

@@ -44,6 +44,7 @@ smoke_runs() {  # STACK
 	# Multi-segment messages: a response may arrive in the server's last poll of a round
 	# (utcp-sps once left it there until a timer, stalling the run).
 	run "rr 4 KiB" $stack rtt_us.mean iterations -- --rr 4096 --iterations 40
+	run "rr busy-polling" $stack rtt_us.mean busy_poll_us iterations -- --rr 1 --iterations 20 --busy-poll 200
 	run "connect" $stack setup_us.mean connections -- --connect 3
 	run "crr" $stack connections_per_s connections connection_us.mean -- --crr 64 --iterations 5
 }

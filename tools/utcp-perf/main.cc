@@ -47,6 +47,8 @@ int usage(FILE* out) {
       "  --handshake registry|library   utcp: who runs the three-way handshake (registry)\n"
       "  --rings RX,TX,SLOT  utcp: endpoint rings to ask utcpd for (descriptor counts, powers\n"
       "                of two; slot bytes, a multiple of 64 from 1536); 0 = utcpd's default\n"
+      "  --busy-poll US  every stack: after data last moved, look again at once (spin) for\n"
+      "                US microseconds before sleeping on the sockets/endpoints\n"
       "  --json        one JSON object on stdout instead of the human summary\n"
       "  --quiet       no progress line on stderr\n"
       "Sizes take K/M/G suffixes (powers of 1024).\n");
@@ -86,6 +88,7 @@ struct Options {
   uint64_t iterations = 0;  // 0: the mode's default
   bool json = false;
   bool quiet = false;
+  int64_t busy_poll_us = 0;  // > 0: spin this long after the last movement before sleeping
 };
 
 struct Summary {
@@ -328,6 +331,7 @@ void drive(Transport& tr, std::vector<Flow*>& flows, const Options& o) {
   for (Flow* f : flows) conns.push_back(f->conn.get());
   const int64_t start = now_us();
   int64_t next_report = start + 2'000'000;
+  int64_t last_moved = start;
   for (;;) {
     bool busy = false, all_done = true;
     for (Flow* f : flows) {
@@ -336,6 +340,14 @@ void drive(Transport& tr, std::vector<Flow*>& flows, const Options& o) {
       if (!f->done) all_done = false;
     }
     if (all_done) break;
+    // --busy-poll: the same for every stack — keep stepping without sleeping for a while
+    // after the last movement (the application spins; the kernel's sockets and utcp's
+    // rings are both looked at again at once) instead of sleeping on the files.
+    if (o.busy_poll_us > 0) {
+      const int64_t t = now_us();
+      if (busy) last_moved = t;
+      else busy = t - last_moved < o.busy_poll_us;
+    }
     tr.progress(conns, busy, 100'000);
     if (!o.quiet) {
       int64_t t = now_us();
@@ -605,6 +617,7 @@ int main(int argc, char** argv) {
     else if (a == "--iterations") o.iterations = size(1, 1ull << 32);
     else if (a == "--json") o.json = true;
     else if (a == "--quiet") o.quiet = true;
+    else if (a == "--busy-poll") o.busy_poll_us = int64_t(size(1, 10'000'000));
     else {
       std::fprintf(stderr, "utcp-perf: unknown option %s\n", a.c_str());
       return usage(stderr);
@@ -627,6 +640,7 @@ int main(int argc, char** argv) {
   Output out;
   out.str("stack", o.stack);
   if (o.stack == "utcp") out.str("handshake", o.registry_handshake ? "registry" : "library");
+  if (o.busy_poll_us > 0) out.num("busy_poll_us", double(o.busy_poll_us));
   int rc = 1;
   switch (o.mode) {
     case Mode::kStream: rc = run_stream(*tr, o, &out); break;

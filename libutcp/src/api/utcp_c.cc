@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "api/c_api.h"
 #include "api/profiles.h"
 #include "api/raw_device.h"
 #include "api/stack.h"
@@ -45,9 +46,11 @@ struct utcp_stack {
   }
 
   // Polls the stack, then sleeps on the device until frames arrive, the stack's next
-  // timer, or `deadline` (kInstantNever: no limit). 1: frames; 0: nothing; -EINTR.
-  int wait_until(utcp::Instant deadline, utcp::Duration spin = utcp::Duration(0)) {
-    stack->poll(time());
+  // timer, or `deadline` (kInstantNever: no limit), and polls again. 1: frames; 0:
+  // nothing; -EINTR. With poll_stack false it only waits: for a caller whose next try
+  // polls itself (a posted read, which must be the one to take the frames in).
+  int wait_until(utcp::Instant deadline, utcp::Duration spin = utcp::Duration(0), bool poll_stack = true) {
+    if (poll_stack) stack->poll(time());
     // Busy-polling (latency profile): look at the device without sleeping for a while
     // first, trading a core for the wake-up latency of a sleep.
     if (spin.count() > 0) {
@@ -55,7 +58,7 @@ struct utcp_stack {
       pollfd q{stack->device()->wait_fd(), POLLIN, 0};
       while (time() < until && stack->poll_at() > now)  // `now`: just read by time()
         if (::poll(&q, 1, 0) > 0) {
-          stack->poll(time());
+          if (poll_stack) stack->poll(time());
           return 1;
         }
     }
@@ -66,20 +69,21 @@ struct utcp_stack {
     pollfd p{stack->device()->wait_fd(), POLLIN, 0};
     int rc = ::poll(&p, 1, ms);
     if (rc < 0 && errno == EINTR) return -EINTR;
-    stack->poll(time());
+    if (poll_stack) stack->poll(time());
     return rc > 0 ? 1 : 0;
   }
   utcp::Instant deadline_after(utcp::Duration d) { return d.count() > 0 ? time() + d : utcp::kInstantNever; }
 
   // Retries `op` (a call returning -EAGAIN while it would wait) until it gives anything
-  // else, waiting in between; -EAGAIN at `deadline`, -EINTR on a signal.
+  // else, waiting in between; -EAGAIN at `deadline`, -EINTR on a signal. `op_polls`: op
+  // polls the stack itself whenever it would return -EAGAIN (see wait_until).
   template <typename Op>
-  int64_t block(utcp::Instant deadline, Op op, utcp::Duration spin = utcp::Duration(0)) {
+  int64_t block(utcp::Instant deadline, Op op, utcp::Duration spin = utcp::Duration(0), bool op_polls = false) {
     for (;;) {
       int64_t r = op();
       if (r != -EAGAIN) return r;
       if (time() >= deadline) return -EAGAIN;
-      int w = wait_until(deadline, spin);
+      int w = wait_until(deadline, spin, !op_polls);
       if (w == -EINTR) return -EINTR;
     }
   }
@@ -103,6 +107,8 @@ utcp::MacAddr mac_of(const uint8_t m[6]) {
 }
 
 }  // namespace
+
+utcp::Stack* utcp::api::stack_of(utcp_stack* s) { return s ? s->stack.get() : nullptr; }
 
 extern "C" {
 
@@ -215,11 +221,15 @@ int utcp_connect(utcp_stack* s, int sock, uint32_t ip, uint16_t port) {
 }
 ssize_t utcp_read(utcp_stack* s, int sock, void* buf, size_t len) {
   if (!s || (!buf && len)) return -EINVAL;
-  s->time();  // reads may open the window: the stack compares against the latest time
   std::span<uint8_t> out{static_cast<uint8_t*>(buf), len};
-  if (!s->blocking(sock) || len == 0) return s->stack->read(sock, out);
+  // The posted read (Stack::read with the time): what is buffered, else one poll with
+  // `buf` posted, which copies in-order data from the received frames straight into it
+  // (one copy, not two through the receive buffer). A blocking read waits without
+  // polling, so that the next try's poll is the one that takes the frames in.
+  if (!s->blocking(sock) || len == 0) return s->stack->read(sock, out, s->time());
   const SockMode& m = s->mode(sock);
-  return s->block(s->deadline_after(m.rcvtimeo), [&] { return s->stack->read(sock, out); }, m.busy_poll);
+  return s->block(s->deadline_after(m.rcvtimeo), [&] { return s->stack->read(sock, out, s->time()); }, m.busy_poll,
+                  true);
 }
 ssize_t utcp_write(utcp_stack* s, int sock, const void* buf, size_t len) {
   if (!s || (!buf && len)) return -EINVAL;

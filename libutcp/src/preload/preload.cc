@@ -490,9 +490,12 @@ void helper_main() {
       }
       std::lock_guard<std::mutex> g(s.mu, std::adopt_lock);
       if (!s.conn || s.conn->dead) continue;
-      bool idle = s.waiters.load() == 0 && t - s.touched_us.load() >= kIdle.count();
+      const bool waited_on = s.waiters.load() != 0;
+      bool idle = !waited_on && t - s.touched_us.load() >= kIdle.count();
       if (!s.orphan && !idle) {
-        next = std::min(next, Instant(Duration(s.touched_us.load())) + kIdle);
+        // A program thread sleeping on it drives it (its timers too); look again in a
+        // while, not at touched + kIdle — long past while it sleeps, that made this loop spin.
+        next = std::min(next, waited_on ? Clock::now() + kIdle : Instant(Duration(s.touched_us.load())) + kIdle);
         continue;
       }
       if (s.shared && !(s.shared->holders.load() == 1 && own(s))) {
@@ -1078,13 +1081,24 @@ int usable(Sock& s, std::unique_lock<std::mutex>& lk, bool nb, Instant deadline)
   }
 }
 
+// The posted read (Stack::read with the time): what the connection has buffered, or else
+// one poll with `out` posted, which copies in-order data from the frames it takes in
+// straight into `out` (not through the receive buffer: one copy a byte). Sock locked.
+int64_t posted_read(Sock& s, std::span<uint8_t> out) {
+  Conn& c = *s.conn;
+  uint64_t before = c.stack->stats().frames_in;
+  int64_t r = c.stack->read(c.h, out, Clock::now());
+  if (c.stack->stats().frames_in != before) ++s.gen;  // as progress(): edge-triggered epoll
+  return r;
+}
+
 int64_t read_some(Sock& s, uint8_t* p, size_t n, bool peek) {
   if (peek) {
     if (s.peeked.empty()) {
-      std::vector<uint8_t> b(std::max<size_t>(n, 1));
-      int64_t r = s.conn->stack->read(s.conn->h, b);
+      s.peeked.resize(std::max<size_t>(n, 1));
+      int64_t r = posted_read(s, s.peeked);
+      s.peeked.resize(r > 0 ? size_t(r) : 0);
       if (r <= 0) return r;
-      s.peeked.assign(b.begin(), b.begin() + r);
     }
     size_t k = std::min(n, s.peeked.size());
     std::memcpy(p, s.peeked.data(), k);
@@ -1096,33 +1110,45 @@ int64_t read_some(Sock& s, uint8_t* p, size_t n, bool peek) {
     s.peeked.erase(s.peeked.begin(), s.peeked.begin() + long(k));
     return int64_t(k);
   }
-  return s.conn->stack->read(s.conn->h, {p, n});
+  return posted_read(s, {p, n});
 }
 
-ssize_t sock_recv(const std::shared_ptr<Sock>& sp, void* buf, size_t len, int flags) {
+// read/recv/readv/recvmsg: into the caller's buffers `iov` (each one posted in turn: no
+// buffer of the layer's in between), with recv(2)'s semantics: blocking until something
+// arrived (MSG_WAITALL: until all of it, the end of the stream, an error or a signal),
+// partial counts, 0 at the end of the stream, MSG_PEEK (one buffer; vec_recv gathers).
+ssize_t sock_recvv(const std::shared_ptr<Sock>& sp, const iovec* iov, int cnt, int flags) {
   Sock& s = *sp;
   std::unique_lock<std::mutex> lk(s.mu);
   if (flags & MSG_OOB) return fail(EINVAL);
-  if (!buf && len) return fail(EFAULT);
+  size_t len = 0;
+  for (int i = 0; i < cnt; ++i) {
+    if (!iov[i].iov_base && iov[i].iov_len) return fail(EFAULT);
+    len += iov[i].iov_len;
+  }
   bool nb = s.nonblock || (flags & MSG_DONTWAIT);
   bool peek = flags & MSG_PEEK;
+  bool waitall = (flags & MSG_WAITALL) && !peek;
   Instant deadline = deadline_after(s.opts.rcvtimeo);
-  size_t got = 0;
+  size_t got = 0, off = 0;  // in all, and in iov[i]
+  int i = 0;
   for (;;) {
     int u = usable(s, lk, nb, deadline);
     if (u < 0) return got ? ssize_t(got) : fail(-u);
-    progress(s);
-    int64_t r = read_some(s, static_cast<uint8_t*>(buf) + got, len - got, peek);
+    while (i < cnt && off == iov[i].iov_len) ++i, off = 0;
+    int64_t r = i < cnt ? read_some(s, static_cast<uint8_t*>(iov[i].iov_base) + off, iov[i].iov_len - off, peek) : 0;
     if (r > 0) {
       got += size_t(r);
-      if (!(flags & MSG_WAITALL) || got == len || peek) break;
-      continue;
+      off += size_t(r);
+      if (got == len || peek) break;
+      continue;  // the next buffer, or (MSG_WAITALL) the rest of this one
     }
     if (r == 0 || len == 0) break;  // end of stream
     if (r != -EAGAIN) {
       if (got) break;
       return fail(int(-r));
     }
+    if (got && !waitall) break;  // nothing more for now
     if (nb) {
       if (got) break;
       return fail(EAGAIN);
@@ -1133,8 +1159,15 @@ ssize_t sock_recv(const std::shared_ptr<Sock>& sp, void* buf, size_t len, int fl
       return fail(-w);
     }
   }
-  progress(s);  // the window update, if reading opened it
+  // The window update (or ACK) that reading made due, if any; frames beyond it wait for
+  // the next read, which can take them into its buffer directly.
+  if (s.conn && !s.conn->dead && s.conn->stack->poll_at() <= Clock::now()) progress(s);
   return ssize_t(got);
+}
+
+ssize_t sock_recv(const std::shared_ptr<Sock>& sp, void* buf, size_t len, int flags) {
+  iovec v{buf, len};
+  return sock_recvv(sp, &v, 1, flags);
 }
 
 ssize_t sock_send(const std::shared_ptr<Sock>& sp, const void* buf, size_t len, int flags) {
@@ -1252,6 +1285,25 @@ std::shared_ptr<Sock> waitable(int fd, bool for_wait = false) {
   return s;
 }
 
+// Marks sockets as waited on by the program for as long as one poll/epoll round sleeps
+// on their endpoints. The helper thread drives only sockets nobody waits on: had it taken
+// a frame in after the round looked at the socket and before the round went to sleep,
+// the ring the round sleeps on would be empty and the data already buffered — a lost
+// wake-up (iperf3's select on its control connection slept forever with a byte unread).
+struct WaitMarks {
+  std::vector<Sock*> socks;
+  WaitMarks() = default;
+  WaitMarks(const WaitMarks&) = delete;
+  WaitMarks& operator=(const WaitMarks&) = delete;
+  ~WaitMarks() {
+    for (Sock* s : socks) s->waiters.fetch_sub(1);
+  }
+  void add(Sock& s) {  // Sock locked
+    s.waiters.fetch_add(1);
+    socks.push_back(&s);
+  }
+};
+
 int poll_impl(pollfd* fds_in, nfds_t n, Instant deadline, const sigset_t* mask, bool use_mask) {
   std::vector<std::shared_ptr<Sock>> socks(n);
   bool any = false;
@@ -1269,6 +1321,7 @@ int poll_impl(pollfd* fds_in, nfds_t n, Instant deadline, const sigset_t* mask, 
   for (;;) {
     int ready = 0;
     Instant next = deadline;
+    WaitMarks marks;
     k.assign(fds_in, fds_in + n);
     for (nfds_t i = 0; i < n; ++i) {
       if (!socks[i]) continue;
@@ -1282,7 +1335,10 @@ int poll_impl(pollfd* fds_in, nfds_t n, Instant deadline, const sigset_t* mask, 
       if (fds_in[i].revents) ++ready;
       k[i].fd = -1;
       int wfd = wait_fd_of(s, &next);
-      if (wfd >= 0) k.push_back({wfd, POLLIN, 0});
+      if (wfd >= 0) {
+        k.push_back({wfd, POLLIN, 0});
+        marks.add(s);
+      }
     }
     int ms = ready ? 0 : ms_until(next);
     int rc;
@@ -1379,6 +1435,7 @@ int epoll_impl(int epfd, epoll_event* evs, int max, Instant deadline, const sigs
       snap.assign(set->utcp.begin(), set->utcp.end());
     }
     std::vector<std::pair<int, Interest>> reported;
+    WaitMarks marks;  // after snap: released before the sockets it holds
     for (auto& [fd, in] : snap) {
       Sock& s = *in.sock;
       std::lock_guard<std::mutex> g2(s.mu);
@@ -1387,7 +1444,10 @@ int epoll_impl(int epfd, epoll_event* evs, int max, Instant deadline, const sigs
       short want = short(in.events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | EPOLLWRNORM));
       short m = revents_of(s, want);
       int wfd = wait_fd_of(s, &next);
-      if (wfd >= 0) pf.push_back({wfd, POLLIN, 0});
+      if (wfd >= 0) {
+        pf.push_back({wfd, POLLIN, 0});
+        marks.add(s);
+      }
       if (!m || n >= max) continue;
       if ((in.events & EPOLLET) && in.last_gen == s.gen && in.last_mask == uint32_t(uint16_t(m))) continue;
       in.last_gen = s.gen;
@@ -1837,6 +1897,9 @@ __attribute__((visibility("default"))) ssize_t sendto(int fd, const void* buf, s
 namespace {
 ssize_t vec_recv(const std::shared_ptr<Sock>& s, const iovec* iov, int cnt, int flags) {
   if (cnt < 0 || cnt > IOV_MAX) return fail(EINVAL);
+  if (cnt > 0 && !iov) return fail(EFAULT);
+  if (!(flags & MSG_PEEK)) return sock_recvv(s, iov, cnt, flags);
+  // MSG_PEEK over several buffers: peeked into one, copied out to each.
   size_t total = 0;
   for (int i = 0; i < cnt; ++i) total += iov[i].iov_len;
   if (cnt == 1) return sock_recv(s, iov[0].iov_base, iov[0].iov_len, flags);
@@ -1893,20 +1956,22 @@ __attribute__((visibility("default"))) ssize_t sendmsg(int fd, const msghdr* msg
 namespace {
 // sendfile() to a utcp socket: read from the file (at *off, or at its offset), write through
 // utcp, as one call (up to 256 KiB; a partial count like Linux's). Without `off` the file's
-// offset ends past what was sent: bytes read but not sent are given back (lseek), also on
-// an error such as EAGAIN. A utcp socket as the input is not a file: EINVAL, as Linux says
-// for a socket there.
+// offset ends just past what was sent (read with pread, then moved by what the socket took:
+// bytes read but not sent are not lost, also on an error such as EAGAIN). The input must be
+// seekable as Linux's needs it mmap-able: a pipe is EINVAL. A utcp socket as the input is
+// not a file: EINVAL, as Linux says for a socket there.
 ssize_t sendfile_utcp(const std::shared_ptr<Sock>& s, int in, off_t* off, size_t n) {
   if (fds().maybe(in) && waitable(in)) return fail(EINVAL);
+  off_t pos = off ? *off : ::lseek(in, 0, SEEK_CUR);
+  if (pos < 0) return fail(errno == ESPIPE ? EINVAL : errno);
   std::vector<uint8_t> b(std::min<size_t>(n, 256 * 1024));
-  ssize_t r = off ? ::pread(in, b.data(), b.size(), *off) : REAL(read)(in, b.data(), b.size());
+  ssize_t r = ::pread(in, b.data(), b.size(), pos);
   if (r <= 0) return r;
   ssize_t w = sock_send(s, b.data(), size_t(r), MSG_NOSIGNAL);
   int e = errno;
-  if (off) {
-    if (w > 0) *off += w;
-  } else if (w < r) {
-    ::lseek(in, (w > 0 ? w : 0) - r, SEEK_CUR);  // give back what was not sent
+  if (w > 0) {
+    if (off) *off = pos + w;
+    else ::lseek(in, pos + w, SEEK_SET);
   }
   if (w < 0 && e == EPIPE) ::pthread_kill(::pthread_self(), SIGPIPE);  // as Linux's sendfile
   errno = e;

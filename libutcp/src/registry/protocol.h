@@ -18,9 +18,10 @@
 namespace utcp::registry {
 
 inline constexpr uint32_t kMagic = 0x50435455;  // "UTCP"
-inline constexpr uint16_t kProtocolVersion = 3;  // 2: Listen with kListenAccept, Accept
+inline constexpr uint16_t kProtocolVersion = 4;  // 2: Listen with kListenAccept, Accept
                                                  // 3: RingSize in Connect, Listen, Accept;
                                                  //    Release flags (kReleaseNoReply)
+                                                 // 4: Listen flag kListenReuseAddr
 inline constexpr size_t kMaxMessage = 65536;
 inline constexpr const char* kDefaultSocketPath = "/run/utcp/utcpd.sock";
 
@@ -96,7 +97,8 @@ inline constexpr uint32_t kListenReuseAddr = 2;  // with kListenAccept, the prog
                                                  // the connections of an earlier listen on it (in
                                                  // TIME-WAIT, or still open), as Linux allows; never
                                                  // one with a live listen or held by anyone else.
-                                                 // A utcpd without it refuses the flag (EINVAL).
+                                                 // (Protocol 4: a client of 3 or older is refused
+                                                 // with EPROTONOSUPPORT and utcpd's explanation.)
 
 // With kListenAccept the registry's SYN queue and its queue of established connections
 // nobody has claimed yet are each bounded by `backlog` (0: 128; capped at kMaxBacklog).
