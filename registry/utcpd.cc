@@ -99,7 +99,9 @@ struct Grant {
   MacAddr next_hop;
   uint16_t remote_port = 0;
   Ipv4Addr remote_ip;
-  uint32_t base_refs = 0;  // references to the endpoint file while only the registry holds it
+  // References to the endpoint file while only the registry holds it, as UTCP_IOC_EP_STATS
+  // reads them with the pool's worker running (Registry::start).
+  uint32_t base_refs = 0;
 };
 
 // A grant whose client is gone, kept until every other holder of its endpoint file let
@@ -109,6 +111,7 @@ struct Held {
   uid_t uid = 0;
   Grant grant;
   std::unique_ptr<Orphan> orphan;  // set once inherited
+  uint32_t refs_seen = 0;          // the endpoint file's reference count last read (for the debug log)
 };
 constexpr Duration kHeldRecheck = Duration(100'000);
 
@@ -300,6 +303,16 @@ int Registry::start() {
     return 1;
   }
   ifc_ = *ifc;
+  // The pool's worker thread starts before any endpoint's reference count is read. An
+  // ioctl on a file whose fd table is shared (more than one thread) holds a reference of
+  // its own while it runs (the kernel's fdget), so UTCP_IOC_EP_STATS's file_refs is one
+  // higher once the worker exists. A grant's base_refs and the count progress_held
+  // compares it with must both be read with the worker running: recover() used to read
+  // its bases before, and a recovered connection was never inherited (registry_restart).
+  if (filler_.start(&err) < 0) {
+    logf(0, "%s", err.c_str());
+    return 1;
+  }
   if (attach_or_adopt(&err) < 0) {
     logf(0, "%s", err.c_str());
     return 1;
@@ -327,11 +340,6 @@ int Registry::start() {
   ev.events = EPOLLIN;
   ev.data.fd = listen_fd_;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
-  std::string why;
-  if (filler_.start(&why) < 0) {
-    logf(0, "%s", why.c_str());
-    return 1;
-  }
   ev.data.fd = filler_.fd();
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, filler_.fd(), &ev);
   logf(1, "listening on %s", opt_.socket_path.c_str());
@@ -414,6 +422,8 @@ int Registry::recover() {
     utcp_endpoint_stats st{};
     uint32_t refs = ::ioctl(fd, UTCP_IOC_EP_STATS, &st) == 0 ? st.file_refs : others + 1;
     g.base_refs = refs > others ? refs - others : 1;
+    logf(2, "endpoint %u: %u references to its file, %u of them others' when it was opened: inherited at %u",
+         e.id, refs, others, g.base_refs);
     g.listener = e.tmpl.flags & UTCP_TMPL_F_LISTENER;
     uint16_t lport = ntohs(e.tmpl.local_port);
     if (g.listener) {
@@ -554,7 +564,12 @@ void Registry::progress_held() {
       done = !h.orphan->poll(now);
     } else if (recheck) {
       utcp_endpoint_stats st{};
-      if (::ioctl(g.ep.fd, UTCP_IOC_EP_STATS, &st) < 0) {
+      const bool read = ::ioctl(g.ep.fd, UTCP_IOC_EP_STATS, &st) == 0;
+      if (read && st.file_refs != h.refs_seen) {
+        logf(2, "endpoint %u: %u references to its file (inherited at %u)", g.ep.id, st.file_refs, g.base_refs);
+        h.refs_seen = st.file_refs;
+      }
+      if (!read) {
         done = true;
       } else if (st.file_refs <= g.base_refs || (st.flags & UTCP_EPF_DETACHED)) {
         Orphan::Kind kind = Orphan::classify(st);

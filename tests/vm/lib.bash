@@ -19,9 +19,12 @@ need_classifier() {
 	if [ -z "$(classifier_obj)" ]; then echo "SKIP: no classifier object built (clang missing?)"; exit 77; fi
 }
 
-# Starts utcpd on the utcp side's interface; its log goes to /tmp/utcpd.log.
+# Starts utcpd on the utcp side's interface; its log goes to /tmp/utcpd.log. A socket
+# file an earlier utcpd left (another script's, or one killed here) is removed first: it
+# would pass for the new utcpd's before that one binds.
 start_utcpd() {
 	mkdir -p "$(dirname "${UTCP_REGISTRY:-/run/utcp/utcpd.sock}")"
+	rm -f "${UTCP_REGISTRY:-/run/utcp/utcpd.sock}"
 	# Not through in_a: $! must be utcpd itself (ip netns exec execs it), not a subshell.
 	ip netns exec "$UTCP_NS_A" "$UTCP_BUILD/registry/utcpd" --interface "$UTCP_IF_A" --classifier "$(classifier_obj)" \
 		--socket "${UTCP_REGISTRY:-/run/utcp/utcpd.sock}" "$@" >/tmp/utcpd.log 2>&1 &

@@ -11,8 +11,6 @@ need_classifier
 xfer=$UTCP_BUILD/examples/utcp-xfer
 probe=$UTCP_BUILD/tests/registry/registry_probe
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
-# A socket file left by an earlier script's utcpd would pass for the new one before it binds.
-rm -f "$UTCP_REGISTRY"
 # TIME-WAIT short enough that a port a connection closed first comes back within a check.
 start_utcpd --time-wait-ms 3000 >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 

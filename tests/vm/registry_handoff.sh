@@ -11,8 +11,6 @@ handoff=$UTCP_BUILD/examples/utcp-handoff
 peer=$UTCP_SRC/tests/vm/tcp_peer.py
 probe=$UTCP_BUILD/tests/registry/registry_probe
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
-# A socket file left by an earlier script's utcpd would pass for the new one before it binds.
-rm -f "$UTCP_REGISTRY"
 start_utcpd --time-wait-ms 5000 -v >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 
 head -c $((2 << 20)) /dev/urandom > /tmp/2m

@@ -10,8 +10,6 @@ xfer=$UTCP_BUILD/examples/utcp-xfer
 peer=$UTCP_SRC/tests/vm/tcp_peer.py
 probe=$UTCP_BUILD/tests/registry/registry_probe
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
-# A socket file left by an earlier script's utcpd would pass for the new one before it binds.
-rm -f "$UTCP_REGISTRY"
 start_utcpd --time-wait-ms 20000 -v >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 
 live() { in_a "$probe" live-endpoints; }

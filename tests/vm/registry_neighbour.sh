@@ -8,8 +8,6 @@ set -u
 need_classifier
 probe=$UTCP_BUILD/tests/registry/registry_probe
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
-# A socket file left by an earlier script's utcpd would pass for the new one before it binds.
-rm -f "$UTCP_REGISTRY"
 absent=${UTCP_IP_B%.*}.200  # on the link's subnet, nobody there
 
 # The default wait: the request ends with EHOSTUNREACH (registry_probe exits 1 for an
@@ -24,7 +22,6 @@ check "that request was parked, not waited for in the event loop" 'grep -q "park
 stop_utcpd >/dev/null
 
 # A wait longer than this test: while a request is parked, others are served.
-rm -f "$UTCP_REGISTRY"
 printf 'neighbour_wait_ms 600000\n' > /tmp/utcpd-nw.conf
 start_utcpd -f /tmp/utcpd-nw.conf >/dev/null || { echo "FAIL: utcpd starts again"; exit 1; }
 in_a timeout 300 "$probe" connect "$absent" 5002 >/tmp/parked.out 2>&1 &
@@ -45,7 +42,6 @@ check "utcpd still runs" 'kill -0 $UTCPD_PID'
 stop_utcpd | grep -iE "error|abort" | head -5
 # The probes' granted connections were still held when utcpd stopped: it parked its
 # attachment for a successor to recover. The next script starts fresh: discard it.
-rm -f "$UTCP_REGISTRY"
 start_utcpd --no-recover >/dev/null && wait_for 60 test -S "$UTCP_REGISTRY"
 stop_utcpd >/dev/null
 finish

@@ -10,8 +10,6 @@ need_classifier
 xfer=$UTCP_BUILD/examples/utcp-xfer
 ctl=$UTCP_BUILD/tools/utcpctl
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
-# A socket file left by an earlier script's utcpd would pass for the new one before it binds.
-rm -f "$UTCP_REGISTRY"
 start_utcpd --time-wait-ms 30000 >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 
 # A connection that stays up while we look: 100 KB, then its input stays open until

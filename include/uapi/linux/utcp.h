@@ -276,7 +276,10 @@ struct utcp_endpoint_stats {
 	__u32 tcp_flags;	/* UTCP_EPT_* */
 	__u32 file_refs;	/* EP_STATS on the endpoint file: references to that open
 				 * file (fds in any process, mappings, SCM_RIGHTS in flight),
-				 * the caller's included; 0 from the control file */
+				 * the caller's included; one more while the ioctl runs when
+				 * the calling process has several threads (its fd table is
+				 * shared, so the kernel holds the file for the call): compare
+				 * only counts read in the same way; 0 from the control file */
 };
 #define UTCP_EPF_DETACHED	(1u << 0)	/* destroyed or its control file is closed */
 #define UTCP_EPT_SENT		(1u << 0)	/* a TCP frame left: tcp_snd_max is valid */

@@ -19,11 +19,22 @@ parked() { in_a "$utcpctl" stats | sed -n 's/^parked_controls[ :]*//p'; }
 # start_utcpd, then wait until this utcpd (not a dead one's leftover socket) serves.
 # fd 3 (the application's stdin pipe) must not leak into utcpd, or the pipe never ends.
 restart_utcpd() {
-	# The dead one's socket and log would look like the new one's: start_utcpd waits for
-	# the socket, which utcpd creates only after adopting and recovering.
-	rm -f "$UTCP_REGISTRY" /tmp/utcpd.log
+	# The dead one's log would look like the new one's (start_utcpd removes its socket):
+	# the socket comes only after adopting and recovering.
+	rm -f /tmp/utcpd.log
 	start_utcpd "$@" 3>&- >/dev/null  # its own wait (5 s) may be short for a slow guest
 	wait_for 120 test -S "$UTCP_REGISTRY" && wait_for 120 grep -q "listening on" /tmp/utcpd.log
+}
+holders() {  # why a connection was not inherited: utcpd's view, and who holds endpoint files
+	grep -E "endpoint [0-9]+: .*references|exited|released" /tmp/utcpd.log | sed 's/^/    /'
+	local p
+	for p in /proc/[0-9]*; do
+		local n m
+		n=$(ls -l "$p/fd" 2>/dev/null | grep -c "utcp-endpoint")
+		m=$(grep -c "utcp-endpoint" "$p/maps" 2>/dev/null)
+		[ "${n:-0}" = 0 ] && [ "${m:-0}" = 0 ] ||
+			echo "    pid ${p#/proc/} ($(cat "$p/comm")): $n endpoint fds, $m endpoint mappings"
+	done
 }
 kill9_utcpd() {
 	kill -9 "$UTCPD_PID"
@@ -84,7 +95,9 @@ check "the transfer survived the restart: exit 0, every byte at the sink, sha256
 
 # --- the application is gone: the restarted utcpd inherits its connection
 wait_for 10 grep -q "closed: TIME-WAIT held by utcpd" /tmp/utcpd.log
-check "after the application exits, the restarted utcpd inherits its connection (TIME-WAIT)" '[ $? = 0 ]'
+inherited=$?
+check "after the application exits, the restarted utcpd inherits its connection (TIME-WAIT)" '[ "$inherited" = 0 ]'
+[ "$inherited" = 0 ] || holders
 wait_for 30 test "$(live)" = 0
 check "after TIME-WAIT the module's live endpoint count returns to 0" '[ "$(live)" = 0 ]'
 
