@@ -4,6 +4,10 @@ check() {  # check NAME EXPR
 	if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1"; failures=$((failures + 1)); fi
 }
 finish() { [ "$failures" = 0 ]; exit $?; }
+# The programs most scripts drive: the transfer example, the kernel-side peer, the registry probe.
+xfer=${UTCP_BUILD:-}/examples/utcp-xfer
+peer=${UTCP_SRC:-}/tests/vm/tcp_peer.py
+probe=${UTCP_BUILD:-}/tests/registry/registry_probe
 in_a() { ip netns exec "$UTCP_NS_A" "$@"; }
 in_b() { ip netns exec "$UTCP_NS_B" "$@"; }
 wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds (1 when it never did)

@@ -8,8 +8,6 @@ set -u
 . "$UTCP_SRC/tests/vm/lib.bash"
 need_classifier
 handoff=$UTCP_BUILD/examples/utcp-handoff
-peer=$UTCP_SRC/tests/vm/tcp_peer.py
-probe=$UTCP_BUILD/tests/registry/registry_probe
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
 start_utcpd --time-wait-ms 5000 -v >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 

@@ -9,9 +9,6 @@
 set -u
 . "$UTCP_SRC/tests/vm/lib.bash"
 need_classifier
-xfer=$UTCP_BUILD/examples/utcp-xfer
-peer=$UTCP_SRC/tests/vm/tcp_peer.py
-probe=$UTCP_BUILD/tests/registry/registry_probe
 utcpctl=$UTCP_BUILD/tools/utcpctl
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
 live() { in_a "$probe" live-endpoints; }
