@@ -28,7 +28,7 @@ check "the second process sent the rest and closed" 'grep -q "receiver.*closed" 
 check "utcpd did not reset the connection when the first process exited" '! grep -q "abandoned: RST" /tmp/utcpd.log'
 wait_for 30 grep -q "closed: TIME-WAIT held by utcpd" /tmp/utcpd.log
 check "utcpd inherited the connection once the second process exited" '[ $? = 0 ]'
-wait_for 30 test "$(in_a "$probe" live-endpoints)" = 0
-check "the endpoint is reclaimed after TIME-WAIT" '[ "$(in_a "$probe" live-endpoints)" = 0 ]'
+wait_for 30 no_live_endpoints
+check "the endpoint is reclaimed after TIME-WAIT" '[ "$(live_endpoints)" = 0 ]'
 stop_utcpd >/dev/null
 finish

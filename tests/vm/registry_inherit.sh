@@ -9,7 +9,6 @@ need_classifier
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
 start_utcpd --time-wait-ms 20000 -v >/dev/null || { echo "FAIL: utcpd starts"; exit 1; }
 
-live() { in_a "$probe" live-endpoints; }
 # Whether a kernel socket in namespace A can bind local port $1 (utcpd reserves the ports
 # it grants): nc listens there until timeout (124), or fails at once when the port is taken.
 # (Not python: its start-up under TCG takes longer than the TIME-WAIT being checked.)
@@ -37,8 +36,8 @@ echo "    [$SECONDS s] peer done"
 check "kill -9: the kernel peer sees the connection reset" 'grep -q "^reset" /tmp/watch.out'
 cat /tmp/watch.out
 check "kill -9: utcpd logged the abandoned connection" 'grep -q "abandoned: RST sent" /tmp/utcpd.log'
-wait_for 20 test "$(live)" = 0
-check "kill -9: the endpoint is reclaimed (no live endpoints)" '[ "$(live)" = 0 ]'
+wait_for 20 no_live_endpoints
+check "kill -9: the endpoint is reclaimed (no live endpoints)" '[ "$(live_endpoints)" = 0 ]'
 check "kill -9: port $port is free for the kernel again" 'kernel_can_bind "$port"'
 
 # --- orderly close and exit: utcpd holds TIME-WAIT, then frees the port
@@ -60,8 +59,8 @@ echo "    [$SECONDS s] waiting for the end of TIME-WAIT"
 wait_for 60 kernel_can_bind "$port"
 echo "    [$SECONDS s] port free"
 check "orderly: port $port is free after TIME-WAIT" 'kernel_can_bind "$port"'
-wait_for 10 test "$(live)" = 0
-check "orderly: the endpoint is reclaimed after TIME-WAIT" '[ "$(live)" = 0 ]'
+wait_for 10 no_live_endpoints
+check "orderly: the endpoint is reclaimed after TIME-WAIT" '[ "$(live_endpoints)" = 0 ]'
 
 check "utcpd is still running after both exits" 'kill -0 "$UTCPD_PID"'
 stop_utcpd >/dev/null

@@ -11,7 +11,6 @@ set -u
 need_classifier
 utcpctl=$UTCP_BUILD/tools/utcpctl
 export UTCP_REGISTRY=/run/utcp/utcpd.sock
-live() { in_a "$probe" live-endpoints; }
 parked() { in_a "$utcpctl" stats | sed -n 's/^parked_controls[ :]*//p'; }
 # start_utcpd, then wait until this utcpd (not a dead one's leftover socket) serves.
 # fd 3 (the application's stdin pipe) must not leak into utcpd, or the pipe never ends.
@@ -74,7 +73,7 @@ writer=$!
 echo "    [$SECONDS s] kill -9 utcpd (pid $first) mid-transfer"
 kill9_utcpd
 check "after kill -9 the module holds the attachment parked" '[ "$(parked)" = 1 ]'
-check "the connection's endpoint is still live in the module" '[ "$(live)" = 1 ]'
+check "the connection's endpoint is still live in the module" '[ "$(live_endpoints)" = 1 ]'
 restart_utcpd --time-wait-ms 3000 -v || { echo "FAIL: utcpd restarts"; cat /tmp/utcpd.log; exit 1; }
 echo "    [$SECONDS s] utcpd restarted (pid $UTCPD_PID)"
 grep -E "adopted|recovered" /tmp/utcpd.log | sed 's/^/    /'
@@ -95,13 +94,13 @@ wait_for 10 grep -q "closed: TIME-WAIT held by utcpd" /tmp/utcpd.log
 inherited=$?
 check "after the application exits, the restarted utcpd inherits its connection (TIME-WAIT)" '[ "$inherited" = 0 ]'
 [ "$inherited" = 0 ] || holders
-wait_for 30 test "$(live)" = 0
-check "after TIME-WAIT the module's live endpoint count returns to 0" '[ "$(live)" = 0 ]'
+wait_for 30 no_live_endpoints
+check "after TIME-WAIT the module's live endpoint count returns to 0" '[ "$(live_endpoints)" = 0 ]'
 
 # --- a new connection through the restarted utcpd
 head -c $((256 << 10)) /dev/urandom > /tmp/256k
 to_kernel "a new connection after the restart: 256 KiB, sha256 equal" /tmp/256k 7202
-wait_for 30 test "$(live)" = 0
+wait_for 30 no_live_endpoints
 
 # --- a second restart with nothing live
 kill9_utcpd
@@ -110,8 +109,8 @@ check "second restart: adopted with no endpoints" 'grep -q "adopted the attachme
 check "second restart: nothing recovered, no stale classifier entries" 'grep -q "recovered 0 connections and 0 listeners from the previous utcpd; 0 stale" /tmp/utcpd.log'
 check "second restart: no errors logged" '! grep -q "utcpd: error" /tmp/utcpd.log'
 to_kernel "second restart: a new connection works (256 KiB, sha256 equal)" /tmp/256k 7203
-wait_for 30 test "$(live)" = 0
-check "second restart: no endpoint left" '[ "$(live)" = 0 ]'
+wait_for 30 no_live_endpoints
+check "second restart: no endpoint left" '[ "$(live_endpoints)" = 0 ]'
 
 # --- --no-recover drops what was parked and attaches afresh
 kill9_utcpd
