@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * utcp_endpoint.c - endpoint files: pinned rings (mmap), poll, and the template-checked
- * transmit ioctl.
+ * utcp_endpoint.c - endpoint files: pinned rings (mmap, slot pages backed on first use),
+ * poll, and the template-checked transmit ioctl.
  */
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/highmem.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
@@ -24,14 +25,84 @@
 #include <net/tcp.h>
 #include "utcp_internal.h"
 
+/*
+ * The page of the slot area at slots_off + idx * PAGE_SIZE. A missing page is allocated
+ * zeroed with @gfp (0: do not allocate, return NULL) and published with cmpxchg, so an
+ * RX frame and a fault of a mapping racing for the same page end with the same page
+ * (the loser frees its own). Returns NULL when there is none and none could be had.
+ */
+struct page *utcp_slot_page(struct utcp_endpoint *ep, u32 idx, gfp_t gfp)
+{
+	struct page *page, *old;
+
+	if (WARN_ON_ONCE(idx >= ep->nr_slot_pages))
+		return NULL;
+	/* Pairs with the cmpxchg below: a published page is seen zeroed. */
+	page = smp_load_acquire(&ep->slot_pages[idx]);
+	if (page || !gfp)
+		return page;
+	page = alloc_page(gfp | __GFP_ZERO | __GFP_NOWARN);
+	if (!page)
+		return NULL;
+	old = cmpxchg(&ep->slot_pages[idx], NULL, page);
+	if (old) {
+		__free_page(page);
+		return old;
+	}
+	atomic64_add(PAGE_SIZE, &utcp_global.live_ring_bytes);
+	return page;
+}
+
+/* Frees the slot pages ever used, the page array and the header/descriptor area. */
+static void utcp_endpoint_free_rings(struct utcp_endpoint *ep)
+{
+	u32 i, used = 0;
+
+	for (i = 0; ep->slot_pages && i < ep->nr_slot_pages; i++) {
+		if (ep->slot_pages[i]) {
+			__free_page(ep->slot_pages[i]);
+			used++;
+		}
+	}
+	atomic64_sub((u64)used * PAGE_SIZE + ep->layout.slots_off, &utcp_global.live_ring_bytes);
+	kvfree(ep->slot_pages);
+	vfree(ep->area);
+}
+
+/*
+ * Copies len bytes of the slot area at @off (an offset in the mapping, at least
+ * slots_off, range-checked by the caller) to @dst, a page at a time. A page nobody has
+ * used reads as zeroes -- user space never wrote it -- and is not allocated for that.
+ */
+static void utcp_slots_read(struct utcp_endpoint *ep, u64 off, u8 *dst, u32 len)
+{
+	u64 rel = off - ep->layout.slots_off;
+
+	while (len) {
+		u32 in = offset_in_page(rel), n = min_t(u32, len, PAGE_SIZE - in);
+		struct page *page = utcp_slot_page(ep, rel >> PAGE_SHIFT, 0);
+
+		if (page) {
+			const u8 *src = kmap_local_page(page);
+
+			memcpy(dst, src + in, n);
+			kunmap_local(src);
+		} else {
+			memset(dst, 0, n);
+		}
+		dst += n;
+		rel += n;
+		len -= n;
+	}
+}
+
 static void utcp_endpoint_free_work(struct work_struct *work)
 {
 	struct utcp_endpoint *ep =
 		container_of(to_rcu_work(work), struct utcp_endpoint, free_work);
 
-	atomic64_sub(ep->layout.map_size, &utcp_global.live_ring_bytes);
+	utcp_endpoint_free_rings(ep);
 	atomic64_dec(&utcp_global.live_endpoints);
-	vfree(ep->area);
 	utcp_ctl_put(ep->ctl);
 	kfree(ep);
 }
@@ -104,25 +175,58 @@ static void utcp_vma_close(struct vm_area_struct *vma)
 	utcp_endpoint_put(vma->vm_private_data);
 }
 
+/*
+ * A page of the mapping is touched for the first time: hand the core the page for that
+ * offset, with a reference it drops when the PTE goes (as sound's PCM buffers and relay
+ * files do). Header and descriptor pages come from the vmalloc area; a slot page is
+ * allocated, zeroed, on its first use. The pages are ordinary refcounted pages and the
+ * mapping is shared, so user space writes the very page the module reads (no COW).
+ */
+static vm_fault_t utcp_vma_fault(struct vm_fault *vmf)
+{
+	struct utcp_endpoint *ep = vmf->vma->vm_private_data;
+	unsigned long head = ep->layout.slots_off >> PAGE_SHIFT;
+	struct page *page;
+
+	if (vmf->pgoff < head)
+		page = vmalloc_to_page((u8 *)ep->area + (vmf->pgoff << PAGE_SHIFT));
+	else if (vmf->pgoff - head < ep->nr_slot_pages)
+		page = utcp_slot_page(ep, vmf->pgoff - head, GFP_KERNEL);
+	else
+		return VM_FAULT_SIGBUS;	/* cannot happen: the vma is the whole region */
+	if (!page)
+		return VM_FAULT_OOM;
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
 static const struct vm_operations_struct utcp_vm_ops = {
 	.open = utcp_vma_open,
 	.close = utcp_vma_close,
+	.fault = utcp_vma_fault,
 };
 
 static int utcp_ep_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct utcp_endpoint *ep = file->private_data;
-	int err;
+	const vm_flags_t flags = VM_DONTEXPAND | VM_DONTDUMP | VM_DONTCOPY;
 
 	/* The whole region or nothing, shared: partial maps would only confuse offsets. */
 	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start != ep->layout.map_size)
 		return -EINVAL;
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
-	err = remap_vmalloc_range(vma, ep->area, 0);	/* sets VM_DONTEXPAND | VM_DONTDUMP */
-	if (err)
-		return err;
-	vma->vm_flags |= VM_DONTCOPY;	/* a fork does not inherit the rings */
+	/*
+	 * Nothing is inserted here: utcp_vma_fault backs each page when first touched.
+	 * No mremap growth, no core dumps of the rings, and a fork does not inherit them.
+	 * Not VM_PFNMAP/VM_MIXEDMAP/VM_IO: the pages are normal, refcounted ones.
+	 */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, flags);
+#else
+	vma->vm_flags |= flags;
+#endif
 	vma->vm_private_data = ep;
 	vma->vm_ops = &utcp_vm_ops;
 	kref_get(&ep->ref);
@@ -367,9 +471,9 @@ static int utcp_tx_one(struct utcp_endpoint *ep, struct net_device *dev,
 	 * linear frame a contiguous descriptor gives, and the check below sees only it.
 	 */
 	data = skb_put(skb, len);
-	memcpy(data, (u8 *)ep->area + offset, hlen);
+	utcp_slots_read(ep, offset, data, hlen);
 	if (hlen < len)
-		memcpy(data + hlen, (u8 *)ep->area + reserved, len - hlen);
+		utcp_slots_read(ep, reserved, data + hlen, len - hlen);
 	err = utcp_tx_check(ep, skb);
 	if (!err && ep->tmpl.proto == IPPROTO_TCP)
 		utcp_tx_csum_partial(skb);
@@ -641,11 +745,16 @@ int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg)
 	err = utcp_layout(&c, &ep->layout);
 	if (err)
 		goto err_free;
-	/* Zeroed, pinned kernel memory that remap_vmalloc_range may hand to user space. */
-	ep->area = vmalloc_user(ep->layout.map_size);
-	if (!ep->area) {
+	/*
+	 * Zeroed kernel memory for the header and descriptor rings, mapped by the fault
+	 * handler; the slot area gets only its page array now (see struct utcp_endpoint).
+	 */
+	ep->nr_slot_pages = (ep->layout.map_size - ep->layout.slots_off) >> PAGE_SHIFT;
+	ep->slot_pages = kvcalloc(ep->nr_slot_pages, sizeof(*ep->slot_pages), GFP_KERNEL);
+	ep->area = vmalloc_user(ep->layout.slots_off);
+	if (!ep->slot_pages || !ep->area) {
 		err = -ENOMEM;
-		goto err_free;
+		goto err_vfree;
 	}
 	kref_init(&ep->ref);		/* the idr's */
 	spin_lock_init(&ep->rx_lock);
@@ -671,7 +780,7 @@ int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg)
 	kref_get(&ctl->ref);		/* ep->ctl */
 	ep->file = file;
 	atomic64_inc(&utcp_global.live_endpoints);
-	atomic64_add(ep->layout.map_size, &utcp_global.live_ring_bytes);
+	atomic64_add(ep->layout.slots_off, &utcp_global.live_ring_bytes);
 	atomic64_inc(&utcp_global.endpoints_created);
 
 	mutex_lock(&ctl->lock);
@@ -708,6 +817,7 @@ err_file:
 err_fd:
 	put_unused_fd(fd);
 err_vfree:
+	kvfree(ep->slot_pages);	/* no slot page exists yet: nobody could reach one */
 	vfree(ep->area);
 err_free:
 	kfree(ep);

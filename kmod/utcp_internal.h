@@ -58,7 +58,18 @@ struct utcp_endpoint {
 	 */
 	struct file *file;
 
-	void *area;			/* vmalloc_user'd shared region */
+	/*
+	 * The shared region (layout.map_size bytes) is two kinds of memory. Everything
+	 * before layout.slots_off (header page, descriptor rings) is @area, a zeroed
+	 * vmalloc_user allocation made at creation. The slot area behind it is backed page
+	 * by page: slot_pages[i] is the page at slots_off + i * PAGE_SIZE, NULL until the
+	 * first fault of a mapping or the first RX frame touches it (utcp_slot_page), then
+	 * zeroed and kept until the endpoint is freed. A short connection thus costs a few
+	 * pages, not the whole ring, and the mapping installs no PTE up front.
+	 */
+	void *area;
+	struct page **slot_pages;	/* written only by cmpxchg from NULL */
+	u32 nr_slot_pages;
 	struct utcp_ring_layout layout;
 	struct utcp_ring_header *hdr;
 	struct utcp_desc *rx_desc;
@@ -105,6 +116,7 @@ struct utcp_global {
 	atomic64_t classifier_sampled_runs;
 	atomic64_t classifier_sampled_ns;
 	atomic64_t parked_controls;
+	atomic64_t rx_drops_nomem;
 };
 
 extern struct utcp_global utcp_global;
@@ -119,6 +131,7 @@ void utcp_endpoint_put(struct utcp_endpoint *ep);
 int utcp_template_check(const struct utcp_template *t);
 void utcp_endpoint_fill_stats(struct utcp_endpoint *ep, struct utcp_endpoint_stats *st);
 void utcp_ctl_put(struct utcp_ctl *ctl);
+struct page *utcp_slot_page(struct utcp_endpoint *ep, u32 idx, gfp_t gfp);
 
 /* utcp_rx.c */
 rx_handler_result_t utcp_rx_handler(struct sk_buff **pskb);

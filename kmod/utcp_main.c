@@ -305,6 +305,7 @@ static long utcp_global_stats(void __user *arg)
 	s.classifier_sampled_runs = atomic64_read(&utcp_global.classifier_sampled_runs);
 	s.classifier_sampled_ns = atomic64_read(&utcp_global.classifier_sampled_ns);
 	s.parked_controls = atomic64_read(&utcp_global.parked_controls);
+	s.rx_drops_nomem = atomic64_read(&utcp_global.rx_drops_nomem);
 	return copy_to_user(arg, &s, sizeof(s)) ? -EFAULT : 0;
 }
 
@@ -606,6 +607,8 @@ static void utcp_pin_abi(void)
 	BUILD_BUG_ON(sizeof(struct utcp_endpoint_list) != 32);
 	BUILD_BUG_ON(sizeof(struct utcp_endpoint_open) != 24);
 	BUILD_BUG_ON(offsetof(struct utcp_global_stats, parked_controls) != 128);
+	BUILD_BUG_ON(offsetof(struct utcp_global_stats, rx_drops_nomem) != 136);
+	BUILD_BUG_ON(sizeof(struct utcp_global_stats) != 160);
 	BUILD_BUG_ON(UTCP_MAX_SLOT_SIZE % UTCP_SLOT_ALIGN);
 }
 

@@ -4,6 +4,7 @@
  * attached device and copies matched frames into their endpoint's RX ring.
  */
 #include <linux/filter.h>
+#include <linux/highmem.h>
 #include <linux/ip.h>
 #include <linux/ktime.h>
 #include <linux/netdevice.h>
@@ -74,15 +75,86 @@ static void utcp_rx_track(struct utcp_endpoint *ep, const struct sk_buff *skb)
 }
 
 /*
+ * Makes sure every slot page under [off, off + len) of the mapping exists (a frame is
+ * not half-written for want of memory). False when one could not be allocated.
+ */
+static bool utcp_slot_pages_get(struct utcp_endpoint *ep, u32 off, u32 len)
+{
+	u32 first = (off - ep->layout.slots_off) >> PAGE_SHIFT;
+	u32 last = (off - ep->layout.slots_off + len - 1) >> PAGE_SHIFT;
+
+	for (; first <= last; first++)
+		if (!utcp_slot_page(ep, first, GFP_ATOMIC))
+			return false;
+	return true;
+}
+
+/*
+ * Copies the frame into the slot at @off a page at a time. With @csum_start >= 0 the
+ * bytes from there on are summed while they are copied (one pass over the data) and the
+ * sum is returned through @csum; each page's partial sum is added at its byte offset
+ * from csum_start (csum_block_add swaps the bytes of a piece that starts at an odd one).
+ * Returns 0 or the error of skb_copy_bits (a frame shorter than it claims).
+ */
+static int utcp_copy_to_slot(struct utcp_endpoint *ep, struct sk_buff *skb, u32 off,
+			     int csum_start, __wsum *csum)
+{
+	u32 rel = off - ep->layout.slots_off, pos = 0, len = skb->len;
+	__wsum sum = 0;
+	int err = 0;
+
+	while (pos < len && !err) {
+		u32 in = offset_in_page(rel + pos), n = min_t(u32, len - pos, PAGE_SIZE - in);
+		/* utcp_slot_pages_get allocated every page of the slot already. */
+		struct page *page = utcp_slot_page(ep, (rel + pos) >> PAGE_SHIFT, 0);
+		u8 *dst = (u8 *)kmap_local_page(page) + in;
+
+		if (csum_start < 0 || pos + n <= (u32)csum_start) {
+			err = skb_copy_bits(skb, pos, dst, n);
+		} else {
+			u32 a = max_t(u32, pos, csum_start);
+
+			if (a > pos)
+				err = skb_copy_bits(skb, pos, dst, a - pos);
+			if (!err)
+				sum = csum_block_add(sum, skb_copy_and_csum_bits(skb, a, dst + (a - pos),
+										 pos + n - a),
+						     a - csum_start);
+		}
+		kunmap_local(dst);
+		pos += n;
+	}
+	*csum = sum;
+	return err;
+}
+
+/* Writes a finished L4 checksum at @at bytes into the slot at @off (maybe across pages). */
+static void utcp_slot_put_csum(struct utcp_endpoint *ep, u32 off, u32 at, __sum16 check)
+{
+	const u8 *src = (const u8 *)&check;
+	u32 rel = off - ep->layout.slots_off + at, i;
+
+	for (i = 0; i < sizeof(check); i++, rel++) {
+		u8 *dst = kmap_local_page(utcp_slot_page(ep, rel >> PAGE_SHIFT, 0));
+
+		dst[offset_in_page(rel)] = src[i];
+		kunmap_local(dst);
+	}
+}
+
+/*
  * Copies the frame (skb->data at the MAC header) into the next RX slot. Returns false
- * when it was dropped (ring full or frame bigger than a slot). Runs in softirq.
+ * when it was dropped (ring full, no memory for the slot's pages, or frame bigger than
+ * a slot). Runs in softirq.
  */
 static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 {
 	const struct utcp_ring_layout *l = &ep->layout;
 	u32 len = skb->len, prod, cons, slot, off, flags = 0;
 	struct utcp_desc *desc;
-	u8 *dst;
+	int csum_start = -1;
+	u32 csum_at = 0;
+	__wsum csum;
 	bool wake;
 
 	spin_lock(&ep->rx_lock);
@@ -99,7 +171,12 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 	}
 	slot = prod & (l->rx_entries - 1);
 	off = l->slots_off + slot * l->slot_size;
-	dst = (u8 *)ep->area + off;
+	if (len && !utcp_slot_pages_get(ep, off, len)) {
+		/* Counted as "no room in the ring" for the endpoint, by cause globally. */
+		ep->st.rx_drops_full++;
+		atomic64_inc(&utcp_global.rx_drops_nomem);
+		goto drop;
+	}
 	if (skb->ip_summed == CHECKSUM_PARTIAL) {
 		/*
 		 * A locally sent frame (e.g. over veth) still has only the pseudo-header sum
@@ -108,24 +185,18 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 		 * while it is copied (one pass over the data, not two).
 		 */
 		int start = skb_checksum_start_offset(skb);
-		u32 csum_at = start + skb->csum_offset;
 
-		if (start >= 0 && start < len && csum_at + sizeof(__sum16) <= len) {
-			__wsum csum;
-
-			if (skb_copy_bits(skb, 0, dst, start))
-				goto copy_failed;
-			csum = skb_copy_and_csum_bits(skb, start, dst + start, len - start);
-			*(__sum16 *)(dst + csum_at) = csum_fold(csum);
-			flags |= UTCP_RXF_CSUM_OK;
-		} else if (skb_copy_bits(skb, 0, dst, len)) {
-			goto copy_failed;
-		}
-	} else {
-		if (skb_copy_bits(skb, 0, dst, len))
-			goto copy_failed;
-		if (skb->ip_summed == CHECKSUM_UNNECESSARY)
-			flags |= UTCP_RXF_CSUM_OK;
+		csum_at = start + skb->csum_offset;
+		if (start >= 0 && start < len && csum_at + sizeof(__sum16) <= len)
+			csum_start = start;
+	}
+	if (utcp_copy_to_slot(ep, skb, off, csum_start, &csum))
+		goto copy_failed;
+	if (csum_start >= 0) {
+		utcp_slot_put_csum(ep, off, csum_at, csum_fold(csum));
+		flags |= UTCP_RXF_CSUM_OK;
+	} else if (skb->ip_summed == CHECKSUM_UNNECESSARY) {
+		flags |= UTCP_RXF_CSUM_OK;
 	}
 	if (skb_is_gso(skb) || len > skb->dev->mtu + ETH_HLEN)
 		flags |= UTCP_RXF_GRO;

@@ -257,7 +257,10 @@ struct utcp_endpoint_stats {
 	__u32 flags;		/* out: UTCP_EPF_* */
 	__u64 rx_frames;
 	__u64 rx_bytes;
-	__u64 rx_drops_full;	/* RX ring full (or its consumer index was nonsense) */
+	__u64 rx_drops_full;	/* RX ring full (or its consumer index was nonsense), or
+				 * no memory for a slot page the frame needed (the
+				 * module backs slot pages on first use; those drops
+				 * are also in the global rx_drops_nomem) */
 	__u64 rx_drops_too_big;	/* frame longer than a slot */
 	__u64 tx_frames;
 	__u64 tx_bytes;
@@ -265,7 +268,8 @@ struct utcp_endpoint_stats {
 	__u64 tx_malformed;
 	__u64 tx_rate_limited;	/* UTCP_IOC_TX calls stopped by the token bucket */
 	__u64 tx_dev_errors;	/* the device queue refused the frame */
-	__u64 ring_bytes;	/* size of the mapping */
+	__u64 ring_bytes;	/* size of the mapping (layout.map_size); the memory
+				 * behind it is allocated as used: see live_ring_bytes */
 	/*
 	 * What the endpoint's TCP frames told the wire, from the headers the TX path
 	 * checked (paper §3.4: the registry finishes or resets a connection whose
@@ -296,7 +300,14 @@ struct utcp_endpoint_stats {
 
 struct utcp_global_stats {
 	__u64 live_endpoints;
-	__u64 live_ring_bytes;	/* vmalloc'd ring memory not yet freed */
+	/*
+	 * Ring memory allocated and not yet freed, in bytes: each endpoint's header page
+	 * and descriptor rings (layout.slots_off bytes, from creation) plus every page of
+	 * its slot area that was ever used -- slot pages are allocated, zeroed, on the
+	 * first fault of a mapping or the first RX frame that lands there, and all are
+	 * freed with the endpoint. An endpoint adds between slots_off and map_size.
+	 */
+	__u64 live_ring_bytes;
 	__u64 live_controls;
 	__u64 endpoints_created;
 	__u64 rx_frames;	/* delivered to an endpoint */
@@ -312,7 +323,11 @@ struct utcp_global_stats {
 	__u64 classifier_sampled_runs;	/* every 64th run is timed ... */
 	__u64 classifier_sampled_ns;	/* ... ns/run = sampled_ns / sampled_runs */
 	__u64 parked_controls;	/* attachments parked by a closed persistent control file */
-	__u64 reserved[3];
+	__u64 rx_drops_nomem;	/* frames dropped for want of memory for a slot page
+				 * (also in rx_drops and the endpoint's rx_drops_full;
+				 * 0 from modules that allocated the whole ring
+				 * at creation) */
+	__u64 reserved[2];
 };
 
 #define UTCP_IOC_ATTACH		_IOW(UTCP_IOC_MAGIC, 0x01, struct utcp_attach)
