@@ -1,5 +1,5 @@
 // kmod_check.cc - the module's checks inside the VM: errno table, template enforcement,
-// user-to-user exchange, isolation, kernel peer, lifecycle and fuzzing. One subcommand
+// user-to-user exchange, isolation, kernel peer, lifecycle, ring memory and fuzzing. One subcommand
 // per area; each prints PASS/FAIL lines and exits 0 only if everything passed.
 #include <grp.h>
 #include <sys/mman.h>
@@ -1012,6 +1012,230 @@ int cmd_lifecycle(const Env& e) {
   return r.exit_code();
 }
 
+// ---- ring memory: slot pages exist only where they are used ----
+
+// An endpoint driven through its mapping by the uapi ring protocol directly, so a check
+// chooses where in the slot area a TX frame lies and sees where an RX frame landed.
+struct RawEp {
+  utcp::EndpointHandle h;
+  uint8_t* m = nullptr;
+
+  ~RawEp() { close(); }
+  void close() {
+    if (m) ::munmap(m, h.layout.map_size);
+    if (h.fd >= 0) ::close(h.fd);
+    m = nullptr;
+    h.fd = -1;
+  }
+  bool open(kt::Side& s, const utcp_template& t, uint32_t rx, uint32_t tx, uint32_t slot) {
+    if (utcp::ctl_create_endpoint(s.ctl, t, rx, tx, slot, &h) < 0) return false;
+    void* p = ::mmap(nullptr, h.layout.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, h.fd, 0);
+    if (p == MAP_FAILED) return false;
+    m = static_cast<uint8_t*>(p);
+    utcp_flow_key k = utcp::flow_key_for(t);
+    return bpf_map_update_elem(s.flow_map, &k, &h.id, BPF_ANY) == 0;
+  }
+  utcp_ring_header* hdr() const { return reinterpret_cast<utcp_ring_header*>(m + h.layout.header_off); }
+  uint32_t tx_slot(uint32_t j) const { return h.layout.slots_off + (h.layout.rx_entries + j) * h.layout.slot_size; }
+  uint32_t rx_slot(uint32_t i) const { return h.layout.slots_off + i * h.layout.slot_size; }
+  uint32_t rx_next_offset() const { return rx_slot(hdr()->rx_prod.value & (h.layout.rx_entries - 1)); }
+  // Sends the len bytes at `off` of the mapping; returns the descriptor's status (a
+  // refused frame too: UTCP_IOC_TX then fails with its errno), or -errno when the module
+  // did not complete the descriptor.
+  int tx(uint32_t off, uint32_t len) {
+    uint32_t prod = hdr()->tx_prod.value;
+    auto* d = reinterpret_cast<utcp_desc*>(m + h.layout.tx_desc_off) + (prod & (h.layout.tx_entries - 1));
+    d->offset = off;
+    d->len = len;
+    d->flags = 0;
+    d->reserved = 0;
+    __atomic_store_n(&hdr()->tx_prod.value, prod + 1, __ATOMIC_RELEASE);
+    int rc = ::ioctl(h.fd, UTCP_IOC_TX, nullptr) < 0 ? -errno : 0;
+    if (__atomic_load_n(&hdr()->tx_cons.value, __ATOMIC_ACQUIRE) != prod + 1) return rc ? rc : -EPROTO;
+    return int(d->flags);
+  }
+  // The next received frame, copied out of its slot (descriptor in *desc); empty when
+  // none arrived within `ms` or the descriptor points outside the slot area.
+  std::vector<uint8_t> rx(int ms, utcp_desc* desc) {
+    uint32_t cons = hdr()->rx_cons.value;
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (__atomic_load_n(&hdr()->rx_prod.value, __ATOMIC_ACQUIRE) == cons) {
+      int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count());
+      pollfd p{h.fd, POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, left) < 0) return {};
+    }
+    *desc = reinterpret_cast<const utcp_desc*>(m + h.layout.rx_desc_off)[cons & (h.layout.rx_entries - 1)];
+    std::vector<uint8_t> out;
+    if (desc->offset >= h.layout.slots_off && uint64_t(desc->offset) + desc->len <= h.layout.map_size)
+      out.assign(m + desc->offset, m + desc->offset + desc->len);
+    __atomic_store_n(&hdr()->rx_cons.value, cons + 1, __ATOMIC_RELEASE);
+    return out;
+  }
+};
+
+// A frame of template `t` to `dst` with `n` payload bytes of a pattern that depends on `seed`.
+std::vector<uint8_t> pattern_frame(const utcp_template& t, utcp::MacAddr dst, size_t n, uint32_t seed) {
+  std::vector<uint8_t> pl(n), fr(14 + 20 + 20 + n);
+  for (size_t i = 0; i < n; ++i) pl[i] = uint8_t(i * 13 + seed * 7 + 1);
+  auto f = utcp::frame_for_template(t, dst);
+  f.payload = pl;
+  f.seq = 1000 + seed;
+  fr.resize(utcp::build_frame(f, fr));
+  return fr;
+}
+
+bool crosses_page(uint64_t off, uint64_t len) {
+  const uint64_t pg = uint64_t(::sysconf(_SC_PAGESIZE));
+  return len && off / pg != (off + len - 1) / pg;
+}
+
+int cmd_rings(const Env& e) {
+  Report r;
+  std::string err;
+  kt::Side a, b;
+  if (!a.setup(e.ns_a, e.if_a, e.ip_a, true, &err) || !b.setup(e.ns_b, e.if_b, e.ip_b, true, &err))
+    return std::printf("FAIL: rings_setup %s\n", err.c_str()), 1;
+  const uint64_t pg = uint64_t(::sysconf(_SC_PAGESIZE));
+  utcp_global_stats base{}, last{};
+  wait_counters(a.ctl, gstats(a.ctl).live_endpoints, gstats(a.ctl).live_ring_bytes, &base);
+  auto used = [&] { return (unsigned long long)(gstats(a.ctl).live_ring_bytes - base.live_ring_bytes); };
+  {
+    // utcpd's default rings: 64 RX and 32 TX slots of 65,792 B.
+    utcp_template ta = udp_tmpl(a, 5400, b.addr, 6400), tb = udp_tmpl(b, 6400, a.addr, 5400);
+    RawEp ea, eb;
+    if (!ea.open(a, ta, 64, 32, 65792) || !eb.open(b, tb, 64, 32, 65792))
+      return std::printf("FAIL: rings_default_endpoints %s\n", std::strerror(errno)), 1;
+    const utcp_ring_layout& l = ea.h.layout;
+    const unsigned long long map = l.map_size, head = l.slots_off;
+    r.check(used() == 2 * head, "rings_mapping_allocates_no_slot_page",
+            "two mapped endpoints of %llu B: live_ring_bytes +%llu (header and descriptors: %llu each)", map,
+            used(), head);
+
+    // One small frame each way, as a short request/response would use.
+    auto req = pattern_frame(ta, b.mac, 64, 1), resp = pattern_frame(tb, a.mac, 64, 2);
+    std::memcpy(ea.m + ea.tx_slot(0), req.data(), req.size());
+    int st = ea.tx(ea.tx_slot(0), uint32_t(req.size()));
+    utcp_desc d{};
+    auto got = eb.rx(3000, &d);
+    r.check(st == UTCP_TXF_SENT && got == req, "rings_small_frame_a_to_b", "status %d got %zu B", st, got.size());
+    std::memcpy(eb.m + eb.tx_slot(0), resp.data(), resp.size());
+    st = eb.tx(eb.tx_slot(0), uint32_t(resp.size()));
+    got = ea.rx(3000, &d);
+    r.check(st == UTCP_TXF_SENT && got == resp, "rings_small_frame_b_to_a", "status %d got %zu B", st, got.size());
+    unsigned long long after = used();
+    std::printf("rings: map_size %llu B per endpoint; two endpoints after one %zu B frame each way: "
+                "live_ring_bytes +%llu B (old module: +%llu B)\n",
+                map, req.size(), after, 2 * map);
+    r.check(after < map / 8, "rings_short_exchange_uses_little_memory",
+            "+%llu B for two endpoints of %llu B (limit %llu)", after, map, map / 8);
+
+    // A TX descriptor on pages nobody touched: the module reads zeroes (an all-zero
+    // frame, refused by the template) and allocates nothing for it.
+    const uint32_t untouched = ea.tx_slot(31);
+    st = ea.tx(untouched, 1000);
+    r.check(st == int(UTCP_TXF_ERR_TEMPLATE) && used() == after, "rings_untouched_tx_reads_zeroes",
+            "status %d, live_ring_bytes +%llu (was +%llu)", st, used(), after);
+    // ... and the mapping shows a never-touched slot as zeroes.
+    bool zero = std::all_of(ea.m + untouched, ea.m + untouched + l.slot_size, [](uint8_t c) { return c == 0; });
+    bool zero_rx = std::all_of(ea.m + ea.rx_slot(63), ea.m + ea.rx_slot(63) + l.slot_size,
+                               [](uint8_t c) { return c == 0; });
+    r.check(zero && zero_rx, "rings_untouched_slot_reads_zero", "tx slot %d rx slot %d", zero, zero_rx);
+
+    // A TX frame written across a page boundary of the slot area arrives whole.
+    uint64_t pos = (ea.tx_slot(1) / pg + 1) * pg - 301;
+    auto span = pattern_frame(ta, b.mac, 1000, 3);
+    std::memcpy(ea.m + pos, span.data(), span.size());
+    st = ea.tx(uint32_t(pos), uint32_t(span.size()));
+    got = eb.rx(3000, &d);
+    r.check(crosses_page(pos, span.size()) && st == UTCP_TXF_SENT && got == span, "rings_tx_frame_across_pages",
+            "at %llu len %zu status %d got %zu B equal %d", (unsigned long long)pos, span.size(), st, got.size(),
+            got == span);
+
+    // RX frames land in successive slots, which lie at different page offsets: send until
+    // several have crossed a page boundary; every byte of every one must be read back.
+    int crossed = 0, intact = 0, total = 0;
+    for (uint32_t i = 0; i < 40 && crossed < 4; ++i, ++total) {
+      auto fr = pattern_frame(ta, b.mac, 1400, 10 + i);
+      uint32_t at = ea.tx_slot(2 + i % 8);
+      std::memcpy(ea.m + at, fr.data(), fr.size());
+      uint32_t expect_off = eb.rx_next_offset();
+      st = ea.tx(at, uint32_t(fr.size()));
+      got = eb.rx(3000, &d);
+      if (st == UTCP_TXF_SENT && got == fr && d.offset == expect_off) ++intact;
+      if (crosses_page(d.offset, d.len)) ++crossed;
+    }
+    r.check(crossed >= 4 && intact == total, "rings_rx_frames_across_pages", "%d of %d intact, %d crossed a page",
+            intact, total, crossed);
+    ea.close();
+    eb.close();
+  }
+  {
+    // TCP: the module sends CHECKSUM_PARTIAL frames, which veth delivers as such; the RX
+    // path sums them while copying into the slot, page by page. Slots of 4032 B put
+    // every page boundary at a different place in successive slots.
+    utcp_template ta = utcp::make_template(a.mac, IPPROTO_TCP, a.addr, 7400, b.addr, 8400);
+    utcp_template tb = utcp::make_template(b.mac, IPPROTO_TCP, b.addr, 8400, a.addr, 7400);
+    RawEp ea, eb;
+    if (!ea.open(a, ta, 16, 16, 4032) || !eb.open(b, tb, 16, 16, 4032))
+      return std::printf("FAIL: rings_tcp_endpoints %s\n", std::strerror(errno)), 1;
+    int crossed = 0, valid = 0, total = 0;
+    for (uint32_t i = 0; i < 16 && crossed < 4; ++i, ++total) {
+      auto fr = pattern_frame(ta, b.mac, 1400, 50 + i);
+      uint64_t pos = (ea.tx_slot(i % 8) / pg + 1) * pg - 101 - i;  // across a page, odd and even
+      fr[14 + 20 + 16] ^= 0x5a;  // the module completes the TCP checksum (UTCP_ABI_F_TX_TCP_CSUM)
+      std::memcpy(ea.m + pos, fr.data(), fr.size());
+      int st = ea.tx(uint32_t(pos), uint32_t(fr.size()));
+      utcp_desc d{};
+      auto got = eb.rx(3000, &d);
+      auto p = utcp::parse_frame(got, true);
+      // Every byte as written but the TCP checksum, which must now be valid.
+      bool same = p && p->tcp && got.size() == fr.size() && std::equal(fr.begin(), fr.begin() + 50, got.begin()) &&
+                  std::equal(fr.begin() + 52, fr.end(), got.begin() + 52);
+      if (st == UTCP_TXF_SENT && same && (d.flags & UTCP_RXF_CSUM_OK)) ++valid;
+      if (crosses_page(d.offset, d.len)) ++crossed;
+    }
+    r.check(crossed >= 4 && valid == total, "rings_rx_csum_across_pages", "%d of %d valid, %d crossed a page",
+            valid, total, crossed);
+    ea.close();
+    eb.close();
+  }
+  // Endpoints destroyed (last fd closed, mappings gone): every page is freed.
+  bool back = wait_counters(a.ctl, base.live_endpoints, base.live_ring_bytes, &last);
+  r.check(back, "rings_memory_back_to_base", "live %llu bytes %llu (start %llu %llu)",
+          (unsigned long long)last.live_endpoints, (unsigned long long)last.live_ring_bytes,
+          (unsigned long long)base.live_endpoints, (unsigned long long)base.live_ring_bytes);
+  return r.exit_code();
+}
+
+// Not a check: the cost of setting up and tearing down one endpoint with utcpd's default
+// rings (create, mmap, munmap, close), for comparing modules. Prints one line.
+int cmd_rings_cost(const Env& e, int n) {
+  std::string err;
+  kt::Side a;
+  if (!a.setup(e.ns_a, e.if_a, e.ip_a, false, &err)) return std::printf("rings-cost: setup %s\n", err.c_str()), 1;
+  utcp_template t = udp_tmpl(a, 5500, kt::ip(e.ip_b), 6500);
+  std::vector<double> us;
+  uint64_t map = 0;
+  for (int i = 0; i < n; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    utcp::EndpointHandle h;
+    if (utcp::ctl_create_endpoint(a.ctl, t, 64, 32, 65792, &h) < 0) return std::printf("rings-cost: create failed\n"), 1;
+    void* m = ::mmap(nullptr, h.layout.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, h.fd, 0);
+    if (m == MAP_FAILED) return std::printf("rings-cost: mmap failed\n"), 1;
+    ::munmap(m, h.layout.map_size);
+    ::close(h.fd);
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    map = h.layout.map_size;
+  }
+  std::sort(us.begin(), us.end());
+  double sum = 0;
+  for (double v : us) sum += v;
+  std::printf("rings-cost: %d endpoints of %llu B: create+mmap+munmap+close median %.0f us, mean %.0f us, "
+              "min %.0f us, max %.0f us\n",
+              n, (unsigned long long)map, us[us.size() / 2], sum / double(us.size()), us.front(), us.back());
+  return 0;
+}
+
 // ---- fuzz ----
 
 int cmd_fuzz(const Env& e, int seconds) {
@@ -1258,7 +1482,8 @@ int cmd_park(const Env& e) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: kmod_check errno|unpriv|template|exchange|isolation|kernel-peer|lifecycle|park|fuzz [SECONDS]\n"
+                 "usage: kmod_check errno|unpriv|template|exchange|isolation|kernel-peer|lifecycle|park|rings|fuzz [SECONDS]\n"
+                 "       kmod_check rings-cost [N]  (time to set up and tear down N default-size endpoints)\n"
                  "Runs inside the utcp VM (tools/utcp-vm --net); prints PASS:/FAIL: lines.\n");
     return 2;
   }
@@ -1273,6 +1498,8 @@ int main(int argc, char** argv) {
   if (c == "lifecycle") return cmd_lifecycle(e);
   if (c == "park") return cmd_park(e);
   if (c == "fuzz") return cmd_fuzz(e, argc > 2 ? std::atoi(argv[2]) : 20);
+  if (c == "rings") return cmd_rings(e);
+  if (c == "rings-cost") return cmd_rings_cost(e, argc > 2 ? std::max(1, std::atoi(argv[2])) : 50);
   std::fprintf(stderr, "kmod_check: unknown check '%s'\n", argv[1]);
   return 2;
 }
