@@ -1260,6 +1260,17 @@ int cmd_fuzz(const Env& e, int seconds) {
   auto tmpl = udp_tmpl(b, 6000, a.addr, 5000);
   // A sender in A keeps frames flowing to B's flow while B's rings are abused.
   auto ea = a.endpoint(udp_tmpl(a, 5000, b.addr, 6000));
+  // The sender lives through the run, and the module backs slot pages on first use: back
+  // all of its ring now (a read through a mapping does) so its memory is in the base.
+  if (ea) {
+    size_t size = ea->info().layout.map_size;
+    void* m = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, ea->fd(), 0);
+    if (m != MAP_FAILED) {
+      for (size_t off = 0; off < size; off += size_t(::sysconf(_SC_PAGESIZE)))
+        (void)static_cast<volatile const uint8_t*>(m)[off];
+      ::munmap(m, size);
+    }
+  }
   utcp_global_stats base = gstats(b.ctl);  // the sender's endpoint included
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   uint64_t ops = 0;
