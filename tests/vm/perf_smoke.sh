@@ -50,6 +50,10 @@ smoke_runs() {  # STACK
 }
 smoke_runs kernel
 smoke_runs utcp
+# Endpoints granted ahead of the connect (registry/prefetch.h): the library's handshake
+# over them, for one connection after another and with a request/response on each.
+run "connect, prefetched grants" utcp setup_us.mean connections -- --connect 6 --handshake prefetch
+run "crr, prefetched grants" utcp connections_per_s connections -- --crr 64 --iterations 8 --handshake prefetch
 # The single protocol server (tools/utcp-sps): the same TCP, in one server process that
 # utcp-perf reaches over a Unix socket (its own path, started right before its runs).
 in_a "$UTCP_BUILD/tools/utcp-sps/utcp-sps" --socket /tmp/utcp-sps.sock -v 2>/tmp/sps.err &

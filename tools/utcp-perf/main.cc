@@ -44,7 +44,9 @@ int usage(FILE* out) {
       "                --iterations N (200) or --time SEC\n"
       "\n"
       "options:\n"
-      "  --handshake registry|library   utcp: who runs the three-way handshake (registry)\n"
+      "  --handshake registry|library|prefetch  utcp: who runs the three-way handshake: utcpd\n"
+      "                (default), the library, or the library over an endpoint utcpd granted\n"
+      "                ahead of the connect (asked for per destination, registry/prefetch.h)\n"
       "  --rings RX,TX,SLOT  utcp: endpoint rings to ask utcpd for (descriptor counts, powers\n"
       "                of two; slot bytes, a multiple of 64 from 1536); 0 = utcpd's default\n"
       "  --busy-poll US  every stack: after data last moved, look again at once (spin) for\n"
@@ -76,7 +78,7 @@ struct Options {
   std::string stack;
   std::string sps_socket;  // --stack sps: utcp-sps's socket (empty: its default)
   Target target;
-  bool registry_handshake = true;
+  Handshake handshake = Handshake::kRegistry;
   RingAsk rings;
   Mode mode = Mode::kStream;
   uint64_t write_size = 16384;
@@ -593,8 +595,10 @@ int main(int argc, char** argv) {
     else if (a == "--port") o.target.port = uint16_t(size(1, 65535));
     else if (a == "--handshake") {
       std::string h = value();
-      if (h != "registry" && h != "library") return usage(stderr);
-      o.registry_handshake = h == "registry";
+      if (h == "registry") o.handshake = Handshake::kRegistry;
+      else if (h == "library") o.handshake = Handshake::kLibrary;
+      else if (h == "prefetch") o.handshake = Handshake::kPrefetch;
+      else return usage(stderr);
     } else if (a == "--rings") {
       const char* v = value();
       unsigned rx = 0, tx = 0, slot = 0;
@@ -633,13 +637,13 @@ int main(int argc, char** argv) {
   // both stacks); streams keep Nagle, as iperf does.
   const bool nodelay = o.mode != Mode::kStream;
   std::string err;
-  std::unique_ptr<Transport> tr = o.stack == "utcp"  ? make_utcp_transport(o.target, nodelay, o.registry_handshake, o.rings, &err)
+  std::unique_ptr<Transport> tr = o.stack == "utcp"  ? make_utcp_transport(o.target, nodelay, o.handshake, o.rings, &err)
                                   : o.stack == "sps" ? make_sps_transport(o.target, nodelay, o.sps_socket, &err)
                                                      : make_kernel_transport(o.target, nodelay, &err);
   if (!tr) return fail(err);
   Output out;
   out.str("stack", o.stack);
-  if (o.stack == "utcp") out.str("handshake", o.registry_handshake ? "registry" : "library");
+  if (o.stack == "utcp") out.str("handshake", handshake_name(o.handshake));
   if (o.busy_poll_us > 0) out.num("busy_poll_us", double(o.busy_poll_us));
   int rc = 1;
   switch (o.mode) {

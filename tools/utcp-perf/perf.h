@@ -78,13 +78,16 @@ struct Target {
 };
 
 std::unique_ptr<Transport> make_kernel_transport(const Target& t, bool nodelay, std::string* error);
-// `registry_handshake`: utcpd runs the three-way handshake (paper §3.4); else the library.
+// Who runs the three-way handshake: utcpd (paper §3.4), or the library over an endpoint
+// asked for when connecting, or over one utcpd granted ahead (registry/prefetch.h).
+enum class Handshake { kRegistry, kLibrary, kPrefetch };
+const char* handshake_name(Handshake h);
 // `rings`: the endpoint rings each connection asks utcpd for (rx entries, tx entries, slot
 // size; 0 = utcpd's default).
 struct RingAsk {
   uint32_t rx_entries = 0, tx_entries = 0, slot_size = 0;
 };
-std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, bool registry_handshake,
+std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, Handshake handshake,
                                                const RingAsk& rings, std::string* error);
 
 // utcp-sps's client (the single protocol server, tools/utcp-sps): the TCP runs in that

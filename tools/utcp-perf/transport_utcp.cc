@@ -17,6 +17,7 @@
 #include "device/kmod_device.h"
 #include "perf.h"
 #include "registry/client.h"
+#include "registry/prefetch.h"
 
 namespace utcp::perf {
 
@@ -33,13 +34,15 @@ struct UtcpConn : Conn {
 
 class UtcpTransport final : public Transport {
  public:
-  UtcpTransport(Ipv4Addr remote, uint16_t port, bool nodelay, bool registry_handshake, const RingAsk& rings)
-      : remote_(remote), port_(port), nodelay_(nodelay), registry_handshake_(registry_handshake) {
+  UtcpTransport(Ipv4Addr remote, uint16_t port, bool nodelay, Handshake handshake, const RingAsk& rings)
+      : remote_(remote), port_(port), nodelay_(nodelay), registry_handshake_(handshake == Handshake::kRegistry),
+        prefetched_(handshake == Handshake::kPrefetch) {
     registry::RingSize r;
     r.rx_entries = uint16_t(rings.rx_entries);
     r.tx_entries = uint16_t(rings.tx_entries);
     r.slot_size = rings.slot_size;
     reg_.set_rings(r);
+    prefetch_.set_rings(r);
   }
   ~UtcpTransport() override {
     if (ep_ >= 0) ::close(ep_);
@@ -51,6 +54,8 @@ class UtcpTransport final : public Transport {
       *error = std::string("epoll_create1: ") + std::strerror(errno);
       return -errno;
     }
+    if (prefetched_)
+      if (int rc = prefetch_.start(error); rc < 0) return rc;
     return reg_.connect(error);
   }
 
@@ -61,7 +66,8 @@ class UtcpTransport final : public Transport {
     auto c = std::make_unique<UtcpConn>();
     std::vector<uint8_t> state;
     const Instant t0 = Clock::now();
-    int rc = reg_.connect_endpoint(remote_, port_, 0, &c->grant, error, registry_handshake_ ? &state : nullptr);
+    int rc = prefetched_ ? prefetch_.take(remote_, port_, &c->grant, error)
+                         : reg_.connect_endpoint(remote_, port_, 0, &c->grant, error, registry_handshake_ ? &state : nullptr);
     if (rc < 0) return nullptr;
     const Instant t1 = Clock::now();
     c->dev = KmodDevice::open(c->grant.endpoint_fd, c->grant.mtu, error);
@@ -231,14 +237,16 @@ class UtcpTransport final : public Transport {
     c.dev.reset();  // unmaps and closes the endpoint file (KmodDevice::open closes it on failure)
     std::string err;
     // No reply awaited (kReleaseNoReply): closing costs no round trip to utcpd.
-    if (id && reg_.release(id, &err, false) < 0)
+    // A grant is given back on the registry connection that asked for it.
+    if (id && (prefetched_ ? prefetch_.release(id, &err) : reg_.release(id, &err, false)) < 0)
       std::fprintf(stderr, "utcp-perf: releasing endpoint %u: %s\n", id, err.c_str());
   }
 
   registry::RegistryClient reg_;
   Ipv4Addr remote_;
   uint16_t port_;
-  bool nodelay_, registry_handshake_;
+  bool nodelay_, registry_handshake_, prefetched_;
+  registry::GrantPrefetcher prefetch_;
   int ep_ = -1;
   std::vector<std::unique_ptr<UtcpConn>> closing_;
   // Setup time by part, summed over opens_: the request to utcpd (with its handshake),
@@ -249,7 +257,16 @@ class UtcpTransport final : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, bool registry_handshake,
+const char* handshake_name(Handshake h) {
+  switch (h) {
+    case Handshake::kRegistry: return "registry";
+    case Handshake::kLibrary: return "library";
+    case Handshake::kPrefetch: return "prefetch";
+  }
+  return "?";
+}
+
+std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, Handshake handshake,
                                                const RingAsk& rings, std::string* error) {
   in_addr a;
   if (inet_pton(AF_INET, t.host.c_str(), &a) != 1) {
@@ -258,7 +275,7 @@ std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, bo
   }
   Ipv4Addr remote{};
   remote.v = ntohl(a.s_addr);
-  auto tr = std::make_unique<UtcpTransport>(remote, t.port, nodelay, registry_handshake, rings);
+  auto tr = std::make_unique<UtcpTransport>(remote, t.port, nodelay, handshake, rings);
   if (tr->start(error) < 0) return nullptr;
   return tr;
 }

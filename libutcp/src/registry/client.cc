@@ -124,8 +124,10 @@ int RegistryClient::call(Req& req, Rep* rep, int* fd, std::string* error, std::v
 
 template <typename Rep>
 int RegistryClient::receive_reply(const RegHeader& req, Rep* rep, int* fd, std::string* error,
-                                  std::vector<uint8_t>* tail) {
-  std::vector<uint8_t> buf(kMaxMessage);
+                                  std::vector<uint8_t>* tail, bool any_seq, bool wait) {
+  // Replies without a tail fit in a small buffer: no 64 KiB to clear for every Connect.
+  constexpr bool kSmall = std::is_same_v<Rep, EndpointReply> || std::is_same_v<Rep, HelloReply>;
+  std::vector<uint8_t> buf(kSmall && !tail ? sizeof(Rep) + 1 : kMaxMessage);
   msghdr mh{};
   iovec iov{buf.data(), buf.size()};
   mh.msg_iov = &iov;
@@ -134,7 +136,11 @@ int RegistryClient::receive_reply(const RegHeader& req, Rep* rep, int* fd, std::
   mh.msg_control = ctl;
   mh.msg_controllen = sizeof ctl;
   ssize_t n;
-  do n = ::recvmsg(fd_, &mh, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  do n = ::recvmsg(fd_, &mh, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT)); while (n < 0 && errno == EINTR);
+  if (n < 0 && !wait && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    *error = "no reply from the registry yet";
+    return -EAGAIN;
+  }
   int got_fd = -1;
   for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
@@ -152,7 +158,7 @@ int RegistryClient::receive_reply(const RegHeader& req, Rep* rep, int* fd, std::
   if constexpr (std::is_same_v<Rep, ListReply>)
     extra = size_t(n) >= sizeof *rep && rep->count <= kListMax ? rep->count * sizeof(ListEntry) : kMaxMessage;
   if (size_t(n) < sizeof *rep || size_t(n) != sizeof *rep + extra || (mh.msg_flags & MSG_TRUNC) ||
-      rep->hdr.magic != kMagic || rep->hdr.seq != req.seq ||
+      rep->hdr.magic != kMagic || (any_seq ? rep->hdr.seq == 0 : rep->hdr.seq != req.seq) ||
       rep->hdr.type != (req.type | uint16_t(MsgType::kReply)) || rep->hdr.length != size_t(n) ||
       (extra && !tail))
     return fail(-EBADMSG, "malformed reply from the registry (library and utcpd from different releases?)");
@@ -325,6 +331,36 @@ int RegistryClient::release_listen(uint32_t listen_id, std::string* error) {
   EndpointReply rep{};
   return receive_reply(req.hdr, &rep, nullptr, error, nullptr);
 }
+int RegistryClient::send_connect(Ipv4Addr remote, uint16_t remote_port, uint32_t* seq, std::string* error) {
+  ConnectRequest req{};
+  req.hdr.type = uint16_t(MsgType::kConnect);
+  req.remote_ip = remote.v;
+  req.remote_port = remote_port;
+  req.rings = rings_;
+  if (int rc = send_request(req, error); rc < 0) return rc;
+  *seq = req.hdr.seq;
+  return 0;
+}
+
+int RegistryClient::receive_connect(bool wait, uint32_t* seq, Grant* out, std::string* error) {
+  RegHeader req{};
+  req.type = uint16_t(MsgType::kConnect);
+  EndpointReply rep{};
+  int fd = -1;
+  *seq = 0;
+  int rc = receive_reply(req, &rep, &fd, error, nullptr, /*any_seq=*/true, wait);
+  if (rc == -EAGAIN && !wait) return rc;
+  if (rc < 0 && rc != -EBADMSG) *seq = rep.hdr.seq;  // utcpd's answer to that request
+  if (rc < 0) return rc;
+  *seq = rep.hdr.seq;
+  if (fd < 0) {
+    *error = "the registry granted an endpoint but sent no endpoint file";
+    return -EBADMSG;
+  }
+  fill_grant(rep, fd, out);
+  return 0;
+}
+
 int RegistryClient::release(uint32_t endpoint_id, std::string* error, bool wait) {
   ReleaseRequest req{};
   req.hdr.type = uint16_t(MsgType::kRelease);

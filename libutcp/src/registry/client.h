@@ -1,6 +1,8 @@
 // client.h - the library's side of the registry protocol: ask utcpd for an endpoint.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -42,6 +44,11 @@ class RegistryClient {
   // Connects to utcpd at `path` (default: $UTCP_REGISTRY, else /run/utcp/utcpd.sock).
   // Returns 0 or -errno with `error` saying what to do (e.g. "utcpd not running").
   int connect(std::string* error, const char* path = nullptr);
+  // Takes an already connected registry socket as its own (tests: a socketpair's end).
+  void adopt(int fd) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
   // The rings every later Connect, Listen and Accept asks for (RingSize: 0 fields = utcpd's
   // defaults, which are small; rings_for() sizes them for a window). utcpd clamps them to
   // its limits; KmodDevice reads what was granted from the endpoint's layout.
@@ -89,6 +96,18 @@ class RegistryClient {
   // Whether an Accept sent with send_accept() still waits for receive_accept().
   bool accept_pending() const { return pending_accept_.type != 0; }
 
+  // --- Connects sent ahead (GrantPrefetcher, registry/prefetch.h) ---
+  // Sends a Connect for remote:port without the handshake (ephemeral port, the rings of
+  // set_rings) and returns at once with its sequence number in `seq`.
+  int send_connect(Ipv4Addr remote, uint16_t remote_port, uint32_t* seq, std::string* error);
+  // The next reply to any Connect sent ahead, in the order utcpd answers (which is not
+  // always the order asked: a Connect waiting for ARP is answered later). 0 with `seq`
+  // and `out` set; utcpd's refusal as its -errno with `seq` set and `error` saying why;
+  // -EAGAIN with `seq` 0 when `wait` is false and no reply is there; any other failure
+  // (lost connection, malformed reply) with `seq` 0. Nothing else may be asked on this
+  // client while such Connects are unanswered, but release(.., wait = false).
+  int receive_connect(bool wait, uint32_t* seq, Grant* out, std::string* error);
+
   // Every endpoint utcpd handed out, with the module's counters and what each
   // connection's stack published (utcpctl ss). All pages, in utcpd's order.
   int list(std::vector<ListEntry>* out, std::string* error);
@@ -102,7 +121,8 @@ class RegistryClient {
   template <typename Req>
   int send_request(Req& req, std::string* error);
   template <typename Rep>
-  int receive_reply(const RegHeader& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail);
+  int receive_reply(const RegHeader& req, Rep* rep, int* fd, std::string* error, std::vector<uint8_t>* tail,
+                    bool any_seq = false, bool wait = true);
   int fd_ = -1;
   uint32_t seq_ = 0;
   RingSize rings_{};
