@@ -435,11 +435,12 @@ int run_stream(Transport& tr, const Options& o, Output* out) {
   out->field("setup_us", json_summary(summarize(setup)));
   auto per = [&](int64_t a, int64_t b) { return double(b - a) / double(n); };
   auto mem_json = [&](const MemSample& a, const MemSample& b) {
-    char m[256];
+    char m[320];
     std::snprintf(m, sizeof m,
-                  "{\"rss_kib\": %.2f, \"rss_anon_kib\": %.2f, \"slab_kib\": %.2f, \"vmalloc_kib\": %.2f}",
+                  "{\"rss_kib\": %.2f, \"rss_anon_kib\": %.2f, \"slab_kib\": %.2f, \"vmalloc_kib\": %.2f, "
+                  "\"rings_kib\": %.2f}",
                   per(a.rss_kib, b.rss_kib), per(a.rss_anon_kib, b.rss_anon_kib), per(a.slab_kib, b.slab_kib),
-                  per(a.vmalloc_kib, b.vmalloc_kib));
+                  per(a.vmalloc_kib, b.vmalloc_kib), per(a.rings_kib, b.rings_kib));
     return std::string(m);
   };
   const std::string mem =
@@ -449,10 +450,10 @@ int run_stream(Transport& tr, const Options& o, Output* out) {
   std::snprintf(h, sizeof h,
                 "%s stream %s, write %" PRIu64 " B, %zu stream(s): %" PRIu64 " B in %.3f s = %.1f Mbit/s\n"
                 "  memory per connection (established): rss %+.1f KiB (private %+.1f KiB), slab %+.1f KiB, "
-                "vmalloc %+.1f KiB\n",
+                "vmalloc %+.1f KiB, endpoint rings %+.1f KiB\n",
                 tr.name(), o.reverse ? "receive" : "send", o.write_size, n, total, secs, mbps,
                 per(m0.rss_kib, m1.rss_kib), per(m0.rss_anon_kib, m1.rss_anon_kib), per(m0.slab_kib, m1.slab_kib),
-                per(m0.vmalloc_kib, m1.vmalloc_kib));
+                per(m0.vmalloc_kib, m1.vmalloc_kib), per(m0.rings_kib, m1.rings_kib));
   out->human = h;
   return total > 0 ? 0 : fail("no bytes moved");
 }

@@ -108,10 +108,14 @@ void raise_fd_limit();
 struct MemSample {
   int64_t rss_kib = 0;      // this process's resident set (/proc/self/status VmRSS)
   // Its private part (RssAnon); mapped endpoint rings count in RssFile, not here, so
-  // the rings are counted once, in vmalloc_kib.
+  // the rings are counted once, in rings_kib.
   int64_t rss_anon_kib = 0;
   int64_t slab_kib = 0;     // /proc/meminfo Slab
   int64_t vmalloc_kib = 0;  // /proc/meminfo VmallocUsed
+  // Endpoint ring memory the module has allocated, all endpoints (live_ring_bytes of
+  // UTCP_IOC_GLOBAL_STATS): slot pages are allocated on first use, outside vmalloc. 0
+  // without the module (or without the right to ask it: CAP_NET_ADMIN).
+  int64_t rings_kib = 0;
 };
 MemSample sample_memory();
 

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "device/module.h"
 #include "perf.h"
 #include "../utcp-sps/sps_protocol.h"
 
@@ -179,6 +180,10 @@ MemSample sample_memory() {
   m.rss_anon_kib = meminfo_kib(status, "RssAnon");
   m.slab_kib = meminfo_kib(meminfo, "Slab");
   m.vmalloc_kib = meminfo_kib(meminfo, "VmallocUsed");
+  // A control file of the module, kept for the process's life (it creates no endpoint).
+  static const int ctl = ::open("/dev/utcp", O_RDWR | O_CLOEXEC);
+  utcp_global_stats g{};
+  if (ctl >= 0 && ctl_global_stats(ctl, &g) == 0) m.rings_kib = int64_t(g.live_ring_bytes / 1024);
   return m;
 }
 
