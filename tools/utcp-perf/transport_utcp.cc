@@ -101,9 +101,14 @@ class UtcpTransport final : public Transport {
         return nullptr;
       }
       // The handshake in this process: run the stack until the connection is writable.
+      bool syn_out = false;
       for (;;) {
         Instant now = Clock::now();
         s.poll(now);
+        if (!syn_out) {
+          syn_out = true;
+          syn_us_ += double((Clock::now() - t_stack).count());
+        }
         int ev = s.events(c->h);
         if (ev & kEventErr) {
           int err = 0;
@@ -116,7 +121,10 @@ class UtcpTransport final : public Transport {
         if (ev & kEventOut) break;
         Instant next = s.poll_at();
         now = Clock::now();
-        if (next > now) c->dev->wait(next - now);
+        if (next > now) {
+          c->dev->wait(next - now);
+          wait_us_ += double((Clock::now() - now).count());
+        }
       }
     }
     const Instant t3 = Clock::now();
@@ -176,10 +184,16 @@ class UtcpTransport final : public Transport {
   std::vector<std::pair<std::string, double>> setup_parts() const override {
     if (!opens_) return {};
     const double n = double(opens_);
-    return {{"registry", registry_us_ / n},
-            {"map", map_us_ / n},
-            {"stack", stack_us_ / n},
-            {registry_handshake_ ? "import" : "handshake", handshake_us_ / n}};
+    std::vector<std::pair<std::string, double>> parts = {{"registry", registry_us_ / n},
+                                                         {"map", map_us_ / n},
+                                                         {"stack", stack_us_ / n},
+                                                         {registry_handshake_ ? "import" : "handshake", handshake_us_ / n}};
+    if (!registry_handshake_) {
+      // Of the handshake: building and sending the SYN, and asleep for the SYN-ACK.
+      parts.emplace_back("handshake_syn", syn_us_ / n);
+      parts.emplace_back("handshake_wait", wait_us_ / n);
+    }
+    return parts;
   }
 
   void drain() override {
@@ -260,7 +274,7 @@ class UtcpTransport final : public Transport {
   // mapping the rings, building the stack (and its socket), and importing the connection
   // (or the handshake in this process).
   uint64_t opens_ = 0;
-  double registry_us_ = 0, map_us_ = 0, stack_us_ = 0, handshake_us_ = 0;
+  double registry_us_ = 0, map_us_ = 0, stack_us_ = 0, handshake_us_ = 0, syn_us_ = 0, wait_us_ = 0;
 };
 
 }  // namespace
