@@ -35,8 +35,7 @@ struct UtcpConn : Conn {
 class UtcpTransport final : public Transport {
  public:
   UtcpTransport(Ipv4Addr remote, uint16_t port, bool nodelay, Handshake handshake, const RingAsk& rings)
-      : remote_(remote), port_(port), nodelay_(nodelay), registry_handshake_(handshake == Handshake::kRegistry),
-        prefetched_(handshake == Handshake::kPrefetch) {
+      : remote_(remote), port_(port), nodelay_(nodelay), handshake_(handshake) {
     registry::RingSize r;
     r.rx_entries = uint16_t(rings.rx_entries);
     r.tx_entries = uint16_t(rings.tx_entries);
@@ -54,7 +53,7 @@ class UtcpTransport final : public Transport {
       *error = std::string("epoll_create1: ") + std::strerror(errno);
       return -errno;
     }
-    if (prefetched_)
+    if (handshake_ == Handshake::kPrefetch)
       if (int rc = prefetch_.start(error); rc < 0) return rc;
     return reg_.connect(error);
   }
@@ -66,8 +65,10 @@ class UtcpTransport final : public Transport {
     auto c = std::make_unique<UtcpConn>();
     std::vector<uint8_t> state;
     const Instant t0 = Clock::now();
-    int rc = prefetched_ ? prefetch_.take(remote_, port_, &c->grant, error)
-                         : reg_.connect_endpoint(remote_, port_, 0, &c->grant, error, registry_handshake_ ? &state : nullptr);
+    const bool registry_handshake = handshake_ == Handshake::kRegistry;
+    int rc = handshake_ == Handshake::kPrefetch
+                 ? prefetch_.take(remote_, port_, &c->grant, error)
+                 : reg_.connect_endpoint(remote_, port_, 0, &c->grant, error, registry_handshake ? &state : nullptr);
     if (rc < 0) return nullptr;
     const Instant t1 = Clock::now();
     c->dev = KmodDevice::open(c->grant.endpoint_fd, c->grant.mtu, error);
@@ -83,7 +84,7 @@ class UtcpTransport final : public Transport {
     c->stack->add_neighbor(c->grant.remote_ip, c->grant.next_hop_mac);
     Stack& s = *c->stack;
     Instant t_stack = Clock::now();  // the stack is built; the rest is import or handshake
-    if (registry_handshake_) {
+    if (registry_handshake) {
       c->h = s.import_connection(state, Clock::now());
       if (c->h < 0) {
         *error = std::string("importing the registry's connection: ") + std::strerror(-c->h);
@@ -184,11 +185,12 @@ class UtcpTransport final : public Transport {
   std::vector<std::pair<std::string, double>> setup_parts() const override {
     if (!opens_) return {};
     const double n = double(opens_);
+    const bool registry = handshake_ == Handshake::kRegistry;
     std::vector<std::pair<std::string, double>> parts = {{"registry", registry_us_ / n},
                                                          {"map", map_us_ / n},
                                                          {"stack", stack_us_ / n},
-                                                         {registry_handshake_ ? "import" : "handshake", handshake_us_ / n}};
-    if (!registry_handshake_) {
+                                                         {registry ? "import" : "handshake", handshake_us_ / n}};
+    if (!registry) {
       // Of the handshake: building and sending the SYN, and asleep for the SYN-ACK.
       parts.emplace_back("handshake_syn", syn_us_ / n);
       parts.emplace_back("handshake_wait", wait_us_ / n);
@@ -259,14 +261,15 @@ class UtcpTransport final : public Transport {
     std::string err;
     // No reply awaited (kReleaseNoReply): closing costs no round trip to utcpd.
     // A grant is given back on the registry connection that asked for it.
-    if (id && (prefetched_ ? prefetch_.release(id, &err) : reg_.release(id, &err, false)) < 0)
+    if (id && (handshake_ == Handshake::kPrefetch ? prefetch_.release(id, &err) : reg_.release(id, &err, false)) < 0)
       std::fprintf(stderr, "utcp-perf: releasing endpoint %u: %s\n", id, err.c_str());
   }
 
   registry::RegistryClient reg_;
   Ipv4Addr remote_;
   uint16_t port_;
-  bool nodelay_, registry_handshake_, prefetched_;
+  bool nodelay_;
+  Handshake handshake_;
   registry::GrantPrefetcher prefetch_;
   int ep_ = -1;
   std::vector<std::unique_ptr<UtcpConn>> closing_;

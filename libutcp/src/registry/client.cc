@@ -350,9 +350,10 @@ int RegistryClient::receive_connect(bool wait, uint32_t* seq, Grant* out, std::s
   *seq = 0;
   int rc = receive_reply(req, &rep, &fd, error, nullptr, /*any_seq=*/true, wait);
   if (rc == -EAGAIN && !wait) return rc;
-  if (rc < 0 && rc != -EBADMSG) *seq = rep.hdr.seq;  // utcpd's answer to that request
+  // utcpd's answer (a grant or a refusal) names its request; a reply that failed the
+  // checks names none (and a failed read left the header zero).
+  if (rc != -EBADMSG) *seq = rep.hdr.seq;
   if (rc < 0) return rc;
-  *seq = rep.hdr.seq;
   if (fd < 0) {
     *error = "the registry granted an endpoint but sent no endpoint file";
     return -EBADMSG;

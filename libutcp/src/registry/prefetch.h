@@ -45,7 +45,6 @@ class GrantPrefetcher {
   GrantPrefetcher(const GrantPrefetcher&) = delete;
   GrantPrefetcher& operator=(const GrantPrefetcher&) = delete;
 
-  RegistryClient& client() { return reg_; }
   void set_rings(const RingSize& r) { reg_.set_rings(r); }
 
   // An endpoint for a connection to remote:port: one granted ahead when there is one, else
