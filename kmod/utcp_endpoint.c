@@ -207,6 +207,31 @@ static const struct vm_operations_struct utcp_vm_ops = {
 	.fault = utcp_vma_fault,
 };
 
+/*
+ * Installs the pages that exist already: the header and descriptor pages, which every
+ * user touches at once, and the slot pages backed so far (at least the first RX and TX
+ * slot's, see utcp_endpoint_create). Under emulation a page fault costs tens of
+ * microseconds; a connection's setup used to take ten of them. Pages that do not exist
+ * yet are still left to utcp_vma_fault. vm_insert_page marks the vma VM_MIXEDMAP (as
+ * remap_vmalloc_range did for the whole region before slots were backed lazily); a
+ * failure here only leaves that page to the fault handler.
+ */
+static void utcp_map_present(struct utcp_endpoint *ep, struct vm_area_struct *vma)
+{
+	unsigned long head = ep->layout.slots_off >> PAGE_SHIFT, i;
+	struct page *page;
+
+	for (i = 0; i < head; i++)
+		if (vm_insert_page(vma, vma->vm_start + (i << PAGE_SHIFT),
+				   vmalloc_to_page((u8 *)ep->area + (i << PAGE_SHIFT))))
+			return;
+	for (i = 0; i < ep->nr_slot_pages; i++) {
+		page = utcp_slot_page(ep, i, 0);
+		if (page && vm_insert_page(vma, vma->vm_start + ((head + i) << PAGE_SHIFT), page))
+			return;
+	}
+}
+
 static int utcp_ep_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct utcp_endpoint *ep = file->private_data;
@@ -218,9 +243,8 @@ static int utcp_ep_mmap(struct file *file, struct vm_area_struct *vma)
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	/*
-	 * Nothing is inserted here: utcp_vma_fault backs each page when first touched.
 	 * No mremap growth, no core dumps of the rings, and a fork does not inherit them.
-	 * Not VM_PFNMAP/VM_MIXEDMAP/VM_IO: the pages are normal, refcounted ones.
+	 * Not VM_PFNMAP/VM_IO: the pages are normal, refcounted ones.
 	 */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
 	vm_flags_set(vma, flags);
@@ -230,6 +254,7 @@ static int utcp_ep_mmap(struct file *file, struct vm_area_struct *vma)
 	vma->vm_private_data = ep;
 	vma->vm_ops = &utcp_vm_ops;
 	kref_get(&ep->ref);
+	utcp_map_present(ep, vma);
 	return 0;
 }
 
@@ -756,6 +781,18 @@ int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg)
 		err = -ENOMEM;
 		goto err_vfree;
 	}
+	atomic64_add(ep->layout.slots_off, &utcp_global.live_ring_bytes);
+	/*
+	 * The first page of RX slot 0 and of the first TX slot: every connection's first
+	 * frame each way lands there (utcp_deliver restarts at slot 0 on a drained ring),
+	 * so back them now, while the endpoint is made (utcpd makes them ahead, off any
+	 * connection's path), and mmap installs them with the header pages.
+	 */
+	if (!utcp_slot_page(ep, 0, GFP_KERNEL) ||
+	    !utcp_slot_page(ep, (c.rx_entries * ep->layout.slot_size) >> PAGE_SHIFT, GFP_KERNEL)) {
+		err = -ENOMEM;
+		goto err_rings;
+	}
 	kref_init(&ep->ref);		/* the idr's */
 	spin_lock_init(&ep->rx_lock);
 	mutex_init(&ep->tx_lock);
@@ -769,7 +806,7 @@ int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg)
 	fd = get_unused_fd_flags(O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		err = fd;
-		goto err_vfree;
+		goto err_rings;
 	}
 	file = anon_inode_getfile("[utcp-endpoint]", &utcp_ep_fops, ep, O_RDWR);
 	if (IS_ERR(file)) {
@@ -780,7 +817,6 @@ int utcp_endpoint_create(struct utcp_ctl *ctl, void __user *arg)
 	kref_get(&ctl->ref);		/* ep->ctl */
 	ep->file = file;
 	atomic64_inc(&utcp_global.live_endpoints);
-	atomic64_add(ep->layout.slots_off, &utcp_global.live_ring_bytes);
 	atomic64_inc(&utcp_global.endpoints_created);
 
 	mutex_lock(&ctl->lock);
@@ -816,8 +852,11 @@ err_file:
 	return err;
 err_fd:
 	put_unused_fd(fd);
+err_rings:
+	utcp_endpoint_free_rings(ep);	/* nobody could reach its pages yet */
+	goto err_free;
 err_vfree:
-	kvfree(ep->slot_pages);	/* no slot page exists yet: nobody could reach one */
+	kvfree(ep->slot_pages);
 	vfree(ep->area);
 err_free:
 	kfree(ep);

@@ -78,6 +78,12 @@ struct utcp_endpoint {
 	/* RX side, written by the rx handler (softirq) under rx_lock. */
 	spinlock_t rx_lock;
 	u32 rx_prod;			/* shadow of hdr->rx_prod */
+	/*
+	 * Index of the frame that went into slot 0: reset to rx_prod whenever a frame finds
+	 * the ring drained, so frame rx_prod uses slot (rx_prod - rx_base) & mask and a
+	 * connection that keeps up touches the first slots only (see utcp_deliver).
+	 */
+	u32 rx_base;
 	u32 rx_tcp_flags;		/* UTCP_EPT_PEER_FIN, UTCP_EPT_FIN_ACKED */
 	u32 rx_fin_end;			/* sequence number after the peer's FIN */
 	wait_queue_head_t wq;

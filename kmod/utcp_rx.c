@@ -169,7 +169,16 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 		ep->st.rx_drops_too_big++;
 		goto drop;
 	}
-	slot = prod & (l->rx_entries - 1);
+	/*
+	 * A drained ring (the consumer is done with every slot) starts again at slot 0:
+	 * request/response traffic and short connections then reuse the same few pages,
+	 * warm in cache and already backed, instead of walking every slot of the ring.
+	 * Slots are still used in ring order between drains, and the descriptor says
+	 * where the frame is (uapi: rx[i].offset), so consumers need nothing new.
+	 */
+	if (prod == cons)
+		ep->rx_base = prod;
+	slot = (prod - ep->rx_base) & (l->rx_entries - 1);
 	off = l->slots_off + slot * l->slot_size;
 	if (len && !utcp_slot_pages_get(ep, off, len)) {
 		/* Counted as "no room in the ring" for the endpoint, by cause globally. */
@@ -201,7 +210,7 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 	if (skb_is_gso(skb) || len > skb->dev->mtu + ETH_HLEN)
 		flags |= UTCP_RXF_GRO;
 	utcp_rx_track(ep, skb);
-	desc = &ep->rx_desc[slot];
+	desc = &ep->rx_desc[prod & (l->rx_entries - 1)];
 	WRITE_ONCE(desc->offset, off);
 	WRITE_ONCE(desc->len, len);
 	WRITE_ONCE(desc->flags, flags);

@@ -1038,7 +1038,15 @@ struct RawEp {
   utcp_ring_header* hdr() const { return reinterpret_cast<utcp_ring_header*>(m + h.layout.header_off); }
   uint32_t tx_slot(uint32_t j) const { return h.layout.slots_off + (h.layout.rx_entries + j) * h.layout.slot_size; }
   uint32_t rx_slot(uint32_t i) const { return h.layout.slots_off + i * h.layout.slot_size; }
-  uint32_t rx_next_offset() const { return rx_slot(hdr()->rx_prod.value & (h.layout.rx_entries - 1)); }
+  // Waits up to `ms` until at least n received frames are waiting unread.
+  bool wait_pending(uint32_t n, int ms) const {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (__atomic_load_n(&hdr()->rx_prod.value, __ATOMIC_ACQUIRE) - hdr()->rx_cons.value < n) {
+      if (std::chrono::steady_clock::now() >= end) return false;
+      ::usleep(1000);
+    }
+    return true;
+  }
   // Sends the len bytes at `off` of the mapping; returns the descriptor's status (a
   // refused frame too: UTCP_IOC_TX then fails with its errno), or -errno when the module
   // did not complete the descriptor.
@@ -1107,9 +1115,11 @@ int cmd_rings(const Env& e) {
       return std::printf("FAIL: rings_default_endpoints %s\n", std::strerror(errno)), 1;
     const utcp_ring_layout& l = ea.h.layout;
     const unsigned long long map = l.map_size, head = l.slots_off;
-    r.check(used() == 2 * head, "rings_mapping_allocates_no_slot_page",
-            "two mapped endpoints of %llu B: live_ring_bytes +%llu (header and descriptors: %llu each)", map,
-            used(), head);
+    // Created with the first page of RX slot 0 and of TX slot 0 (every connection's
+    // first frames land there), mapping allocates nothing more.
+    r.check(used() == 2 * (head + 2 * pg), "rings_mapping_allocates_no_slot_page",
+            "two mapped endpoints of %llu B: live_ring_bytes +%llu (header and descriptors: %llu each, and "
+            "two slot pages)", map, used(), head);
 
     // One small frame each way, as a short request/response would use.
     auto req = pattern_frame(ta, b.mac, 64, 1), resp = pattern_frame(tb, a.mac, 64, 2);
@@ -1151,21 +1161,33 @@ int cmd_rings(const Env& e) {
             "at %llu len %zu status %d got %zu B equal %d", (unsigned long long)pos, span.size(), st, got.size(),
             got == span);
 
-    // RX frames land in successive slots, which lie at different page offsets: send until
-    // several have crossed a page boundary; every byte of every one must be read back.
-    int crossed = 0, intact = 0, total = 0;
-    for (uint32_t i = 0; i < 40 && crossed < 4; ++i, ++total) {
-      auto fr = pattern_frame(ta, b.mac, 1400, 10 + i);
-      uint32_t at = ea.tx_slot(2 + i % 8);
+    // A frame that finds the RX ring drained goes to slot 0 (the reader above took every
+    // frame as it came: the last one is there too).
+    r.check(d.offset == eb.rx_slot(0), "rings_rx_drained_ring_starts_at_slot_0", "last frame at offset %u, slot 0 at %u",
+            d.offset, eb.rx_slot(0));
+    // Frames that arrive while earlier ones are unread land in successive slots, which
+    // lie at different page offsets (65,792 B slots: 256 B further each): 16 frames
+    // before reading any, and frames 11-15 cross a page boundary; every byte of every
+    // one must be read back, from the slot its place in the batch says.
+    const uint32_t batch = 16;
+    std::vector<std::vector<uint8_t>> sent;
+    int crossed = 0, intact = 0, sent_ok = 0;
+    for (uint32_t k = 0; k < batch; ++k) {
+      auto fr = pattern_frame(ta, b.mac, 1400, 10 + k);
+      uint32_t at = ea.tx_slot(2 + k % 8);
       std::memcpy(ea.m + at, fr.data(), fr.size());
-      uint32_t expect_off = eb.rx_next_offset();
-      st = ea.tx(at, uint32_t(fr.size()));
+      sent_ok += ea.tx(at, uint32_t(fr.size())) == UTCP_TXF_SENT;
+      sent.push_back(std::move(fr));
+    }
+    bool all_queued = eb.wait_pending(batch, 3000);
+    for (uint32_t k = 0; k < batch; ++k) {
       got = eb.rx(3000, &d);
-      if (st == UTCP_TXF_SENT && got == fr && d.offset == expect_off) ++intact;
+      if (got == sent[k] && d.offset == eb.rx_slot(k)) ++intact;
       if (crosses_page(d.offset, d.len)) ++crossed;
     }
-    r.check(crossed >= 4 && intact == total, "rings_rx_frames_across_pages", "%d of %d intact, %d crossed a page",
-            intact, total, crossed);
+    r.check(all_queued && sent_ok == int(batch) && crossed >= 4 && intact == int(batch), "rings_rx_frames_across_pages",
+            "%d of %u sent, all queued %d, %d intact at their slot, %d crossed a page", sent_ok, batch, all_queued,
+            intact, crossed);
     ea.close();
     eb.close();
   }
@@ -1178,24 +1200,33 @@ int cmd_rings(const Env& e) {
     RawEp ea, eb;
     if (!ea.open(a, ta, 16, 16, 4032) || !eb.open(b, tb, 16, 16, 4032))
       return std::printf("FAIL: rings_tcp_endpoints %s\n", std::strerror(errno)), 1;
-    int crossed = 0, valid = 0, total = 0;
-    for (uint32_t i = 0; i < 16 && crossed < 4; ++i, ++total) {
+    // Eight frames before reading any, so they fill slots 0-7 (a drained ring starts at
+    // slot 0), all but the first across a page boundary.
+    const uint32_t total = 8;
+    std::vector<std::vector<uint8_t>> sent;
+    int crossed = 0, valid = 0, sent_ok = 0;
+    for (uint32_t i = 0; i < total; ++i) {
       auto fr = pattern_frame(ta, b.mac, 1400, 50 + i);
       uint64_t pos = (ea.tx_slot(i % 8) / pg + 1) * pg - 101 - i;  // across a page, odd and even
       fr[14 + 20 + 16] ^= 0x5a;  // the module completes the TCP checksum (UTCP_ABI_F_TX_TCP_CSUM)
       std::memcpy(ea.m + pos, fr.data(), fr.size());
-      int st = ea.tx(uint32_t(pos), uint32_t(fr.size()));
+      sent_ok += ea.tx(uint32_t(pos), uint32_t(fr.size())) == UTCP_TXF_SENT;
+      sent.push_back(std::move(fr));
+    }
+    bool all_queued = eb.wait_pending(total, 3000);
+    for (uint32_t i = 0; i < total; ++i) {
+      const auto& fr = sent[i];
       utcp_desc d{};
       auto got = eb.rx(3000, &d);
       auto p = utcp::parse_frame(got, true);
       // Every byte as written but the TCP checksum, which must now be valid.
       bool same = p && p->tcp && got.size() == fr.size() && std::equal(fr.begin(), fr.begin() + 50, got.begin()) &&
                   std::equal(fr.begin() + 52, fr.end(), got.begin() + 52);
-      if (st == UTCP_TXF_SENT && same && (d.flags & UTCP_RXF_CSUM_OK)) ++valid;
+      if (same && (d.flags & UTCP_RXF_CSUM_OK)) ++valid;
       if (crosses_page(d.offset, d.len)) ++crossed;
     }
-    r.check(crossed >= 4 && valid == total, "rings_rx_csum_across_pages", "%d of %d valid, %d crossed a page",
-            valid, total, crossed);
+    r.check(all_queued && sent_ok == int(total) && crossed >= 4 && valid == int(total), "rings_rx_csum_across_pages",
+            "%d of %u sent, all queued %d, %d valid, %d crossed a page", sent_ok, total, all_queued, valid, crossed);
     ea.close();
     eb.close();
   }

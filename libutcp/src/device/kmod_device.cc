@@ -80,6 +80,8 @@ KmodDevice::KmodDevice(int fd, const utcp_endpoint_info& info, uint8_t* map)
   tx_prod_ = std::atomic_ref<uint32_t>(hdr_->tx_prod.value).load(std::memory_order_relaxed);
   tx_cons_seen_ = load_acquire(index(hdr_->tx_cons));
   frame_slots_ = l.tx_entries;
+  tx_base_ = tx_prod_;
+  tx_base_known_ = tx_prod_ == tx_cons_seen_;
 }
 
 KmodDevice::~KmodDevice() {
@@ -130,20 +132,26 @@ uint32_t KmodDevice::tx_queued() const {
 std::span<uint8_t> KmodDevice::tx_buffer(size_t len) {
   const utcp_ring_layout& l = info_.layout;
   if (len > l.slot_size || len > UTCP_MAX_FRAME_LEN) return {};
-  // At most frame_slots_ frames queued: descriptor i uses frame slot i mod frame_slots_.
-  if (tx_prod_ - tx_cons_seen_ >= frame_slots_) {
+  // At most frame_slots_ frames queued: descriptor i uses frame slot (i - tx_base_) mod
+  // frame_slots_, in ring order, starting again at slot 0 once everything was sent.
+  if (tx_prod_ - tx_cons_seen_ >= frame_slots_ || !tx_base_known_) {
     // Acquire: the module finished with the slots before it published tx_cons.
     tx_cons_seen_ = load_acquire(index(hdr_->tx_cons));
     if (tx_prod_ - tx_cons_seen_ >= frame_slots_) return {};
+    // Frames another process queued sit in slots we cannot know: wait until they left.
+    if (!tx_base_known_ && tx_prod_ != tx_cons_seen_) return {};
   }
-  uint32_t slot = l.rx_entries + (tx_prod_ & (frame_slots_ - 1));
-  return {map_ + l.slots_off + uint64_t(slot) * l.slot_size, l.slot_size};
+  if (tx_prod_ == tx_cons_seen_) {
+    tx_base_ = tx_prod_;
+    tx_base_known_ = true;
+  }
+  return {map_ + l.slots_off + uint64_t(frame_slot(tx_prod_)) * l.slot_size, l.slot_size};
 }
 
 void KmodDevice::tx_commit(size_t len) {
   const utcp_ring_layout& l = info_.layout;
   utcp_desc& d = tx_desc_[tx_prod_ & (l.tx_entries - 1)];
-  d.offset = uint32_t(l.slots_off + uint64_t(l.rx_entries + (tx_prod_ & (frame_slots_ - 1))) * l.slot_size);
+  d.offset = uint32_t(l.slots_off + uint64_t(frame_slot(tx_prod_)) * l.slot_size);
   d.len = uint32_t(len);
   d.flags = 0;
   d.reserved = 0;
@@ -158,7 +166,7 @@ void KmodDevice::tx_commit_split(size_t hdr_len, std::span<const uint8_t> payloa
   // uapi UTCP_TXF_SPLIT: headers in this descriptor's frame slot, payload in the area.
   const utcp_ring_layout& l = info_.layout;
   utcp_desc& d = tx_desc_[tx_prod_ & (l.tx_entries - 1)];
-  d.offset = uint32_t(l.slots_off + uint64_t(l.rx_entries + (tx_prod_ & (frame_slots_ - 1))) * l.slot_size);
+  d.offset = uint32_t(l.slots_off + uint64_t(frame_slot(tx_prod_)) * l.slot_size);
   d.len = uint32_t(hdr_len + payload.size());
   d.flags = UTCP_TXF_SPLIT | (uint32_t(hdr_len) << UTCP_TXF_HDR_SHIFT);
   d.reserved = uint32_t(payload.data() - map_);

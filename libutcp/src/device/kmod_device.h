@@ -85,6 +85,13 @@ class KmodDevice final : public Device {
   uint32_t tx_prod_ = 0;      // committed, possibly not yet published
   uint32_t tx_cons_seen_ = 0; // last tx_cons read from the kernel
   uint32_t frame_slots_ = 0;  // TX slots frames are built in (all, or half with the area)
+  // Frame tx_base_ went into frame slot 0: reset whenever the module has sent everything
+  // (tx_cons == tx_prod), so a connection that is not queueing reuses its first slots'
+  // pages (already backed, mapped and in cache) instead of walking the whole TX ring.
+  // Unknown (false) while rings taken over from another process still hold its frames.
+  uint32_t tx_base_ = 0;
+  bool tx_base_known_ = false;
+  uint32_t frame_slot(uint32_t i) const { return info_.layout.rx_entries + ((i - tx_base_) & (frame_slots_ - 1)); }
   std::span<uint8_t> area_;   // tx_payload_area(): the other half, or none
   utcp_tx_result last_tx_{};
   int last_tx_rc_ = 0;

@@ -23,10 +23,14 @@ class RingBuffer {
   RingBuffer(RingBuffer&&) = default;
   RingBuffer& operator=(RingBuffer&&) = default;
 
-  // Drops the contents and reallocates; only for setup (socket options before connect).
+  // Drops the contents and sets the capacity; only for setup (socket options before
+  // connect). The storage is allocated when the first byte is stored: a connection that
+  // never receives, or whose send buffer is lent device memory (adopt) before its first
+  // write, never allocates it -- a short connection then costs no megabyte of malloc,
+  // page faults and trimming.
   void reset(size_t capacity) {
-    buf_.reset(capacity ? new uint8_t[capacity] : nullptr);
-    data_ = buf_.get();
+    buf_.reset();
+    data_ = nullptr;
     cap_ = capacity;
     head_ = len_ = 0;
   }
@@ -37,6 +41,11 @@ class RingBuffer {
   bool adopt(std::span<uint8_t> mem) {
     if (mem.size() < cap_) return false;
     if (mem.data() == data_) return true;
+    if (!data_) {  // nothing stored yet, so nothing allocated: just use `mem`
+      data_ = mem.data();
+      head_ = 0;
+      return true;
+    }
     // `mem` is other memory than the current storage (no overlap).
     auto [a, b] = peek_spans(0, len_);
     if (!a.empty()) std::memcpy(mem.data(), a.data(), a.size());
@@ -107,12 +116,17 @@ class RingBuffer {
     return p >= cap_ ? p - cap_ : p;
   }
   void copy_in(size_t p, std::span<const uint8_t> data) {
+    if (data.empty()) return;
+    if (!data_) {
+      buf_.reset(new uint8_t[cap_]);
+      data_ = buf_.get();
+    }
     size_t first = std::min(data.size(), cap_ - p);
     if (first) std::memcpy(data_ + p, data.data(), first);
     if (data.size() > first) std::memcpy(data_, data.data() + first, data.size() - first);
   }
 
-  std::unique_ptr<uint8_t[]> buf_;  // owned storage, or null after adopt()
+  std::unique_ptr<uint8_t[]> buf_;  // owned storage, or null after adopt() or before the first byte
   uint8_t* data_ = nullptr;
   size_t cap_ = 0, head_ = 0, len_ = 0;
   LiveToken<LiveKind::kBuffer> live_;
