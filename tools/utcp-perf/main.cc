@@ -53,6 +53,8 @@ int usage(FILE* out) {
       "                US microseconds before sleeping on the sockets/endpoints\n"
       "  --json        one JSON object on stdout instead of the human summary\n"
       "  --quiet       no progress line on stderr\n"
+      "  --counters    stream: the first connection's counters (utcp: stack, TCP, endpoint,\n"
+      "                writes refused, time asleep) in the output\n"
       "Sizes take K/M/G suffixes (powers of 1024).\n");
   return out == stdout ? 0 : 2;
 }
@@ -91,6 +93,7 @@ struct Options {
   bool json = false;
   bool quiet = false;
   int64_t busy_poll_us = 0;  // > 0: spin this long after the last movement before sleeping
+  bool counters = false;     // stream: the first connection's counters in the output
 };
 
 struct Summary {
@@ -421,6 +424,8 @@ int run_stream(Transport& tr, const Options& o, Output* out) {
     if (!f->error.empty()) return fail(std::string(tr.name()) + " stream: " + f->error);
     total += o.reverse ? f->received : f->server_count;
   }
+  std::vector<std::pair<std::string, double>> counters;
+  if (o.counters && !flows.empty()) counters = tr.counters(*flows.front()->conn);
   for (auto& f : flows) tr.close(std::move(f->conn));
   tr.drain();
   const double secs = double(end - start) / 1e6;
@@ -455,6 +460,19 @@ int run_stream(Transport& tr, const Options& o, Output* out) {
                 per(m0.rss_kib, m1.rss_kib), per(m0.rss_anon_kib, m1.rss_anon_kib), per(m0.slab_kib, m1.slab_kib),
                 per(m0.vmalloc_kib, m1.vmalloc_kib), per(m0.rings_kib, m1.rings_kib));
   out->human = h;
+  if (!counters.empty()) {
+    std::string j = "{";
+    out->human += "counters (first connection):";
+    for (auto& [k, v] : counters) {
+      char b[128];
+      std::snprintf(b, sizeof b, "%s\"%s\": %.0f", j.size() > 1 ? ", " : "", k.c_str(), v);
+      j += b;
+      std::snprintf(b, sizeof b, " %s %.0f", k.c_str(), v);
+      out->human += b;
+    }
+    out->field("counters", j + "}");
+    out->human += "\n";
+  }
   return total > 0 ? 0 : fail("no bytes moved");
 }
 
@@ -622,6 +640,7 @@ int main(int argc, char** argv) {
     else if (a == "--iterations") o.iterations = size(1, 1ull << 32);
     else if (a == "--json") o.json = true;
     else if (a == "--quiet") o.quiet = true;
+    else if (a == "--counters") o.counters = true;
     else if (a == "--busy-poll") o.busy_poll_us = int64_t(size(1, 10'000'000));
     else {
       std::fprintf(stderr, "utcp-perf: unknown option %s\n", a.c_str());

@@ -70,6 +70,9 @@ class Transport {
   // Where the setup time of the opens so far went, as (name, mean microseconds) pairs;
   // empty when the transport does not break it down.
   virtual std::vector<std::pair<std::string, double>> setup_parts() const { return {}; }
+  // --counters: what the stack counted for `c` (and the transport while driving it), as
+  // (name, value) pairs, read before it is closed; empty when the transport has none.
+  virtual std::vector<std::pair<std::string, double>> counters(Conn&) const { return {}; }
 };
 
 struct Target {

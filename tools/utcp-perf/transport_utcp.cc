@@ -30,6 +30,8 @@ struct UtcpConn : Conn {
   int h = -1;
   const Connection* closing = nullptr;  // after close(): the connection finishing its close
   Instant close_deadline;
+  // --counters: writes asked of the stack and those refused (send buffer full).
+  uint64_t writes = 0, writes_refused = 0, write_us = 0;
 };
 
 class UtcpTransport final : public Transport {
@@ -152,7 +154,11 @@ class UtcpTransport final : public Transport {
 
   int64_t send(Conn& c, std::span<const uint8_t> data) override {
     auto& u = static_cast<UtcpConn&>(c);
+    const Instant t0 = Clock::now();
     int64_t w = u.stack->write(u.h, data);
+    u.write_us += uint64_t((Clock::now() - t0).count());
+    ++u.writes;
+    if (w == -EAGAIN) ++u.writes_refused;
     return w == -ENOTCONN ? -EAGAIN : w;
   }
   int64_t recv(Conn& c, std::span<uint8_t> out) override {
@@ -198,6 +204,54 @@ class UtcpTransport final : public Transport {
     return parts;
   }
 
+  std::vector<std::pair<std::string, double>> counters(Conn& base) const override {
+    auto& c = static_cast<UtcpConn&>(base);
+    std::vector<std::pair<std::string, double>> v;
+    auto add = [&](const char* k, uint64_t x) { v.emplace_back(k, double(x)); };
+    add("writes", c.writes);
+    add("writes_refused", c.writes_refused);
+    add("write_us", c.write_us);
+    add("progress_calls", progress_calls_);
+    add("poll_us", poll_us_);
+    add("sleeps", sleeps_);
+    add("asleep_us", asleep_us_);
+    const StackStats& s = c.stack->stats();
+    add("frames_in", s.frames_in);
+    add("frames_out", s.frames_out);
+    add("tx_full", s.tx_full);
+    add("gso_frames", s.gso_frames);
+    add("gso_segments", s.gso_segments);
+    add("split_frames", s.split_frames);
+    add("split_bytes", s.split_bytes);
+    if (const Connection* k = c.stack->connection(c.h)) {
+      const Connection::Stats t = k->stats();
+      add("segs_in", t.segs_in);
+      add("segs_out", t.segs_out);
+      add("retransmits", t.retransmits);
+      add("fast_retransmits", t.fast_retransmits);
+      add("timeouts", t.timeouts);
+      add("dupacks", t.dupacks);
+      add("zero_windows", t.zero_windows);
+      add("ooo_segments", t.ooo_segments);
+      add("sack_recoveries", t.sack_recoveries);
+      add("tlp_probes", t.tlp_probes);
+      add("cwnd", t.cc.cwnd);
+      add("ssthresh", t.cc.ssthresh);
+      add("snd_wnd", k->snd_wnd());
+    }
+    utcp_endpoint_stats e{};
+    if (c.dev->stats(&e) == 0) {
+      add("ep_rx_frames", e.rx_frames);
+      add("ep_rx_drops_full", e.rx_drops_full);
+      add("ep_rx_drops_too_big", e.rx_drops_too_big);
+      add("ep_tx_frames", e.tx_frames);
+      add("ep_tx_bytes", e.tx_bytes);
+      add("ep_tx_rate_limited", e.tx_rate_limited);
+      add("ep_tx_dev_errors", e.tx_dev_errors);
+    }
+    return v;
+  }
+
   void drain() override {
     while (!closing_.empty()) {
       reap(Clock::now());
@@ -210,6 +264,7 @@ class UtcpTransport final : public Transport {
 
   void progress(std::span<Conn* const> conns, bool busy, int64_t max_wait_us) override {
     Instant now = Clock::now();
+    ++progress_calls_;
     if (!closing_.empty()) reap(now);
     bool got = false;
     for (Conn* b : conns) {
@@ -217,6 +272,9 @@ class UtcpTransport final : public Transport {
       const uint64_t before = c->stack->stats().frames_in;
       c->stack->poll(now);
       got |= c->stack->stats().frames_in != before;
+      const Instant after = Clock::now();
+      poll_us_ += uint64_t((after - now).count());
+      now = after;
     }
     if (busy || got) return;
     Instant next = now + Duration(max_wait_us);
@@ -234,6 +292,8 @@ class UtcpTransport final : public Transport {
     timespec ts{time_t(us / 1'000'000), long(us % 1'000'000) * 1000};
     epoll_event evs[64];
     ::epoll_pwait2(ep_, evs, 64, &ts, nullptr);
+    ++sleeps_;
+    asleep_us_ += uint64_t((Clock::now() - now).count());
   }
 
   // Runs closing connections; those done (TIME-WAIT, gone, or out of time) are released.
@@ -278,6 +338,8 @@ class UtcpTransport final : public Transport {
   // (or the handshake in this process).
   uint64_t opens_ = 0;
   double registry_us_ = 0, map_us_ = 0, stack_us_ = 0, handshake_us_ = 0, syn_us_ = 0, wait_us_ = 0;
+  // --counters: progress() calls, sleeps on the endpoint files and the time they took.
+  uint64_t progress_calls_ = 0, sleeps_ = 0, asleep_us_ = 0, poll_us_ = 0;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "tcp/connection.h"
+#include "tcp/copy.h"
 
 namespace utcp {
 
@@ -685,7 +686,7 @@ void Connection::process_text(Instant now, SeqNum seq, std::span<const uint8_t> 
       size_t direct = 0;
       if (posted_got_ < posted_.size() && rx_.empty()) {
         direct = std::min(data.size(), posted_.size() - posted_got_);
-        std::memcpy(posted_.data() + posted_got_, data.data(), direct);
+        copy_bytes(posted_.data() + posted_got_, data.data(), direct);
         posted_got_ += direct;
         stats_.bytes_direct += direct;
       }

@@ -13,6 +13,7 @@
 #include <span>
 #include <utility>
 
+#include "tcp/copy.h"
 #include "tcp/live.h"
 
 namespace utcp {
@@ -48,8 +49,8 @@ class RingBuffer {
     }
     // `mem` is other memory than the current storage (no overlap).
     auto [a, b] = peek_spans(0, len_);
-    if (!a.empty()) std::memcpy(mem.data(), a.data(), a.size());
-    if (!b.empty()) std::memcpy(mem.data() + a.size(), b.data(), b.size());
+    copy_bytes(mem.data(), a.data(), a.size());
+    copy_bytes(mem.data() + a.size(), b.data(), b.size());
     buf_.reset();
     data_ = mem.data();
     head_ = 0;
@@ -89,8 +90,8 @@ class RingBuffer {
   // Copies out from `offset` without consuming.
   size_t peek(size_t offset, std::span<uint8_t> out) const {
     auto [a, b] = peek_spans(offset, out.size());
-    if (!a.empty()) std::memcpy(out.data(), a.data(), a.size());
-    if (!b.empty()) std::memcpy(out.data() + a.size(), b.data(), b.size());
+    copy_bytes(out.data(), a.data(), a.size());
+    copy_bytes(out.data() + a.size(), b.data(), b.size());
     return a.size() + b.size();
   }
   // Up to `len` readable bytes from `offset`, as at most two contiguous pieces.
@@ -122,8 +123,8 @@ class RingBuffer {
       data_ = buf_.get();
     }
     size_t first = std::min(data.size(), cap_ - p);
-    if (first) std::memcpy(data_ + p, data.data(), first);
-    if (data.size() > first) std::memcpy(data_, data.data() + first, data.size() - first);
+    copy_bytes(data_ + p, data.data(), first);
+    copy_bytes(data_, data.data() + first, data.size() - first);
   }
 
   std::unique_ptr<uint8_t[]> buf_;  // owned storage, or null after adopt() or before the first byte
