@@ -522,9 +522,9 @@ static int utcp_tx_one(struct utcp_endpoint *ep, struct net_device *dev,
 	return 0;
 }
 
-static long utcp_ep_tx(struct utcp_endpoint *ep, void __user *arg)
+/* UTCP_IOC_TX's work; @res (zeroed by the caller) receives the details. */
+static long utcp_ep_tx_batch(struct utcp_endpoint *ep, struct utcp_tx_result *res)
 {
-	struct utcp_tx_result res = {};
 	struct net_device *dev;
 	u32 prod, cons, mask = ep->layout.tx_entries - 1;
 	long ret;
@@ -567,14 +567,14 @@ static long utcp_ep_tx(struct utcp_endpoint *ep, void __user *arg)
 		if (err == -EAGAIN || err == -ENOBUFS) {
 			if (err == -EAGAIN)
 				ep->st.tx_rate_limited++;
-			if (!res.first_error && !res.sent)
-				res.first_error = err;
+			if (!res->first_error && !res->sent)
+				res->first_error = err;
 			break;
 		}
 		if (err) {
-			res.refused++;
-			if (!res.first_error)
-				res.first_error = err;
+			res->refused++;
+			if (!res->first_error)
+				res->first_error = err;
 			if (err == -EPERM) {
 				ep->st.tx_template_rejects++;
 				atomic64_inc(&utcp_global.tx_template_rejects);
@@ -585,7 +585,7 @@ static long utcp_ep_tx(struct utcp_endpoint *ep, void __user *arg)
 				WRITE_ONCE(desc->flags, UTCP_TXF_ERR_MALFORMED);
 			}
 		} else {
-			res.sent++;
+			res->sent++;
 			WRITE_ONCE(desc->flags, UTCP_TXF_SENT);
 		}
 		cons++;
@@ -593,16 +593,73 @@ static long utcp_ep_tx(struct utcp_endpoint *ep, void __user *arg)
 		if (!(cons % 64))
 			cond_resched();
 	}
-	res.pending = prod - cons;
+	res->pending = prod - cons;
 	ep->tx_cons = cons;
 	/* Release: the status flags above are visible before the slots go back to the user. */
 	smp_store_release(&ep->hdr->tx_cons.value, cons);
-	ret = res.sent ? res.sent : res.first_error;
+	ret = res->sent ? res->sent : res->first_error;
 out_put:
 	dev_put(dev);
 out_unlock:
 	mutex_unlock(&ep->tx_lock);
+	return ret;
+}
+
+static long utcp_ep_tx(struct utcp_endpoint *ep, void __user *arg)
+{
+	struct utcp_tx_result res = {};
+	long ret = utcp_ep_tx_batch(ep, &res);
+
 	if (arg && copy_to_user(arg, &res, sizeof(res)))
+		return -EFAULT;
+	return ret;
+}
+
+static bool utcp_ep_rx_ready(struct utcp_endpoint *ep)
+{
+	return READ_ONCE(ep->rx_prod) != READ_ONCE(ep->hdr->rx_cons.value);
+}
+
+/* What ends a UTCP_IOC_TX_WAIT sleep: any frame, or with UTCP_TXW_DATA one not a bare ACK. */
+static bool utcp_ep_wait_done(struct utcp_endpoint *ep, u32 flags)
+{
+	if (READ_ONCE(ep->detached))
+		return true;
+	if (!(flags & UTCP_TXW_DATA))
+		return utcp_ep_rx_ready(ep);
+	return utcp_rx_signal_pending(READ_ONCE(ep->rx_signal_end), READ_ONCE(ep->hdr->rx_cons.value),
+				      READ_ONCE(ep->rx_prod));
+}
+
+/*
+ * UTCP_IOC_TX_WAIT: the batch, then asleep on the same wait queue poll uses until the RX
+ * path delivers a frame (it wakes when the ring goes from drained to non-empty), the
+ * timeout, a signal, or a detach. The condition is checked after prepare_to_wait's
+ * barrier, which pairs with the smp_mb() in the RX path between publishing rx_prod and
+ * reading rx_cons, as in utcp_ep_poll: either it sees our rx_cons and wakes us, or we
+ * see its rx_prod.
+ */
+static long utcp_ep_tx_wait(struct utcp_endpoint *ep, void __user *arg)
+{
+	struct utcp_tx_wait w;
+	long ret;
+
+	if (copy_from_user(&w, arg, sizeof(w)))
+		return -EFAULT;
+	if ((w.flags & ~UTCP_TXW_DATA) || w.reserved || w.timeout_ns < -1)
+		return -EINVAL;
+	memset(&w.tx, 0, sizeof(w.tx));
+	ret = utcp_ep_tx_batch(ep, &w.tx);
+	if (ret >= 0 && w.timeout_ns != 0 && !utcp_ep_wait_done(ep, w.flags)) {
+		/* A signal or the timeout ends the sleep; rx_ready tells the caller which. */
+		if (w.timeout_ns < 0)
+			(void)wait_event_interruptible(ep->wq, utcp_ep_wait_done(ep, w.flags));
+		else
+			(void)wait_event_interruptible_hrtimeout(ep->wq, utcp_ep_wait_done(ep, w.flags),
+								 ns_to_ktime(w.timeout_ns));
+	}
+	w.rx_ready = utcp_ep_rx_ready(ep);
+	if (copy_to_user(arg, &w, sizeof(w)))
 		return -EFAULT;
 	return ret;
 }
@@ -649,6 +706,8 @@ static long utcp_ep_ioctl(struct file *file, unsigned int cmd, unsigned long arg
 	switch (cmd) {
 	case UTCP_IOC_TX:
 		return utcp_ep_tx(ep, (void __user *)arg);
+	case UTCP_IOC_TX_WAIT:
+		return utcp_ep_tx_wait(ep, (void __user *)arg);
 	case UTCP_IOC_EP_STATS:
 		utcp_endpoint_fill_stats(ep, &st);
 		st.file_refs = (u32)min_t(long, file_count(file), U32_MAX);

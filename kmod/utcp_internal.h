@@ -17,7 +17,15 @@
 #include <uapi/linux/utcp.h>
 
 /* utcp_abi_info.flags: what this module does beyond the ABI version (both answers). */
-#define UTCP_MODULE_ABI_FLAGS	(UTCP_ABI_F_TX_TCP_CSUM | UTCP_ABI_F_TX_SPLIT)
+/* Whether a frame that is not a bare TCP ACK lies in the RX ring between @cons and @prod. */
+static inline bool utcp_rx_signal_pending(u32 signal_end, u32 cons, u32 prod)
+{
+	u32 d = signal_end - cons;
+
+	return d != 0 && d <= prod - cons;
+}
+
+#define UTCP_MODULE_ABI_FLAGS	(UTCP_ABI_F_TX_TCP_CSUM | UTCP_ABI_F_TX_SPLIT | UTCP_ABI_F_TX_WAIT)
 
 /*
  * A control file's state. Lifetime: one kref held by the control file (passed to the
@@ -86,6 +94,7 @@ struct utcp_endpoint {
 	u32 rx_base;
 	u32 rx_tcp_flags;		/* UTCP_EPT_PEER_FIN, UTCP_EPT_FIN_ACKED */
 	u32 rx_fin_end;			/* sequence number after the peer's FIN */
+	u32 rx_signal_end;		/* 1 + index of the last frame not a bare TCP ACK */
 	wait_queue_head_t wq;
 
 	/* TX side, under tx_lock (the TX ioctl, template and rate changes). */

@@ -597,6 +597,8 @@ static void utcp_pin_abi(void)
 	BUILD_BUG_ON(sizeof(struct utcp_app_info) != 192);
 	BUILD_BUG_ON(sizeof(struct utcp_global_stats) != 160);
 	BUILD_BUG_ON(sizeof(struct utcp_tx_result) != 24);
+	BUILD_BUG_ON(sizeof(struct utcp_tx_wait) != 48);
+	BUILD_BUG_ON(offsetof(struct utcp_tx_wait, timeout_ns) != 24);
 	BUILD_BUG_ON(sizeof(struct utcp_endpoint_info) != 112);
 	BUILD_BUG_ON(sizeof(struct utcp_flow_key) != 16);
 	BUILD_BUG_ON(sizeof(struct utcp_listen_key) != 8);

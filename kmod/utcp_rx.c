@@ -75,6 +75,33 @@ static void utcp_rx_track(struct utcp_endpoint *ep, const struct sk_buff *skb)
 }
 
 /*
+ * A bare TCP ACK: IPv4 TCP with no payload and none of SYN, FIN, RST, URG. Anything
+ * else (including what does not parse) may be what a UTCP_TXW_DATA sleeper waits for.
+ */
+static bool utcp_rx_bare_ack(const struct sk_buff *skb)
+{
+	struct iphdr ipb;
+	struct tcphdr thb;
+	const struct iphdr *iph;
+	const struct tcphdr *th;
+	u32 ihl, tot;
+
+	if (skb->protocol != htons(ETH_P_IP))
+		return false;
+	iph = skb_header_pointer(skb, ETH_HLEN, sizeof(ipb), &ipb);
+	if (!iph || iph->protocol != IPPROTO_TCP)
+		return false;
+	ihl = iph->ihl * 4;
+	tot = ntohs(iph->tot_len);
+	if (ihl < sizeof(*iph) || tot < ihl + sizeof(*th) || ETH_HLEN + tot > skb->len)
+		return false;
+	th = skb_header_pointer(skb, ETH_HLEN + ihl, sizeof(thb), &thb);
+	if (!th || th->doff * 4 < sizeof(*th))
+		return false;
+	return ihl + th->doff * 4 == tot && !th->syn && !th->fin && !th->rst && !th->urg;
+}
+
+/*
  * Makes sure every slot page under [off, off + len) of the mapping exists (a frame is
  * not half-written for want of memory). False when one could not be allocated.
  */
@@ -155,7 +182,8 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 	int csum_start = -1;
 	u32 csum_at = 0;
 	__wsum csum;
-	bool wake;
+	u32 signal_end;
+	bool wake, signal;
 
 	spin_lock(&ep->rx_lock);
 	prod = ep->rx_prod;
@@ -210,6 +238,10 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 	if (skb_is_gso(skb) || len > skb->dev->mtu + ETH_HLEN)
 		flags |= UTCP_RXF_GRO;
 	utcp_rx_track(ep, skb);
+	signal = !utcp_rx_bare_ack(skb);
+	signal_end = ep->rx_signal_end;
+	if (signal)
+		WRITE_ONCE(ep->rx_signal_end, prod + 1);
 	desc = &ep->rx_desc[prod & (l->rx_entries - 1)];
 	WRITE_ONCE(desc->offset, off);
 	WRITE_ONCE(desc->len, len);
@@ -221,10 +253,13 @@ static bool utcp_deliver(struct utcp_endpoint *ep, struct sk_buff *skb)
 	/*
 	 * Full barrier between publishing rx_prod and re-reading rx_cons; pairs with the
 	 * one in utcp_ep_poll. Wake only if the consumer had drained the ring before this
-	 * frame: later frames of the same batch find it non-empty and wake nobody.
+	 * frame: later frames of the same batch find it non-empty and wake nobody -- except
+	 * the first frame that is not a bare ACK behind ACKs nobody consumed yet, which a
+	 * UTCP_IOC_TX_WAIT with UTCP_TXW_DATA sleeps for (the ring was not drained then).
 	 */
 	smp_mb();
-	wake = READ_ONCE(ep->hdr->rx_cons.value) == prod;
+	cons = READ_ONCE(ep->hdr->rx_cons.value);
+	wake = cons == prod || (signal && !utcp_rx_signal_pending(signal_end, cons, prod));
 	ep->st.rx_frames++;
 	ep->st.rx_bytes += len;
 	spin_unlock(&ep->rx_lock);

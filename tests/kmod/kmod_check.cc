@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <atomic>
 #include <random>
 
 #include "kmod_test_util.h"
@@ -233,6 +234,49 @@ int cmd_errno(const Env& e) {
   expect_errno(r, "tx_prod_beyond_ring", EINVAL, xioctl(fd, UTCP_IOC_TX, nullptr));
   hdr->tx_prod.value = 0;
   expect_errno(r, "tx_nothing_pending", 0, xioctl(fd, UTCP_IOC_TX, nullptr));
+
+  // UTCP_IOC_TX_WAIT: the transmit checks, then a sleep bounded by timeout_ns; a
+  // refused batch returns at once, whatever the timeout (-1: no limit).
+  {
+    utcp_abi_info ai{};
+    r.check(utcp::query_abi(fd, &ai) == 0 && (ai.flags & UTCP_ABI_F_TX_WAIT), "tx_wait_abi_flag", "flags 0x%x",
+            ai.flags);
+    utcp_tx_wait w{};
+    expect_errno(r, "tx_wait_on_control_file", ENOTTY, xioctl(ctl, UTCP_IOC_TX_WAIT, &w));
+    expect_errno(r, "tx_wait_null", EFAULT, xioctl(fd, UTCP_IOC_TX_WAIT, nullptr));
+    expect_errno(r, "tx_wait_bad_pointer", EFAULT, xioctl(fd, UTCP_IOC_TX_WAIT, reinterpret_cast<void*>(8)));
+    w.flags = UTCP_TXW_DATA << 1;
+    expect_errno(r, "tx_wait_flags", EINVAL, xioctl(fd, UTCP_IOC_TX_WAIT, &w));
+    w.flags = 0x80000000u | UTCP_TXW_DATA;
+    expect_errno(r, "tx_wait_flags_high", EINVAL, xioctl(fd, UTCP_IOC_TX_WAIT, &w));
+    w.flags = 0;
+    w.reserved = 1;
+    expect_errno(r, "tx_wait_reserved", EINVAL, xioctl(fd, UTCP_IOC_TX_WAIT, &w));
+    w.reserved = 0;
+    w.timeout_ns = -2;
+    expect_errno(r, "tx_wait_timeout_negative", EINVAL, xioctl(fd, UTCP_IOC_TX_WAIT, &w));
+    w.timeout_ns = INT64_MIN;
+    expect_errno(r, "tx_wait_timeout_int64_min", EINVAL, xioctl(fd, UTCP_IOC_TX_WAIT, &w));
+    w.timeout_ns = -1;
+    hdr->tx_prod.value = 1000;
+    expect_errno(r, "tx_wait_prod_beyond_ring_no_sleep", EINVAL, xioctl(fd, UTCP_IOC_TX_WAIT, &w));
+    hdr->tx_prod.value = 0;
+    w = {};
+    w.tx.sent = 77;  // out fields: whatever comes in is overwritten
+    w.rx_ready = 5;
+    int rc = ::ioctl(fd, UTCP_IOC_TX_WAIT, &w);
+    r.check(rc == 0 && w.tx.sent == 0 && w.rx_ready == 0, "tx_wait_timeout_zero_returns",
+            "rc %d sent %u rx_ready %u", rc, w.tx.sent, w.rx_ready);
+    w = {};
+    w.timeout_ns = 1'000'000;  // nothing will arrive: the timeout ends the sleep
+    rc = ::ioctl(fd, UTCP_IOC_TX_WAIT, &w);
+    r.check(rc == 0 && w.rx_ready == 0, "tx_wait_timeout_ends_sleep", "rc %d rx_ready %u", rc, w.rx_ready);
+    w = {};
+    w.flags = UTCP_TXW_DATA;
+    w.timeout_ns = 1'000'000;
+    rc = ::ioctl(fd, UTCP_IOC_TX_WAIT, &w);
+    r.check(rc == 0 && w.rx_ready == 0, "tx_wait_data_timeout_ends_sleep", "rc %d rx_ready %u", rc, w.rx_ready);
+  }
   struct DescCase {
     const char* name;
     utcp_desc d;
@@ -282,7 +326,9 @@ int cmd_errno(const Env& e) {
   st = {};
   st.id = h.id;
   xioctl(ctl, UTCP_IOC_ENDPOINT_STATS, &st);
-  r.check(st.tx_malformed == 19 && st.tx_template_rejects == 2 && st.tx_frames == 0, "tx_refusals_counted",
+  // 18 malformed descriptors above, and the two producer indices beyond the ring
+  // (UTCP_IOC_TX's and UTCP_IOC_TX_WAIT's).
+  r.check(st.tx_malformed == 20 && st.tx_template_rejects == 2 && st.tx_frames == 0, "tx_refusals_counted",
           "malformed %llu template %llu", (unsigned long long)st.tx_malformed,
           (unsigned long long)st.tx_template_rejects);
 
@@ -443,6 +489,11 @@ int cmd_errno(const Env& e) {
   expect_errno(r, "destroy_ok", 0, xioctl(ctl, UTCP_IOC_ENDPOINT_DESTROY, &eid));
   expect_errno(r, "destroy_twice", ENOENT, xioctl(ctl, UTCP_IOC_ENDPOINT_DESTROY, &eid));
   expect_errno(r, "tx_after_destroy", ENOTCONN, xioctl(fd, UTCP_IOC_TX, nullptr));
+  {
+    utcp_tx_wait w{};
+    w.timeout_ns = -1;  // no limit, yet it must not sleep on a destroyed endpoint
+    expect_errno(r, "tx_wait_after_destroy", ENOTCONN, xioctl(fd, UTCP_IOC_TX_WAIT, &w));
+  }
   eo = {};
   eo.id = h.id;
   expect_errno(r, "open_after_destroy", ENOENT, xioctl(ctl, UTCP_IOC_ENDPOINT_OPEN, &eo));
@@ -728,6 +779,52 @@ int cmd_exchange(const Env& e) {
   r.check(s.rx_drops_full > 0, "exchange_ring_full_counted", "drops %llu", (unsigned long long)s.rx_drops_full);
   got = kt::recv_frames(*eb, 500, 1000);
   r.check(got.size() == 64, "exchange_ring_full_keeps_ring", "drained %zu (ring 64)", got.size());
+
+  // UTCP_IOC_TX_WAIT (KmodDevice::flush_and_wait): B's request leaves and B sleeps in
+  // the same call until A's answer is in its ring.
+  {
+    std::string req = "tx-wait-request", resp = "tx-wait-response";
+    auto fb = utcp::frame_for_template(udp_tmpl(b, 6000, a.addr, 5000), a.mac);
+    fb.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(req.data()), req.size());
+    std::vector<uint8_t> fr(100);
+    fr.resize(utcp::build_frame(fb, fr));
+    eb->transmit(fr);
+    int woke2 = -1;
+    std::thread sleeper([&] { woke2 = eb->flush_and_wait(utcp::kInstantZero, std::chrono::seconds(5)); });
+    auto at_a = kt::recv_frames(*ea, 3000, 1);
+    r.check(at_a.size() == 1 && kt::contains(at_a[0], req), "exchange_tx_wait_sent", "frames %zu", at_a.size());
+    auto fa = utcp::frame_for_template(udp_tmpl(a, 5000, b.addr, 6000), b.mac);
+    fa.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(resp.data()), resp.size());
+    kt::send_frame(*ea, fa);
+    sleeper.join();
+    r.check(woke2 == 1 && eb->last_tx_rc() == 1, "exchange_tx_wait_woken", "returned %d, tx rc %d", woke2,
+            eb->last_tx_rc());
+    auto at_b = kt::recv_frames(*eb, 3000, 1);
+    r.check(at_b.size() == 1 && kt::contains(at_b[0], resp), "exchange_tx_wait_answer", "frames %zu", at_b.size());
+    // Nothing comes: the timeout ends the sleep with no frame.
+    int idle = eb->flush_and_wait(utcp::kInstantZero, std::chrono::milliseconds(5));
+    r.check(idle == 0, "exchange_tx_wait_timeout", "returned %d", idle);
+
+    // UTCP_TXW_DATA: a bare TCP ACK stays in the ring without ending the sleep; the
+    // data frame behind it ends it. (The sleep's own limit is a minute: only a bare ACK
+    // that woke it can make the first check fail.)
+    std::atomic<int> woke3{-100};
+    std::thread data_sleeper([&] { woke3 = gb->flush_and_wait(utcp::kInstantZero, std::chrono::seconds(60), true); });
+    auto ack = utcp::frame_for_template(ta, b.mac);
+    ack.tcp_flags = 0x10;  // ACK only, no payload
+    int ack_rc = kt::send_frame(*ga, ack);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    r.check(ack_rc == 1 && woke3 == -100, "exchange_tx_wait_data_sleeps_past_bare_ack", "ack sent %d, returned %d",
+            ack_rc, woke3.load());
+    auto data = utcp::frame_for_template(ta, b.mac);
+    const std::string dp = "data-after-ack";
+    data.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(dp.data()), dp.size());
+    kt::send_frame(*ga, data);
+    data_sleeper.join();
+    auto both = kt::recv_frames(*gb, 3000, 2);
+    r.check(woke3 == 1 && both.size() == 2 && kt::contains(both[1], dp), "exchange_tx_wait_data_woken_by_data",
+            "returned %d, frames %zu", woke3.load(), both.size());
+  }
   return r.exit_code();
 }
 

@@ -35,6 +35,29 @@ TEST_F(StackTest, ConnectAcceptTransferClose) {
   }
 }
 
+// Stack::set_defer_flush: poll() builds the frames but leaves them in the device until
+// the caller's flush (utcp-perf sends them in the call it sleeps in, UTCP_IOC_TX_WAIT).
+TEST_F(StackTest, DeferredFlushHoldsFramesUntilFlush) {
+  StackPair p(lossy(0, 11));
+  Connected c = connect_pair(p);
+  ASSERT_GE(c.server, 0);
+  p.a->set_defer_flush(true);
+  const uint64_t before = p.link.stats_a_to_b().sent;
+  const uint8_t msg[] = {'r', 'q'};
+  ASSERT_EQ(p.a->write(c.client, msg), 2);
+  p.a->poll(p.now);
+  std::vector<uint8_t> peek(2);
+  EXPECT_EQ(p.a->read(c.client, peek, p.now), -EAGAIN);  // a read's poll defers too
+  EXPECT_EQ(p.link.stats_a_to_b().sent, before);         // built and queued, not on the link
+  p.a->flush(p.now);
+  EXPECT_EQ(p.link.stats_a_to_b().sent, before + 1);
+  p.a->set_defer_flush(false);
+  std::vector<uint8_t> got(2);
+  ASSERT_TRUE(p.run_until([&] { return p.b->read(c.server, got) == 2; }));
+  EXPECT_EQ(got[0], 'r');
+  EXPECT_EQ(got[1], 'q');
+}
+
 TEST_F(StackTest, ConnectToClosedPortIsRefused) {  // RFC 9293 §3.10.7.1 / §3.10.7.3
   StackPair p(lossy(0, 2));
   int s = p.a->socket();

@@ -27,6 +27,8 @@ _Static_assert(sizeof(struct utcp_endpoint_stats) == 112, "utcp_endpoint_stats s
 _Static_assert(sizeof(struct utcp_app_info) == 192, "utcp_app_info size");
 _Static_assert(sizeof(struct utcp_global_stats) == 160, "utcp_global_stats size");
 _Static_assert(sizeof(struct utcp_tx_result) == 24, "utcp_tx_result size");
+_Static_assert(sizeof(struct utcp_tx_wait) == 48, "utcp_tx_wait size");
+_Static_assert(offsetof(struct utcp_tx_wait, timeout_ns) == 24, "utcp_tx_wait.timeout_ns");
 _Static_assert(sizeof(struct utcp_flow_key) == 16, "utcp_flow_key size");
 _Static_assert(sizeof(struct utcp_listen_key) == 8, "utcp_listen_key size");
 _Static_assert(offsetof(struct utcp_global_stats, parked_controls) == 128, "parked_controls");
@@ -45,7 +47,8 @@ int main(void)
 		return 1;
 	}
 	if (_IOC_SIZE(UTCP_IOC_ENDPOINT_CREATE) != sizeof(struct utcp_endpoint_create) ||
-	    _IOC_SIZE(UTCP_IOC_TX) != sizeof(struct utcp_tx_result)) {
+	    _IOC_SIZE(UTCP_IOC_TX) != sizeof(struct utcp_tx_result) ||
+	    _IOC_SIZE(UTCP_IOC_TX_WAIT) != sizeof(struct utcp_tx_wait)) {
 		fprintf(stderr, "ioctl size mismatch\n");
 		return 1;
 	}

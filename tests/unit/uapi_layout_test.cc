@@ -29,6 +29,8 @@ static_assert(sizeof(utcp_endpoint_id) == 8, "utcp_endpoint_id size");
 static_assert(sizeof(utcp_endpoint_stats) == 112, "utcp_endpoint_stats size");
 static_assert(sizeof(utcp_global_stats) == 160, "utcp_global_stats size");
 static_assert(sizeof(utcp_tx_result) == 24, "utcp_tx_result size");
+static_assert(sizeof(utcp_tx_wait) == 48, "utcp_tx_wait size");
+static_assert(offsetof(utcp_tx_wait, timeout_ns) == 24);
 static_assert(sizeof(utcp_flow_key) == 16, "utcp_flow_key size");
 static_assert(sizeof(utcp_listen_key) == 8, "utcp_listen_key size");
 static_assert(sizeof(utcp_endpoint_info) == 112);

@@ -338,11 +338,15 @@ void drive(Transport& tr, std::vector<Flow*>& flows, const Options& o) {
   int64_t next_report = start + 2'000'000;
   int64_t last_moved = start;
   for (;;) {
-    bool busy = false, all_done = true;
+    bool moved = false, busy = false, all_done = true;
     for (Flow* f : flows) {
       if (f->done) continue;
-      busy |= f->step(tr);
+      const bool m = f->step(tr);
+      moved |= m;
       if (!f->done) all_done = false;
+      // A flow that moved and then found its connection blocked (it says what it waits
+      // for) would only find it blocked again at once: no reason to step before sleeping.
+      busy |= m && !f->done && !f->conn->want_read && !f->conn->want_write;
     }
     if (all_done) break;
     // --busy-poll: the same for every stack — keep stepping without sleeping for a while
@@ -350,8 +354,8 @@ void drive(Transport& tr, std::vector<Flow*>& flows, const Options& o) {
     // rings are both looked at again at once) instead of sleeping on the files.
     if (o.busy_poll_us > 0) {
       const int64_t t = now_us();
-      if (busy) last_moved = t;
-      else busy = t - last_moved < o.busy_poll_us;
+      if (moved) last_moved = t;
+      busy = busy || t - last_moved < o.busy_poll_us;
     }
     tr.progress(conns, busy, 100'000);
     if (!o.quiet) {

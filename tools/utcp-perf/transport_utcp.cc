@@ -4,6 +4,13 @@
 // driven by one Stack. All of them share one epoll set over the endpoint files, so N
 // connections are served by one thread, sleeping only when no stack has work before its
 // next timer (poll_at). No sleeps on the data path: the wait is the endpoint's wake-up.
+//
+// Per round trip of --rr on one connection this costs one system call where the module
+// offers UTCP_IOC_TX_WAIT: the stack defers its flush (Stack::set_defer_flush), and the
+// request leaves in the call that sleeps until the response is in the ring. The clock
+// (a system call too where the clock source has no vDSO, e.g. HPET in a TCG guest) is
+// read once per progress() and once after each sleep; sends and reads in between use
+// that time.
 #include <arpa/inet.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -141,6 +148,10 @@ class UtcpTransport final : public Transport {
       int one = 1;
       s.setsockopt(c->h, SockOpt::kNoDelay, &one, sizeof one, Clock::now());
     }
+    // From here progress() sends what the stack queued: before it returns, or in the
+    // call it sleeps in.
+    s.set_defer_flush(c->dev->has_tx_wait());
+    now_ = Clock::now();
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = c.get();
@@ -165,7 +176,7 @@ class UtcpTransport final : public Transport {
     auto& u = static_cast<UtcpConn&>(c);
     // With nothing buffered, the read polls with `out` posted: in-order data is copied
     // from the RX slots straight into it (Stack::read with a time).
-    return u.stack->read(u.h, out, Clock::now());
+    return u.stack->read(u.h, out, now_);
   }
   int shutdown_write(Conn& c) override {
     auto& u = static_cast<UtcpConn&>(c);
@@ -177,6 +188,7 @@ class UtcpTransport final : public Transport {
   void close(std::unique_ptr<Conn> base) override {
     auto c = std::unique_ptr<UtcpConn>(static_cast<UtcpConn*>(base.release()));
     Stack& s = *c->stack;
+    s.set_defer_flush(false);  // the close goes on in reap(), which sleeps on epoll
     // The stack holds only this connection: while its table is not empty, the entry (and
     // this pointer) stays valid after the handle is closed.
     c->closing = s.connection(c->h);
@@ -212,7 +224,6 @@ class UtcpTransport final : public Transport {
     add("writes_refused", c.writes_refused);
     add("write_us", c.write_us);
     add("progress_calls", progress_calls_);
-    add("poll_us", poll_us_);
     add("sleeps", sleeps_);
     add("asleep_us", asleep_us_);
     const StackStats& s = c.stack->stats();
@@ -258,12 +269,12 @@ class UtcpTransport final : public Transport {
       if (closing_.empty()) break;
       Instant next = kInstantNever;
       for (auto& c : closing_) next = std::min({next, c->stack->poll_at(), c->close_deadline});
-      wait_until(next);
+      wait_until(next, Clock::now());
     }
   }
 
   void progress(std::span<Conn* const> conns, bool busy, int64_t max_wait_us) override {
-    Instant now = Clock::now();
+    const Instant now = now_ = Clock::now();
     ++progress_calls_;
     if (!closing_.empty()) reap(now);
     bool got = false;
@@ -272,28 +283,47 @@ class UtcpTransport final : public Transport {
       const uint64_t before = c->stack->stats().frames_in;
       c->stack->poll(now);
       got |= c->stack->stats().frames_in != before;
-      const Instant after = Clock::now();
-      poll_us_ += uint64_t((after - now).count());
-      now = after;
     }
-    if (busy || got) return;
     Instant next = now + Duration(max_wait_us);
     for (Conn* b : conns) next = std::min(next, static_cast<UtcpConn*>(b)->stack->poll_at());
     for (auto& c : closing_) next = std::min({next, c->stack->poll_at(), c->close_deadline});
-    wait_until(next);
+    if (busy || got || next <= now) {
+      for (Conn* b : conns) static_cast<UtcpConn*>(b)->stack->flush(now);
+      return;
+    }
+    ++sleeps_;
+    if (conns.size() == 1 && closing_.empty()) {
+      // One endpoint to sleep on: send the stack's queued frames and sleep in one call.
+      auto* c = static_cast<UtcpConn*>(conns[0]);
+      c->dev->flush_and_wait(now, next - now, waits_for_data_only(*c));
+      now_ = Clock::now();
+      asleep_us_ += uint64_t((now_ - now).count());
+      return;
+    }
+    for (Conn* b : conns) static_cast<UtcpConn*>(b)->stack->flush(now);
+    wait_until(next, now);
+    asleep_us_ += uint64_t((now_ - now).count());
   }
 
  private:
+  // Whether only data (or a SYN, FIN, RST) from the peer can move `c` on: it waits to
+  // read and everything it queued has been sent, so a bare ACK is no reason to wake --
+  // as the kernel wakes a reader for data, not for the ACK of its request. The timers
+  // (an RTO, a delayed ACK) end the sleep by its timeout.
+  static bool waits_for_data_only(const UtcpConn& c) {
+    if (!c.want_read || c.want_write) return false;
+    const Connection* k = c.stack->connection(c.h);
+    return k && k->send_queued() <= size_t(uint32_t(k->snd_nxt() - k->snd_una()));
+  }
+
   // Sleeps on every endpoint file until a frame arrives or `next` comes.
-  void wait_until(Instant next) {
-    const Instant now = Clock::now();
+  void wait_until(Instant next, Instant now) {
     if (next <= now) return;
     const int64_t us = std::min<int64_t>((next - now).count(), 1'000'000);
     timespec ts{time_t(us / 1'000'000), long(us % 1'000'000) * 1000};
     epoll_event evs[64];
     ::epoll_pwait2(ep_, evs, 64, &ts, nullptr);
-    ++sleeps_;
-    asleep_us_ += uint64_t((Clock::now() - now).count());
+    now_ = Clock::now();
   }
 
   // Runs closing connections; those done (TIME-WAIT, gone, or out of time) are released.
@@ -332,6 +362,8 @@ class UtcpTransport final : public Transport {
   Handshake handshake_;
   registry::GrantPrefetcher prefetch_;
   int ep_ = -1;
+  // The time stacks are driven at between clock reads: progress()'s, or the end of its sleep.
+  Instant now_ = kInstantZero;
   std::vector<std::unique_ptr<UtcpConn>> closing_;
   // Setup time by part, summed over opens_: the request to utcpd (with its handshake),
   // mapping the rings, building the stack (and its socket), and importing the connection
@@ -339,7 +371,7 @@ class UtcpTransport final : public Transport {
   uint64_t opens_ = 0;
   double registry_us_ = 0, map_us_ = 0, stack_us_ = 0, handshake_us_ = 0, syn_us_ = 0, wait_us_ = 0;
   // --counters: progress() calls, sleeps on the endpoint files and the time they took.
-  uint64_t progress_calls_ = 0, sleeps_ = 0, asleep_us_ = 0, poll_us_ = 0;
+  uint64_t progress_calls_ = 0, sleeps_ = 0, asleep_us_ = 0;
 };
 
 }  // namespace

@@ -17,8 +17,8 @@
  *    UTCP_IOC_ADOPT (a restarted registry; see "Restarting the registry" below).
  *  - an *endpoint* file: returned by UTCP_IOC_ENDPOINT_CREATE as a new fd. It is the
  *    capability to send and receive within its header template: mmap its rings, poll
- *    it, UTCP_IOC_TX, UTCP_IOC_EP_STATS. Nothing on an endpoint file can change its
- *    template. It can be passed to another process with SCM_RIGHTS.
+ *    it, UTCP_IOC_TX (and UTCP_IOC_TX_WAIT), UTCP_IOC_EP_STATS. Nothing on an endpoint
+ *    file can change its template. It can be passed to another process with SCM_RIGHTS.
  * Ioctls of one kind on a file of the other kind fail with ENOTTY; UTCP_IOC_ABI_INFO
  * works on both.
  */
@@ -78,6 +78,12 @@ struct utcp_abi_info {
  *   from it without first copying the payload behind the headers.
  */
 #define UTCP_ABI_F_TX_SPLIT	(1u << 1)
+/*
+ * UTCP_ABI_F_TX_WAIT: endpoint files answer UTCP_IOC_TX_WAIT (send, then sleep until a
+ *   frame is in the RX ring): one call where a request/response client made two, the
+ *   transmit ioctl and poll(2).
+ */
+#define UTCP_ABI_F_TX_WAIT	(1u << 2)
 
 /*
  * The shared region of one endpoint: one mmap of layout.map_size bytes at offset 0 of
@@ -504,6 +510,33 @@ struct utcp_app_info {
 };
 
 #define UTCP_IOC_EP_APP_INFO	_IOR(UTCP_IOC_MAGIC, 0x13, struct utcp_app_info)
+
+/*
+ * UTCP_IOC_TX_WAIT (UTCP_ABI_F_TX_WAIT): what UTCP_IOC_TX does, then, unless the RX
+ * ring already holds a frame, sleep until one is delivered, `timeout_ns` passes (0: do
+ * not sleep; -1: no limit), a signal comes, or the endpoint is detached. A request and
+ * the wait for its response cost one call. Returns the frames sent (>= 0, as
+ * UTCP_IOC_TX; 0 when nothing was queued) with `tx` and `rx_ready` filled in, or a
+ * negative errno: UTCP_IOC_TX's when nothing could be sent for that reason (no wait
+ * then: the caller must handle it first), -EINVAL for unknown flags, reserved not zero
+ * or a negative timeout other than -1, -EFAULT for a bad pointer. A wait cut short by a
+ * signal is not an error: rx_ready says whether frames are there.
+ * UTCP_TXW_DATA: sleep until a frame other than a bare TCP ACK (no payload, no SYN, FIN,
+ * RST or URG) is in the ring: for a caller that waits for data and has nothing left to
+ * send, a peer's ACK of its request is no reason to wake (the kernel's TCP wakes a
+ * reader for data, not for ACKs). The ACKs stay in the ring for the next receive.
+ */
+struct utcp_tx_wait {
+	struct utcp_tx_result tx;	/* out: as UTCP_IOC_TX's */
+	__s64 timeout_ns;	/* in: longest sleep; 0 none, -1 unlimited */
+	__u32 flags;		/* in: UTCP_TXW_* */
+	__u32 rx_ready;		/* out: 1 when the RX ring holds a frame on return */
+	__u64 reserved;		/* in: 0 */
+};
+
+#define UTCP_TXW_DATA		(1u << 0)
+
+#define UTCP_IOC_TX_WAIT	_IOWR(UTCP_IOC_MAGIC, 0x14, struct utcp_tx_wait)
 
 /*
  * Classifier maps (BPF hash maps of the classifier program, filled by user space).

@@ -483,7 +483,7 @@ void Stack::poll(Instant now) {
   for (ConnEntry* e : work_) service(now, e);
   work_.clear();
   gso_close();
-  dev_->flush(now);
+  if (!defer_flush_) dev_->flush(now);
   // The last change inside a publication interval is published when the interval ends,
   // even if nothing else happens to the connection (observers would see stale figures).
   if (publish_due_ && published_ && now - published_at_ >= kPublishInterval) {

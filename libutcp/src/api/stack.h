@@ -106,6 +106,13 @@ class Stack : private SegmentSink {
   void poll(Instant now);
   // When poll() next has work (<= now: at once).
   Instant poll_at() const;
+  // With `defer` set, poll() leaves the frames it built queued in the device: they leave
+  // with the caller's flush(), or with the call the caller sleeps in
+  // (KmodDevice::flush_and_wait), so a request and the wait for its answer cost one
+  // system call. A caller that sets it flushes before it sleeps any other way or stops
+  // polling; until then nothing it queued is on the wire.
+  void set_defer_flush(bool defer) { defer_flush_ = defer; }
+  void flush(Instant now) { dev_->flush(now); }
 
   // --- sockets: integer handles, results as -errno ---
   int socket();
@@ -237,6 +244,7 @@ class Stack : private SegmentSink {
   ConnEntry* area_owner_ = nullptr;
   ParsedFrame parsed_;
   Instant now_ = kInstantZero;
+  bool defer_flush_ = false;
   StackStats stats_;
   LiveToken<LiveKind::kStack> live_;
 };

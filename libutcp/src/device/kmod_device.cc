@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "device/module.h"
@@ -193,6 +194,32 @@ int KmodDevice::wait(Duration timeout) {
   if (rc == 0) return 0;
   if (p.revents & (POLLHUP | POLLERR)) return -EPIPE;
   return 1;
+}
+
+int KmodDevice::flush_and_wait(Instant now, Duration timeout, bool data_only) {
+  if (!has_tx_wait()) {
+    flush(now);
+    return wait(timeout);
+  }
+  // Release: descriptors and frame bytes are written before the module sees tx_prod.
+  store_release(index(hdr_->tx_prod), tx_prod_);
+  if (!data_only && load_acquire(index(hdr_->rx_prod)) != rx_cons_) {
+    flush(now);  // frames are waiting already: send, do not sleep
+    return 1;
+  }
+  utcp_tx_wait w{};
+  w.flags = data_only ? UTCP_TXW_DATA : 0;
+  const int64_t us = timeout.count();
+  w.timeout_ns = us < 0 || us > INT64_MAX / 1000 ? -1 : us * 1000;
+  int rc = ::ioctl(fd_, UTCP_IOC_TX_WAIT, &w);
+  const int err = rc < 0 ? errno : 0;
+  last_tx_ = w.tx;
+  last_tx_rc_ = rc < 0 ? -err : rc;
+  tx_cons_seen_ = load_acquire(index(hdr_->tx_cons));
+  if (rc >= 0) return w.rx_ready ? 1 : 0;
+  if (err == ENOTCONN) return -EPIPE;  // the endpoint was destroyed or detached
+  // The module refused the batch and did not sleep (see uapi UTCP_IOC_TX_WAIT).
+  return wait(timeout);
 }
 
 int KmodDevice::stats(utcp_endpoint_stats* out) const {

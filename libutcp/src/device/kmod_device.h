@@ -2,7 +2,8 @@
 //
 // The endpoint's RX/TX rings are mmap'd; receive() consumes RX descriptors in place,
 // tx_buffer()/tx_commit() build frames directly in TX slots, flush() publishes them
-// and sends the whole batch with one UTCP_IOC_TX. wait() sleeps in poll().
+// and sends the whole batch with one UTCP_IOC_TX. wait() sleeps in poll();
+// flush_and_wait() sends and sleeps in one UTCP_IOC_TX_WAIT.
 //
 // Frames up to MTU + 14 bytes leave as built, so their checksums must be complete --
 // unless the module says it completes TCP checksums (UTCP_ABI_F_TX_TCP_CSUM; caps()
@@ -51,6 +52,15 @@ class KmodDevice final : public Device {
   // Returns 1 when frames are there, 0 on timeout, -errno on error (-EPIPE when the
   // endpoint was destroyed or its control file closed).
   int wait(Duration timeout);
+  // flush() and then wait(timeout), in one UTCP_IOC_TX_WAIT when the module offers it
+  // (UTCP_ABI_F_TX_WAIT): a request and the sleep until its answer arrives cost one
+  // system call instead of the transmit ioctl and poll(2). Returns like wait(). When the
+  // module refuses the batch (rate limit, device down, a frame refused), it did not
+  // sleep: this then sleeps in poll(2), as flush() and wait() would have. With
+  // `data_only` (uapi UTCP_TXW_DATA) bare TCP ACKs do not end the sleep: for a caller
+  // that waits to read and has nothing left to send.
+  int flush_and_wait(Instant now, Duration timeout, bool data_only = false);
+  bool has_tx_wait() const { return (abi_flags_ & UTCP_ABI_F_TX_WAIT) != 0; }
 
   int fd() const { return fd_; }
   int wait_fd() const override { return fd_; }
