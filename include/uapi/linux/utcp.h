@@ -100,7 +100,7 @@ struct utcp_abi_info {
  *   tx_desc   +-------------------------------------------+
  *             | struct utcp_desc tx[tx_entries]  [U], [K] |  status written back
  *   slots     +-------------------------------------------+
- *             | slot 0 .. rx_entries-1: RX buffers   [K]  |  RX desc i -> slot i
+ *             | slot 0 .. rx_entries-1: RX buffers   [K]  |  RX desc says which
  *             | slot rx_entries ..: TX buffers       [U]  |  suggested TX slot j
  *   map_size  +-------------------------------------------+
  *
@@ -108,7 +108,9 @@ struct utcp_abi_info {
  * empty when prod == cons and full when prod - cons == entries.
  *
  * RX: the kernel fills rx[rx_prod & mask] (offset, len, flags) and the slot, then
- * publishes rx_prod with release semantics. User space reads rx_prod with acquire,
+ * publishes rx_prod with release semantics. Slots are used in ring order, and a frame
+ * that finds the ring drained (rx_cons == rx_prod) goes to slot 0 again: read the
+ * frame at its descriptor's offset, never at a slot derived from the index. User space reads rx_prod with acquire,
  * uses entries up to it, and publishes rx_cons with release once it is done with the
  * slots (a slot is reused as soon as rx_cons passes it).
  * Wake-up rule: the kernel wakes pollers only for a frame that makes the ring
