@@ -54,6 +54,10 @@ smoke_runs utcp
 # over them, for one connection after another and with a request/response on each.
 run "connect, prefetched grants" utcp setup_us.mean connections -- --connect 6 --handshake prefetch
 run "crr, prefetched grants" utcp connections_per_s connections -- --crr 64 --iterations 8 --handshake prefetch
+# Send and sleep for the answer in one UTCP_IOC_TX_WAIT (--tx-wait), multi-segment
+# messages included: the ACK of the request must not end the sleep, the response must.
+run "rr, send and sleep in one ioctl" utcp rtt_us.mean iterations -- --rr 1460 --iterations 30 --tx-wait
+run "rr 4 KiB, send and sleep in one ioctl" utcp rtt_us.mean iterations -- --rr 4096 --iterations 30 --tx-wait
 # The single protocol server (tools/utcp-sps): the same TCP, in one server process that
 # utcp-perf reaches over a Unix socket (its own path, started right before its runs).
 in_a "$UTCP_BUILD/tools/utcp-sps/utcp-sps" --socket /tmp/utcp-sps.sock -v 2>/tmp/sps.err &
