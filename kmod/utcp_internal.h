@@ -16,7 +16,6 @@
 #include <linux/workqueue.h>
 #include <uapi/linux/utcp.h>
 
-/* utcp_abi_info.flags: what this module does beyond the ABI version (both answers). */
 /* Whether a frame that is not a bare TCP ACK lies in the RX ring between @cons and @prod. */
 static inline bool utcp_rx_signal_pending(u32 signal_end, u32 cons, u32 prod)
 {
@@ -25,6 +24,7 @@ static inline bool utcp_rx_signal_pending(u32 signal_end, u32 cons, u32 prod)
 	return d != 0 && d <= prod - cons;
 }
 
+/* utcp_abi_info.flags: what this module does beyond the ABI version (both answers). */
 #define UTCP_MODULE_ABI_FLAGS	(UTCP_ABI_F_TX_TCP_CSUM | UTCP_ABI_F_TX_SPLIT | UTCP_ABI_F_TX_WAIT)
 
 /*

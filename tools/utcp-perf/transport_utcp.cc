@@ -150,9 +150,9 @@ class UtcpTransport final : public Transport {
       int one = 1;
       s.setsockopt(c->h, SockOpt::kNoDelay, &one, sizeof one, Clock::now());
     }
-    // From here progress() sends what the stack queued: before it returns, or in the
-    // call it sleeps in.
-    s.set_defer_flush(c->dev->has_tx_wait());
+    // With --tx-wait, progress() sends what the stack queued: before it returns, or in
+    // the call it sleeps in. Without it each poll sends its own frames, as it always did.
+    s.set_defer_flush(tx_wait_ && c->dev->has_tx_wait());
     now_ = Clock::now();
     epoll_event ev{};
     ev.events = EPOLLIN;
