@@ -247,9 +247,21 @@ static long utcp_ctl_set_template(struct utcp_ctl *ctl, void __user *arg)
 	mutex_lock(&ctl->lock);
 	ep = utcp_ctl_find(ctl, t.id);
 	if (ep) {
-		/* The TX ioctl checks a whole batch against one template. */
+		/*
+		 * The TX ioctl checks a whole batch against one template. A new template is a
+		 * new connection (a pooled endpoint's first, or one the registry moves to
+		 * another 4-tuple: kConnectReuse), so the TCP tracking starts afresh: what the
+		 * last connection's frames told the wire says nothing of the next one's.
+		 */
 		mutex_lock(&ep->tx_lock);
 		ep->tmpl = t.tmpl;
+		ep->st.tcp_flags = 0;
+		ep->st.tcp_snd_max = 0;
+		ep->st.tcp_rcv_ack = 0;
+		spin_lock_bh(&ep->rx_lock);
+		WRITE_ONCE(ep->rx_tcp_flags, 0);
+		WRITE_ONCE(ep->rx_fin_end, 0);
+		spin_unlock_bh(&ep->rx_lock);
 		mutex_unlock(&ep->tx_lock);
 	}
 	mutex_unlock(&ctl->lock);

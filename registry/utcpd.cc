@@ -176,10 +176,13 @@ class Registry {
   void serve(Client& c);
   void drop(int fd);
   void release(Grant& g);
+  // `pass_file` false: the reply carries no endpoint file (kConnectReuse: the client has it).
   void reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g,
-                      std::span<const uint8_t> state = {});
+                      std::span<const uint8_t> state = {}, bool pass_file = true);
   // `parked_until`: a retry of a Connect parked on its next hop until then (else {}).
   void handle_connect(Client& c, const ConnectRequest& r, Instant parked_until = {});
+  // kConnectReuse, once the next hop is known: the grant's endpoint moves to the new 4-tuple.
+  void reuse_endpoint(Client& c, const ConnectRequest& r, Grant& g, const MacAddr& next_hop);
   void start_handshake(Client& c, const ConnectRequest& r, Grant& g, const std::array<Instant, 5>& stamps);
   bool reserve_port(Client& c, const RegHeader& req, uint16_t port, Grant& g, bool udp = false);
   // `keep_map`: the registry maps the endpoint next (registry_map); else the mapping a
@@ -904,7 +907,7 @@ void fill_reply_header(T& reply, const RegHeader& req) {
 }
 
 void Registry::reply_endpoint(Client& c, const RegHeader& req, int error, const std::string& why, Grant* g,
-                              std::span<const uint8_t> state) {
+                              std::span<const uint8_t> state, bool pass_file) {
   EndpointReply rep{};
   fill_reply_header(rep, req);
   rep.error = error;
@@ -920,7 +923,7 @@ void Registry::reply_endpoint(Client& c, const RegHeader& req, int error, const 
     rep.mtu = uint16_t(ifc_.mtu);
     rep.ifindex = uint32_t(ifc_.ifindex);
     std::memcpy(rep.next_hop_mac, g->next_hop.b.data(), 6);
-    pass_fd = g->ep.fd;
+    pass_fd = pass_file ? g->ep.fd : -1;
     rep.state_len = uint32_t(state.size());
   }
   rep.hdr.length = uint32_t(sizeof rep + rep.state_len);
@@ -964,6 +967,22 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r, Instant parked
   std::array<Instant, 5> stamps{};
   stamps[0] = Clock::now();
   Ipv4Addr dst{r.remote_ip};
+  Grant* reused = nullptr;
+  if (r.flags & kConnectReuse) {
+    // Only a connection endpoint of this client, and not while utcpd's own handshake
+    // still runs on it; checked again after a wait for the next hop (it may be gone).
+    auto it = c.grants.find(r.reuse_id);
+    const bool busy = std::any_of(handshakes_.begin(), handshakes_.end(),
+                                  [&](const auto& h) { return h.second->endpoint_id == r.reuse_id; });
+    if (it == c.grants.end() || it->second.listener || it->second.flow.proto != IPPROTO_TCP || busy) {
+      reply_endpoint(c, r.hdr, busy ? -EBUSY : -ENOENT,
+                     busy ? "endpoint " + std::to_string(r.reuse_id) + " is still in utcpd's handshake"
+                          : "no TCP connection endpoint " + std::to_string(r.reuse_id) + " of yours to reuse",
+                     nullptr);
+      return;
+    }
+    reused = &it->second;
+  }
   bool unresolved = false;
   const bool may_park = parked_until == Instant{} || stamps[0] < parked_until;
   auto hop = next_hop(c, r.hdr, dst, may_park ? &unresolved : nullptr);
@@ -977,6 +996,10 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r, Instant parked
     return;
   }
   if (!hop) return;
+  if (reused) {
+    reuse_endpoint(c, r, *reused, hop->mac);
+    return;
+  }
   const MacAddr* mac = &hop->mac;
   Grant g;
   const bool udp = r.flags & kConnectUdp;
@@ -1000,6 +1023,45 @@ void Registry::handle_connect(Client& c, const ConnectRequest& r, Instant parked
     start_handshake(c, r, stored, stamps);
   else
     reply_endpoint(c, r.hdr, 0, "", &stored);
+}
+
+void Registry::reuse_endpoint(Client& c, const ConnectRequest& r, Grant& g, const MacAddr& next_hop) {
+  Grant fresh;  // the new port's reservation; g keeps the old one until the move is done
+  if (!reserve_port(c, r.hdr, r.local_port, fresh)) return;
+  utcp_template t = base_template(fresh.port.port());
+  t.remote_ip = htonl(r.remote_ip);
+  t.remote_port = htons(r.remote_port);
+  utcp_flow_key flow{};
+  flow.local_ip = t.local_ip;
+  flow.remote_ip = t.remote_ip;
+  flow.local_port = t.local_port;
+  flow.remote_port = t.remote_port;
+  flow.proto = t.proto;
+  // The new classifier entry, the old one out, then the template (which starts the
+  // module's TCP tracking afresh, after the old flow's frames stopped coming). A failure
+  // puts the old entry back: the endpoint stays on its old 4-tuple, as the protocol says.
+  if (int rc = module_.add_flow(flow, g.ep.id); rc < 0) {
+    reply_endpoint(c, r.hdr, rc, "classifier map update failed", nullptr);
+    return;
+  }
+  module_.del_flow(g.flow);
+  if (int rc = module_.set_template(g.ep.id, t); rc < 0) {
+    module_.del_flow(flow);
+    module_.add_flow(g.flow, g.ep.id);
+    reply_endpoint(c, r.hdr, rc, std::string("cannot give the endpoint its new template: ") + std::strerror(-rc),
+                   nullptr);
+    return;
+  }
+  logf(1, "pid %d: endpoint %u reused: %s:%u -> %s:%u (was port %u)", c.cred.pid, g.ep.id,
+       to_string(ifc_.addr).c_str(), fresh.port.port(), to_string(Ipv4Addr{r.remote_ip}).c_str(), r.remote_port,
+       g.port.port());
+  g.port = std::move(fresh.port);  // the old port goes back to the kernel here
+  g.shared_port.reset();           // an accepted connection's endpoint leaves its listen's port
+  g.flow = flow;
+  g.next_hop = next_hop;
+  g.remote_ip = Ipv4Addr{r.remote_ip};
+  g.remote_port = r.remote_port;
+  reply_endpoint(c, r.hdr, 0, "", &g, {}, /*pass_file=*/false);
 }
 
 // Reserves the port in the kernel too (registry/ports.h); replies and returns false if it can't.

@@ -1,7 +1,8 @@
 // prefetch_test.cc - GrantPrefetcher against a scripted registry on a socketpair: it asks
 // ahead per destination, matches utcpd's answers to its questions by sequence number
 // whatever their order, returns refusals to the connect that meets them, gives back what
-// it will not use, and fails (never hangs) when the registry goes away.
+// it will not use, hands recycled endpoints out again first (giving back those utcpd would
+// not move), and fails (never hangs) when the registry goes away.
 #include "registry/prefetch.h"
 
 #include <fcntl.h>
@@ -88,7 +89,8 @@ class FakeRegistry {
       } else if (h.type == uint16_t(MsgType::kConnect) && size_t(n) == sizeof(ConnectRequest)) {
         ConnectRequest r;
         std::memcpy(&r, buf, sizeof r);
-        EXPECT_EQ(r.flags, 0u) << "a Connect asked ahead runs no handshake";
+        EXPECT_TRUE(r.flags == 0 || (r.flags == kConnectReuse && r.reuse_id != 0))
+            << "a Connect asked ahead runs no handshake";
         connects_.push_back(r);
         int p = policy_(r);
         if (p > 0)
@@ -115,12 +117,16 @@ class FakeRegistry {
       ::send(mine_, &rep, sizeof rep, MSG_NOSIGNAL);
       return;
     }
-    rep.endpoint_id = 1000 + r.hdr.seq;
+    rep.endpoint_id = r.reuse_id ? r.reuse_id : 1000 + r.hdr.seq;
     rep.local_ip = 0x0a4d0001;
     rep.remote_ip = r.remote_ip;
     rep.local_port = uint16_t(40000 + r.hdr.seq);
     rep.remote_port = r.remote_port;
     rep.mtu = 1500;
+    if (r.reuse_id) {  // the client has the endpoint's file
+      ::send(mine_, &rep, sizeof rep, MSG_NOSIGNAL);
+      return;
+    }
     int efd = ::eventfd(0, EFD_CLOEXEC);
     msghdr mh{};
     iovec iov{&rep, sizeof rep};
@@ -289,4 +295,73 @@ TEST(GrantPrefetcher, FailsWithoutHangingWhenTheRegistryGoes) {
   EXPECT_FALSE(err.empty());
   closer.join();
   EXPECT_EQ(p.in_flight(), 0u);
+}
+
+TEST(GrantPrefetcher, ARecycledEndpointIsHandedOutAgainFirstWithoutAFileAndAsksNothingInItsStead) {
+  FakeRegistry reg([](const ConnectRequest&) { return 0; });
+  GrantPrefetcher::Options o;
+  o.depth = 2;
+  GrantPrefetcher p(o);
+  p.adopt(reg.client_fd());
+  std::string err;
+  Grant g1;
+  ASSERT_EQ(p.take(kA, 80, &g1, &err), 0) << err;
+  expect_grant_for(g1, kA, 80);
+  ASSERT_TRUE(reg.wait_connects(3));  // the first, then two ahead
+  // The connection is over: its endpoint goes to the next connection to A:80.
+  ASSERT_EQ(p.recycle(g1.endpoint_id, kA, 80, &err), 0) << err;
+  ASSERT_TRUE(reg.wait_connects(4));
+  const ConnectRequest reuse = reg.connects().back();
+  EXPECT_EQ(reuse.flags, kConnectReuse);
+  EXPECT_EQ(reuse.reuse_id, g1.endpoint_id);
+  EXPECT_EQ(reuse.rings.rx_entries | reuse.rings.tx_entries | reuse.rings.slot_size, 0u) << "the rings stay";
+  Grant g2;
+  ASSERT_EQ(p.take(kA, 80, &g2, &err), 0) << err;
+  EXPECT_EQ(g2.endpoint_id, g1.endpoint_id) << "the recycled endpoint before the ones granted ahead";
+  EXPECT_EQ(g2.endpoint_fd, -1) << "the owner has its file";
+  EXPECT_EQ(p.reused(), 1u);
+  // Lent out again and expected back: two ready plus it make depth, so nothing more is asked.
+  EXPECT_EQ(p.ready(), 2u);
+  EXPECT_EQ(reg.connects().size(), 4u);
+  ASSERT_EQ(p.recycle(g2.endpoint_id, kA, 80, &err), 0) << err;
+  ASSERT_TRUE(reg.wait_connects(5));
+  Grant g3;
+  ASSERT_EQ(p.take(kA, 80, &g3, &err), 0) << err;
+  EXPECT_EQ(g3.endpoint_id, g1.endpoint_id);
+  // Given back instead of recycled: it no longer counts, and the next take asks ahead again.
+  ASSERT_EQ(p.release(g3.endpoint_id, &err), 0) << err;
+  ASSERT_TRUE(reg.wait_releases(1));
+  Grant g4;
+  ASSERT_EQ(p.take(kA, 80, &g4, &err), 0) << err;
+  expect_grant_for(g4, kA, 80);
+  ASSERT_TRUE(reg.wait_connects(6));
+  EXPECT_TRUE(p.given_back().empty());
+  ::close(g1.endpoint_fd);
+  ::close(g4.endpoint_fd);
+}
+
+TEST(GrantPrefetcher, AReuseUtcpdRefusesIsGivenBackAndTheConnectGetsANewEndpoint) {
+  FakeRegistry reg([](const ConnectRequest& r) { return r.reuse_id ? -EADDRINUSE : 0; });
+  GrantPrefetcher::Options o;
+  o.depth = 1;
+  GrantPrefetcher p(o);
+  p.adopt(reg.client_fd());
+  std::string err;
+  Grant g1;
+  ASSERT_EQ(p.take(kA, 80, &g1, &err), 0) << err;
+  ASSERT_TRUE(reg.wait_connects(2));
+  ASSERT_EQ(p.recycle(g1.endpoint_id, kA, 80, &err), 0) << err;
+  ASSERT_TRUE(reg.wait_connects(3));
+  Grant g2;
+  ASSERT_EQ(p.take(kA, 80, &g2, &err), 0) << err;
+  expect_grant_for(g2, kA, 80);
+  EXPECT_NE(g2.endpoint_id, g1.endpoint_id);
+  EXPECT_EQ(p.reused(), 0u);
+  // The refused endpoint is still granted on its old 4-tuple: released, and the owner told.
+  EXPECT_EQ(p.given_back(), std::vector<uint32_t>{g1.endpoint_id});
+  ASSERT_TRUE(reg.wait_releases(1));
+  EXPECT_TRUE(reg.released().count(g1.endpoint_id));
+  EXPECT_TRUE(p.given_back().empty()) << "each is named once";
+  ::close(g1.endpoint_fd);
+  ::close(g2.endpoint_fd);
 }

@@ -45,6 +45,10 @@ TEST(RegistryProtocol, AcceptsWellFormedRequests) {
   ConnectRequest udp = good_connect();
   udp.flags = kConnectUdp;
   EXPECT_EQ(check(bytes_of(udp)), 0);
+  ConnectRequest reuse = good_connect();
+  reuse.flags = kConnectReuse;
+  reuse.reuse_id = 12;
+  EXPECT_EQ(check(bytes_of(reuse)), 0);
   ListenRequest l{};
   l.hdr.type = uint16_t(MsgType::kListen);
   l.hdr.length = sizeof l;
@@ -73,6 +77,7 @@ TEST(RegistryProtocol, RefusalTable) {
        -EPROTONOSUPPORT},
       {"version 2 (no ring sizes)", [](ConnectRequest& r) { r.hdr.version = 2; }, -EPROTONOSUPPORT},
       {"version 3 (no kListenReuseAddr)", [](ConnectRequest& r) { r.hdr.version = 3; }, -EPROTONOSUPPORT},
+      {"version 4 (no kConnectReuse)", [](ConnectRequest& r) { r.hdr.version = 4; }, -EPROTONOSUPPORT},
       {"rx entries not a power of two", [](ConnectRequest& r) { r.rings.rx_entries = 3; }, -EINVAL},
       {"tx entries over the module's maximum", [](ConnectRequest& r) { r.rings.tx_entries = 8192; }, -EINVAL},
       {"tx entries all ones", [](ConnectRequest& r) { r.rings.tx_entries = 0xffff; }, -EINVAL},
@@ -85,9 +90,16 @@ TEST(RegistryProtocol, RefusalTable) {
       {"unknown type", [](ConnectRequest& r) { r.hdr.type = 99; }, -EOPNOTSUPP},
       {"reply type sent as request", [](ConnectRequest& r) { r.hdr.type = 0x8002; }, -EOPNOTSUPP},
       {"wrong size for type", [](ConnectRequest& r) { r.hdr.type = uint16_t(MsgType::kHello); }, -EBADMSG},
-      {"unknown flags", [](ConnectRequest& r) { r.flags = 4; }, -EINVAL},
+      {"unknown flags", [](ConnectRequest& r) { r.flags = 8; }, -EINVAL},
       {"UDP with a handshake", [](ConnectRequest& r) { r.flags = kConnectUdp | kConnectHandshake; }, -EINVAL},
-      {"reserved nonzero", [](ConnectRequest& r) { r.reserved = 7; }, -EINVAL},
+      {"reuse_id without kConnectReuse", [](ConnectRequest& r) { r.reuse_id = 7; }, -EINVAL},
+      {"kConnectReuse without an endpoint", [](ConnectRequest& r) { r.flags = kConnectReuse; }, -EINVAL},
+      {"kConnectReuse with the registry's handshake",
+       [](ConnectRequest& r) { r.flags = kConnectReuse | kConnectHandshake, r.reuse_id = 2; }, -EINVAL},
+      {"kConnectReuse for UDP", [](ConnectRequest& r) { r.flags = kConnectReuse | kConnectUdp, r.reuse_id = 2; },
+       -EINVAL},
+      {"kConnectReuse asking for other rings",
+       [](ConnectRequest& r) { r.flags = kConnectReuse, r.reuse_id = 2, r.rings.rx_entries = 64; }, -EINVAL},
       {"remote port 0", [](ConnectRequest& r) { r.remote_port = 0; }, -EINVAL},
       {"remote 0.0.0.0", [](ConnectRequest& r) { r.remote_ip = 0; }, -ENETUNREACH},
       {"remote loopback", [](ConnectRequest& r) { r.remote_ip = 0x7f000001; }, -ENETUNREACH},

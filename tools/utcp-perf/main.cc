@@ -49,6 +49,8 @@ int usage(FILE* out) {
       "                ahead of the connect (asked for per destination, registry/prefetch.h)\n"
       "  --rings RX,TX,SLOT  utcp: endpoint rings to ask utcpd for (descriptor counts, powers\n"
       "                of two; slot bytes, a multiple of 64 from 1536); 0 = utcpd's default\n"
+      "  --no-reuse    utcp, --handshake prefetch: give each closed connection's endpoint back\n"
+      "                to utcpd (by default it is moved to the next connection: kConnectReuse)\n"
       "  --tx-wait     utcp, one connection: send and sleep for the answer in one ioctl\n"
       "                (UTCP_IOC_TX_WAIT) instead of UTCP_IOC_TX, then epoll\n"
       "  --busy-poll US  every stack: after data last moved, look again at once (spin) for\n"
@@ -97,6 +99,7 @@ struct Options {
   int64_t busy_poll_us = 0;  // > 0: spin this long after the last movement before sleeping
   bool counters = false;     // stream: the first connection's counters in the output
   bool tx_wait = false;      // utcp: send and sleep in one UTCP_IOC_TX_WAIT (one connection)
+  bool reuse = true;         // utcp, --handshake prefetch: closed connections' endpoints go to the next
 };
 
 struct Summary {
@@ -649,6 +652,7 @@ int main(int argc, char** argv) {
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--counters") o.counters = true;
     else if (a == "--tx-wait") o.tx_wait = true;
+    else if (a == "--no-reuse") o.reuse = false;
     else if (a == "--busy-poll") o.busy_poll_us = int64_t(size(1, 10'000'000));
     else {
       std::fprintf(stderr, "utcp-perf: unknown option %s\n", a.c_str());
@@ -665,7 +669,7 @@ int main(int argc, char** argv) {
   // both stacks); streams keep Nagle, as iperf does.
   const bool nodelay = o.mode != Mode::kStream;
   std::string err;
-  std::unique_ptr<Transport> tr = o.stack == "utcp"  ? make_utcp_transport(o.target, nodelay, o.handshake, o.rings, o.tx_wait, &err)
+  std::unique_ptr<Transport> tr = o.stack == "utcp"  ? make_utcp_transport(o.target, nodelay, o.handshake, o.rings, o.tx_wait, o.reuse, &err)
                                   : o.stack == "sps" ? make_sps_transport(o.target, nodelay, o.sps_socket, &err)
                                                      : make_kernel_transport(o.target, nodelay, &err);
   if (!tr) return fail(err);
@@ -674,6 +678,7 @@ int main(int argc, char** argv) {
   if (o.stack == "utcp") out.str("handshake", handshake_name(o.handshake));
   if (o.busy_poll_us > 0) out.num("busy_poll_us", double(o.busy_poll_us));
   if (o.tx_wait) out.str("tx_wait", "on");
+  if (o.stack == "utcp" && o.handshake == Handshake::kPrefetch) out.str("reuse", o.reuse ? "on" : "off");
   int rc = 1;
   switch (o.mode) {
     case Mode::kStream: rc = run_stream(*tr, o, &out); break;

@@ -91,7 +91,7 @@ struct RingAsk {
   uint32_t rx_entries = 0, tx_entries = 0, slot_size = 0;
 };
 std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, Handshake handshake,
-                                               const RingAsk& rings, bool tx_wait, std::string* error);
+                                               const RingAsk& rings, bool tx_wait, bool reuse, std::string* error);
 
 // utcp-sps's client (the single protocol server, tools/utcp-sps): the TCP runs in that
 // server, reached over a Unix socket at `socket_path` (empty: its default).

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "api/stack.h"
 #include "device/kmod_device.h"
@@ -45,8 +46,9 @@ struct UtcpConn : Conn {
 class UtcpTransport final : public Transport {
  public:
   UtcpTransport(Ipv4Addr remote, uint16_t port, bool nodelay, Handshake handshake, const RingAsk& rings,
-                bool tx_wait)
-      : remote_(remote), port_(port), nodelay_(nodelay), handshake_(handshake), tx_wait_(tx_wait) {
+                bool tx_wait, bool reuse)
+      : remote_(remote), port_(port), nodelay_(nodelay), handshake_(handshake), tx_wait_(tx_wait),
+        reuse_(reuse && handshake == Handshake::kPrefetch) {
     registry::RingSize r;
     r.rx_entries = uint16_t(rings.rx_entries);
     r.tx_entries = uint16_t(rings.tx_entries);
@@ -81,8 +83,22 @@ class UtcpTransport final : public Transport {
                  ? prefetch_.take(remote_, port_, &c->grant, error)
                  : reg_.connect_endpoint(remote_, port_, 0, &c->grant, error, registry_handshake ? &state : nullptr);
     if (rc < 0) return nullptr;
+    for (uint32_t id : prefetch_.given_back()) parked_.erase(id);  // unmapped and closed
     const Instant t1 = Clock::now();
-    c->dev = KmodDevice::open(c->grant.endpoint_fd, c->grant.mtu, error);
+    if (c->grant.endpoint_fd < 0) {
+      // A recycled endpoint (kConnectReuse): ours, mapped since its first connection.
+      auto it = parked_.find(c->grant.endpoint_id);
+      if (it == parked_.end()) {
+        *error = "the prefetcher handed out endpoint " + std::to_string(c->grant.endpoint_id) + ", which is not ours";
+        return nullptr;
+      }
+      c->dev = std::move(it->second);
+      parked_.erase(it);
+      // What the connection before left in the RX ring is not this one's.
+      c->dev->receive(t1, [](std::span<const uint8_t>) {}, SIZE_MAX);
+    } else {
+      c->dev = KmodDevice::open(c->grant.endpoint_fd, c->grant.mtu, error);
+    }
     const Instant t2 = Clock::now();
     if (!c->dev) {
       release(*c);
@@ -349,8 +365,17 @@ class UtcpTransport final : public Transport {
   void release(UtcpConn& c) {
     const uint32_t id = c.grant.endpoint_id;
     c.stack.reset();
-    c.dev.reset();  // unmaps and closes the endpoint file (KmodDevice::open closes it on failure)
     std::string err;
+    // Prefetched grants: the endpoint goes to the next connection to the same server
+    // (utcpd moves it to a new 4-tuple), its file and our mapping of its rings kept.
+    if (reuse_ && id && c.dev) {
+      if (prefetch_.recycle(id, remote_, port_, &err) == 0) {
+        parked_[id] = std::move(c.dev);
+        return;
+      }
+      std::fprintf(stderr, "utcp-perf: recycling endpoint %u: %s\n", id, err.c_str());
+    }
+    c.dev.reset();  // unmaps and closes the endpoint file (KmodDevice::open closes it on failure)
     // No reply awaited (kReleaseNoReply): closing costs no round trip to utcpd.
     // A grant is given back on the registry connection that asked for it.
     if (id && (handshake_ == Handshake::kPrefetch ? prefetch_.release(id, &err) : reg_.release(id, &err, false)) < 0)
@@ -367,6 +392,10 @@ class UtcpTransport final : public Transport {
   // 660-771 us against 526-681 us with UTCP_IOC_TX + epoll, three runs in one boot).
   bool tx_wait_ = false;
   registry::GrantPrefetcher prefetch_;
+  // Endpoints of closed connections, recycled (GrantPrefetcher::recycle), by id: kept
+  // mapped until take() hands them out again or the prefetcher gives them back.
+  bool reuse_ = false;
+  std::map<uint32_t, std::unique_ptr<KmodDevice>> parked_;
   int ep_ = -1;
   // The time stacks are driven at between clock reads: progress()'s, or the end of its sleep.
   Instant now_ = kInstantZero;
@@ -392,7 +421,7 @@ const char* handshake_name(Handshake h) {
 }
 
 std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, Handshake handshake,
-                                               const RingAsk& rings, bool tx_wait, std::string* error) {
+                                               const RingAsk& rings, bool tx_wait, bool reuse, std::string* error) {
   in_addr a;
   if (inet_pton(AF_INET, t.host.c_str(), &a) != 1) {
     *error = "bad server address " + t.host + " (an IPv4 address is needed)";
@@ -400,7 +429,7 @@ std::unique_ptr<Transport> make_utcp_transport(const Target& t, bool nodelay, Ha
   }
   Ipv4Addr remote{};
   remote.v = ntohl(a.s_addr);
-  auto tr = std::make_unique<UtcpTransport>(remote, t.port, nodelay, handshake, rings, tx_wait);
+  auto tr = std::make_unique<UtcpTransport>(remote, t.port, nodelay, handshake, rings, tx_wait, reuse);
   if (tr->start(error) < 0) return nullptr;
   return tr;
 }

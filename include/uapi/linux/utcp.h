@@ -234,6 +234,11 @@ struct utcp_endpoint_create {
 	__u64 reserved[2];	/* in: zero */
 };
 
+/*
+ * UTCP_IOC_SET_TEMPLATE (control file): endpoint `id` checks its frames against `tmpl`
+ * from now on. A new template is a new connection: the endpoint's TCP tracking
+ * (utcp_endpoint_stats.tcp_flags and the sequence numbers with it) starts afresh.
+ */
 struct utcp_endpoint_template {
 	__u32 id;
 	__u32 flags;		/* zero */

@@ -331,12 +331,18 @@ int RegistryClient::release_listen(uint32_t listen_id, std::string* error) {
   EndpointReply rep{};
   return receive_reply(req.hdr, &rep, nullptr, error, nullptr);
 }
-int RegistryClient::send_connect(Ipv4Addr remote, uint16_t remote_port, uint32_t* seq, std::string* error) {
+int RegistryClient::send_connect(Ipv4Addr remote, uint16_t remote_port, uint32_t* seq, std::string* error,
+                                 uint32_t reuse_id) {
   ConnectRequest req{};
   req.hdr.type = uint16_t(MsgType::kConnect);
   req.remote_ip = remote.v;
   req.remote_port = remote_port;
-  req.rings = rings_;
+  if (reuse_id) {
+    req.flags = kConnectReuse;
+    req.reuse_id = reuse_id;  // the endpoint keeps its rings
+  } else {
+    req.rings = rings_;
+  }
   if (int rc = send_request(req, error); rc < 0) return rc;
   *seq = req.hdr.seq;
   return 0;
@@ -354,10 +360,6 @@ int RegistryClient::receive_connect(bool wait, uint32_t* seq, Grant* out, std::s
   // checks names none (and a failed read left the header zero).
   if (rc != -EBADMSG) *seq = rep.hdr.seq;
   if (rc < 0) return rc;
-  if (fd < 0) {
-    *error = "the registry granted an endpoint but sent no endpoint file";
-    return -EBADMSG;
-  }
   fill_grant(rep, fd, out);
   return 0;
 }

@@ -98,13 +98,17 @@ class RegistryClient {
 
   // --- Connects sent ahead (GrantPrefetcher, registry/prefetch.h) ---
   // Sends a Connect for remote:port without the handshake (ephemeral port, the rings of
-  // set_rings) and returns at once with its sequence number in `seq`.
-  int send_connect(Ipv4Addr remote, uint16_t remote_port, uint32_t* seq, std::string* error);
+  // set_rings) and returns at once with its sequence number in `seq`. With `reuse_id`,
+  // a kConnectReuse: not a new endpoint, that one (granted to this client, its
+  // connection over) moved to the new 4-tuple; its answer carries no endpoint file.
+  int send_connect(Ipv4Addr remote, uint16_t remote_port, uint32_t* seq, std::string* error, uint32_t reuse_id = 0);
   // The next reply to any Connect sent ahead, in the order utcpd answers (which is not
   // always the order asked: a Connect waiting for ARP is answered later). 0 with `seq`
   // and `out` set; utcpd's refusal as its -errno with `seq` set and `error` saying why;
   // -EAGAIN with `seq` 0 when `wait` is false and no reply is there; any other failure
-  // (lost connection, malformed reply) with `seq` 0. Nothing else may be asked on this
+  // (lost connection, malformed reply) with `seq` 0. `out->endpoint_fd` is -1 when no
+  // file came with a grant: right for a kConnectReuse, wrong for any other (the caller
+  // knows which it asked). Nothing else may be asked on this
   // client while such Connects are unanswered, but release(.., wait = false).
   int receive_connect(bool wait, uint32_t* seq, Grant* out, std::string* error);
 

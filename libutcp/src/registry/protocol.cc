@@ -84,8 +84,22 @@ int validate_request(std::span<const uint8_t> msg, std::string* why) {
     case MsgType::kConnect: {
       ConnectRequest r;
       if (!read_as(msg, &r)) break;
-      if (r.reserved || (r.flags & ~(kConnectHandshake | kConnectUdp))) {
-        *why = "unknown flags or reserved field not zero";
+      if (r.flags & ~(kConnectHandshake | kConnectUdp | kConnectReuse)) {
+        *why = "unknown flags";
+        return -EINVAL;
+      }
+      if (r.flags & kConnectReuse) {
+        if (r.reuse_id == 0) { *why = "kConnectReuse names no endpoint (reuse_id 0)"; return -EINVAL; }
+        if (r.flags & (kConnectHandshake | kConnectUdp)) {
+          *why = "kConnectReuse is for a TCP endpoint whose handshake the library runs";
+          return -EINVAL;
+        }
+        if (r.rings.rx_entries || r.rings.tx_entries || r.rings.slot_size) {
+          *why = "kConnectReuse keeps the endpoint's rings (ring sizes must be 0)";
+          return -EINVAL;
+        }
+      } else if (r.reuse_id) {
+        *why = "reuse_id without kConnectReuse";
         return -EINVAL;
       }
       if ((r.flags & kConnectHandshake) && (r.flags & kConnectUdp)) {

@@ -18,10 +18,11 @@
 namespace utcp::registry {
 
 inline constexpr uint32_t kMagic = 0x50435455;  // "UTCP"
-inline constexpr uint16_t kProtocolVersion = 4;  // 2: Listen with kListenAccept, Accept
+inline constexpr uint16_t kProtocolVersion = 5;  // 2: Listen with kListenAccept, Accept
                                                  // 3: RingSize in Connect, Listen, Accept;
                                                  //    Release flags (kReleaseNoReply)
                                                  // 4: Listen flag kListenReuseAddr
+                                                 // 5: Connect flag kConnectReuse
 inline constexpr size_t kMaxMessage = 65536;
 inline constexpr const char* kDefaultSocketPath = "/run/utcp/utcpd.sock";
 
@@ -75,6 +76,15 @@ inline constexpr uint32_t kConnectHandshake = 1;  // utcpd runs the three-way ha
                                                   // and sends the connection's state with the reply
 inline constexpr uint32_t kConnectUdp = 2;        // a UDP endpoint (UDP template, UDP port) for
                                                   // datagrams to and from remote:port
+// Not a new endpoint: the TCP endpoint `reuse_id`, granted to this client for a connection
+// that is over, for the new one. utcpd gives it a new local port (or `local_port`), moves
+// its classifier entry and template to the new 4-tuple (the module starts its TCP
+// tracking afresh), gives the old port back, and answers without an endpoint file: the
+// client keeps the file and its mapping of the rings, so a connection after the first
+// costs no endpoint creation, no mmap and no munmap. Frames of the old connection still
+// in the RX ring are the client's to drop. A refusal leaves the endpoint as it was (still
+// granted, on its old 4-tuple). Not with kConnectHandshake or kConnectUdp.
+inline constexpr uint32_t kConnectReuse = 4;
 
 struct ConnectRequest {
   RegHeader hdr;
@@ -82,8 +92,8 @@ struct ConnectRequest {
   uint16_t remote_port = 0;
   uint16_t local_port = 0;   // 0 = an ephemeral port
   uint32_t flags = 0;        // kConnect* bits
-  uint32_t reserved = 0;
-  RingSize rings;            // of the connection's endpoint
+  uint32_t reuse_id = 0;     // kConnectReuse: the endpoint to reuse; else 0
+  RingSize rings;            // of the connection's endpoint (kConnectReuse: 0, the rings stay)
 };
 static_assert(sizeof(ConnectRequest) == 40);
 
@@ -159,7 +169,8 @@ static_assert(sizeof(HelloReply) == 104);
 // The facts a library needs to build frames that pass the endpoint's template.
 struct EndpointReply {
   RegHeader hdr;
-  int32_t error = 0;  // 0 or -errno; on success one fd (the endpoint) rides along
+  int32_t error = 0;  // 0 or -errno; on success one fd (the endpoint) rides along,
+                      // except for kConnectReuse (the client has it) and kListenAccept
   uint32_t endpoint_id = 0;
   uint32_t local_ip = 0, remote_ip = 0;  // remote 0 for a listener
   uint16_t local_port = 0, remote_port = 0;
