@@ -5,6 +5,8 @@
 //   registry_probe connect IP PORT [LOCAL_PORT] [--hold SECONDS]
 //   registry_probe listen PORT
 //   registry_probe accept LISTEN_ID [--wait]   an Accept on someone's listen: prints the answer
+//   registry_probe reuse IP PORT ROUNDS BYTES  one endpoint for ROUNDS connections to an echo
+//                                      server (kConnectReuse between them): BYTES echoed each
 //   registry_probe garbage COUNT       send COUNT hostile messages, then check utcpd still answers
 //   registry_probe live-endpoints      print the module's live endpoint count
 #include <arpa/inet.h>
@@ -25,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "api/stack.h"
+#include "device/kmod_device.h"
 #include "registry/client.h"
 
 using namespace utcp;
@@ -111,11 +115,131 @@ int garbage(int count) {
   return 0;
 }
 
+// One connection on `dev` through a fresh Stack: handshake, BYTES of a pattern seeded by
+// `round` written and read back from the echo server, then closed until TIME-WAIT or gone.
+// 0, or a message on stderr and 1.
+int echo_round(KmodDevice* dev, const Grant& g, int round, size_t bytes) {
+  StackConfig cfg;
+  cfg.ip = g.local_ip;
+  cfg.mac = g.local_mac;
+  Stack s(dev, cfg);
+  s.add_neighbor(g.remote_ip, g.next_hop_mac);
+  const Instant deadline = Clock::now() + Duration(20'000'000);
+  int h = s.socket();
+  int rc = s.bind(h, g.local_port);
+  if (rc == 0) rc = s.connect(h, g.remote_ip, g.remote_port, Clock::now());
+  if (rc < 0 && rc != -EINPROGRESS) {
+    std::fprintf(stderr, "registry_probe: round %d: connect: %s\n", round, std::strerror(-rc));
+    return 1;
+  }
+  std::vector<uint8_t> out(bytes), in;
+  std::mt19937 rng(uint32_t(round) * 7919u + 1);
+  for (auto& b : out) b = uint8_t(rng());
+  size_t sent = 0;
+  bool shut = false, closed = false;
+  const Connection* closing = nullptr;
+  for (;;) {
+    const Instant now = Clock::now();
+    if (now > deadline) {
+      std::fprintf(stderr, "registry_probe: round %d: timed out (sent %zu, echoed %zu of %zu)\n", round, sent,
+                   in.size(), bytes);
+      return 1;
+    }
+    s.poll(now);
+    const int ev = s.events(h);
+    if (!closed && (ev & kEventErr)) {
+      std::fprintf(stderr, "registry_probe: round %d: connection failed\n", round);
+      return 1;
+    }
+    if (!closed && (ev & kEventOut) && sent < bytes) {
+      int64_t w = s.write(h, std::span(out).subspan(sent));
+      if (w > 0) sent += size_t(w);
+    }
+    if (!closed && sent == bytes && !shut) shut = s.shutdown(h, 1) == 0;
+    if (!closed) {
+      uint8_t buf[4096];
+      int64_t r;
+      while ((r = s.read(h, buf, now)) > 0) in.insert(in.end(), buf, buf + r);
+      if (r == 0 && in.size() >= bytes) {  // the echo ended: the server closed its side
+        if (in.size() != bytes || in != out) {
+          std::fprintf(stderr, "registry_probe: round %d: the echo differs (%zu bytes back)\n", round, in.size());
+          return 1;
+        }
+        // The stack holds only this connection: its entry outlives the handle while it lives.
+        closing = s.connection(h);
+        s.close(h);
+        closed = true;
+      }
+    }
+    if (closed) {
+      s.poll(Clock::now());
+      if (s.connection_count() == 0 || !closing || closing->state() == TcpState::kTimeWait) break;
+    }
+    Instant next = std::min(s.poll_at(), Clock::now() + Duration(10'000));
+    Instant t = Clock::now();
+    if (next > t) dev->wait(next - t);
+  }
+  std::printf("round %d port %u echoed %zu\n", round, g.local_port, bytes);
+  std::fflush(stdout);
+  return 0;
+}
+
+int reuse(RegistryClient& c, Ipv4Addr ip, uint16_t port, int rounds, size_t bytes) {
+  std::string err;
+  Grant g;
+  if (int rc = c.connect_endpoint(ip, port, 0, &g, &err); rc < 0) {
+    std::fprintf(stderr, "registry_probe: %s\n", err.c_str());
+    return 1;
+  }
+  const uint32_t id = g.endpoint_id;
+  auto dev = KmodDevice::open(g.endpoint_fd, g.mtu, &err);
+  if (!dev) {
+    std::fprintf(stderr, "registry_probe: %s\n", err.c_str());
+    return 1;
+  }
+  for (int round = 0; round < rounds; ++round) {
+    if (round > 0) {
+      const uint16_t before = g.local_port;
+      uint32_t seq = 0;
+      Grant n;
+      int rc = c.send_connect(ip, port, &seq, &err, id);
+      if (rc == 0) rc = c.receive_connect(true, &seq, &n, &err);
+      if (rc < 0) {
+        std::fprintf(stderr, "registry_probe: reuse of endpoint %u refused: %s\n", id, err.c_str());
+        return 1;
+      }
+      utcp_endpoint_stats st{};
+      ::ioctl(dev->fd(), UTCP_IOC_EP_STATS, &st);
+      std::printf("reused endpoint %u file %s port %u -> %u tracking %s\n", n.endpoint_id,
+                  n.endpoint_fd < 0 ? "none" : "sent", before, n.local_port, st.tcp_flags ? "kept" : "afresh");
+      if (n.endpoint_fd >= 0) ::close(n.endpoint_fd);
+      g = n;
+      // What the connection before left in the RX ring is not this one's.
+      dev->receive(Clock::now(), [](std::span<const uint8_t>) {}, SIZE_MAX);
+    }
+    if (echo_round(dev.get(), g, round, bytes)) return 1;
+  }
+  // Hostile: an endpoint id that is not this client's, from this client and another.
+  uint32_t seq = 0;
+  Grant n;
+  int rc = c.send_connect(ip, port, &seq, &err, id + 1000);
+  if (rc == 0) rc = c.receive_connect(true, &seq, &n, &err);
+  std::printf("reuse of an unknown endpoint: %s\n", rc == -ENOENT ? "ENOENT" : std::to_string(rc).c_str());
+  RegistryClient other;
+  rc = other.connect(&err);
+  if (rc == 0) rc = other.send_connect(ip, port, &seq, &err, id);
+  if (rc == 0) rc = other.receive_connect(true, &seq, &n, &err);
+  std::printf("reuse of another client's endpoint: %s (%s)\n", rc == -ENOENT ? "ENOENT" : std::to_string(rc).c_str(),
+              err.c_str());
+  std::printf("reuse done %d rounds\n", rounds);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: registry_probe hello|connect|listen|accept|garbage|live-endpoints|kernel-bind ...\n");
+    std::fprintf(stderr, "usage: registry_probe hello|connect|listen|accept|reuse|garbage|live-endpoints|kernel-bind ...\n");
     return 2;
   }
   std::string cmd = argv[1];
@@ -165,6 +289,12 @@ int main(int argc, char** argv) {
   int hold = 0;
   for (int i = 2; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--hold") hold = std::atoi(argv[i + 1]);
+  if (cmd == "reuse" && argc == 6) {
+    unsigned a, b, cc, d;
+    if (std::sscanf(argv[2], "%u.%u.%u.%u", &a, &b, &cc, &d) != 4) return 2;
+    return reuse(c, Ipv4Addr::of(uint8_t(a), uint8_t(b), uint8_t(cc), uint8_t(d)), uint16_t(std::atoi(argv[3])),
+                 std::atoi(argv[4]), size_t(std::atol(argv[5])));
+  }
   if (cmd == "connect" && argc >= 4) {
     Ipv4Addr ip{};
     unsigned a, b, cc, d;

@@ -1,6 +1,9 @@
 // isn.cc - SipHash-2-4 and the RFC 6528 ISN generator.
 #include "tcp/isn.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <random>
 
 namespace utcp {
@@ -50,8 +53,18 @@ uint64_t siphash24(const std::array<uint8_t, 16>& key, std::span<const uint8_t> 
 }
 
 std::array<uint8_t, 16> IsnGenerator::random_key() {
-  std::random_device rd;
+  // getrandom(2): the kernel's CSPRNG in one system call. std::random_device is the
+  // fallback only: constructing one probes the CPU (cpuid, rdrand), which costs tens of
+  // microseconds where cpuid traps to a hypervisor, and a Stack takes two keys.
   std::array<uint8_t, 16> k;
+  size_t got = 0;
+  while (got < k.size()) {
+    ssize_t n = ::getrandom(k.data() + got, k.size() - got, 0);
+    if (n > 0) got += size_t(n);
+    else if (n < 0 && errno != EINTR) break;
+  }
+  if (got == k.size()) return k;
+  std::random_device rd;
   for (size_t i = 0; i < k.size(); i += 4) {
     uint32_t r = rd();
     for (int j = 0; j < 4; ++j) k[i + j] = uint8_t(r >> (8 * j));
