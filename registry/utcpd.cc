@@ -1031,12 +1031,7 @@ void Registry::reuse_endpoint(Client& c, const ConnectRequest& r, Grant& g, cons
   utcp_template t = base_template(fresh.port.port());
   t.remote_ip = htonl(r.remote_ip);
   t.remote_port = htons(r.remote_port);
-  utcp_flow_key flow{};
-  flow.local_ip = t.local_ip;
-  flow.remote_ip = t.remote_ip;
-  flow.local_port = t.local_port;
-  flow.remote_port = t.remote_port;
-  flow.proto = t.proto;
+  const utcp_flow_key flow = flow_key_for(t);
   // The new classifier entry, the old one out, then the template (which starts the
   // module's TCP tracking afresh, after the old flow's frames stopped coming). A failure
   // puts the old entry back: the endpoint stays on its old 4-tuple, as the protocol says.
