@@ -90,6 +90,7 @@ class UtcpTransport final : public Transport {
       auto it = parked_.find(c->grant.endpoint_id);
       if (it == parked_.end()) {
         *error = "the prefetcher handed out endpoint " + std::to_string(c->grant.endpoint_id) + ", which is not ours";
+        release(*c);  // no device: given back to utcpd, as on the other failures
         return nullptr;
       }
       c->dev = std::move(it->second);
