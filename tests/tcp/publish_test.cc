@@ -123,6 +123,22 @@ TEST_F(PublishTest, TheLastChangeIsPublishedWhenTheIntervalEnds) {
   EXPECT_GE(i.bytes_sent, data.size());
 }
 
+// Waiting for that end is no reason to wake within the interval: a busy connection would
+// then sleep on a deadline under a millisecond away after nearly every exchange. A stack
+// with nothing else to do wakes for the publication kPublishLag (50 ms) after the last.
+TEST_F(PublishTest, APendingPublicationWakesTheStackOnlyLate) {
+  Connected c = connect_pair(p, 8083);
+  std::vector<uint8_t> data(100000, 0x5a);
+  ASSERT_TRUE(send_all(c, data));
+  const utcp_app_info before = read();
+  ASSERT_NE(before.snd_una, p.a->connection(c.client)->snd_una().raw());  // a change waits
+  const Instant published = Instant(Duration(int64_t(before.updated_us)));
+  EXPECT_GE(p.a->poll_at(), published + Duration(50'000));
+  p.now = p.a->poll_at();
+  p.a->poll(p.now);
+  EXPECT_EQ(read().snd_una, p.a->connection(c.client)->snd_una().raw());
+}
+
 TEST_F(PublishTest, FollowsTheConnectionToItsEnd) {
   Connected c = connect_pair(p, 8081);
   ASSERT_EQ(p.a->close(c.client), 0);  // we close first: FIN-WAIT, then TIME-WAIT

@@ -57,8 +57,11 @@ int usage(FILE* out) {
       "                US microseconds before sleeping on the sockets/endpoints\n"
       "  --json        one JSON object on stdout instead of the human summary\n"
       "  --quiet       no progress line on stderr\n"
-      "  --counters    stream: the first connection's counters (utcp: stack, TCP, endpoint,\n"
+      "  --counters    stream, rr: the first connection's counters (utcp: stack, TCP, endpoint,\n"
       "                writes refused, time asleep) in the output\n"
+      "  --phases      rr: each round trip split in two -- the send call (for both stacks it\n"
+      "                includes the transmit and, over veth, the peer's receive processing)\n"
+      "                and the rest (waiting, waking, receiving); one more clock read each\n"
       "Sizes take K/M/G suffixes (powers of 1024).\n");
   return out == stdout ? 0 : 2;
 }
@@ -97,7 +100,8 @@ struct Options {
   bool json = false;
   bool quiet = false;
   int64_t busy_poll_us = 0;  // > 0: spin this long after the last movement before sleeping
-  bool counters = false;     // stream: the first connection's counters in the output
+  bool counters = false;     // stream, rr: the first connection's counters in the output
+  bool phases = false;       // rr: time in the send call apart from the rest of each round trip
   bool tx_wait = false;      // utcp: send and sleep in one UTCP_IOC_TX_WAIT (one connection)
   bool reuse = true;         // utcp, --handshake prefetch: closed connections' endpoints go to the next
 };
@@ -287,6 +291,8 @@ struct EchoFlow : Flow {
   bool sending = true;
   int64_t t0 = 0;
   std::vector<double> rtt_us;
+  bool phases = false;          // --phases: also time the send call of each round trip
+  std::vector<double> send_us;  // with phases: t0 to the request fully accepted by send
 
   bool step(Transport& tr) override {
     bool moved = false;
@@ -306,6 +312,7 @@ struct EchoFlow : Flow {
         if (off == total) {
           sending = false;
           got = 0;
+          if (phases) send_us.push_back(double(now_us() - t0));
         }
         continue;
       }
@@ -395,6 +402,22 @@ struct Output {
   void str(const char* k, const std::string& v) { field(k, "\"" + v + "\""); }
 };
 
+// --counters: the transport's counters of the first connection, in both outputs.
+void add_counters(const std::vector<std::pair<std::string, double>>& counters, Output* out) {
+  if (counters.empty()) return;
+  std::string j = "{";
+  out->human += "counters (first connection):";
+  for (auto& [k, v] : counters) {
+    char b[128];
+    std::snprintf(b, sizeof b, "%s\"%s\": %.0f", j.size() > 1 ? ", " : "", k.c_str(), v);
+    j += b;
+    std::snprintf(b, sizeof b, " %s %.0f", k.c_str(), v);
+    out->human += b;
+  }
+  out->field("counters", j + "}");
+  out->human += "\n";
+}
+
 int run_stream(Transport& tr, const Options& o, Output* out) {
   const size_t n = size_t(o.parallel);
   std::vector<uint8_t> wbuf(size_t(o.write_size));
@@ -470,19 +493,7 @@ int run_stream(Transport& tr, const Options& o, Output* out) {
                 per(m0.rss_kib, m1.rss_kib), per(m0.rss_anon_kib, m1.rss_anon_kib), per(m0.slab_kib, m1.slab_kib),
                 per(m0.vmalloc_kib, m1.vmalloc_kib), per(m0.rings_kib, m1.rings_kib));
   out->human = h;
-  if (!counters.empty()) {
-    std::string j = "{";
-    out->human += "counters (first connection):";
-    for (auto& [k, v] : counters) {
-      char b[128];
-      std::snprintf(b, sizeof b, "%s\"%s\": %.0f", j.size() > 1 ? ", " : "", k.c_str(), v);
-      j += b;
-      std::snprintf(b, sizeof b, " %s %.0f", k.c_str(), v);
-      out->human += b;
-    }
-    out->field("counters", j + "}");
-    out->human += "\n";
-  }
+  add_counters(counters, out);
   return total > 0 ? 0 : fail("no bytes moved");
 }
 
@@ -493,10 +504,13 @@ int run_rr(Transport& tr, const Options& o, Output* out) {
   if (!c) return fail(err);
   const uint64_t iters = o.iterations ? o.iterations : 1000;
   EchoFlow f(o.msg_size, iters, true);
+  f.phases = o.phases;
   f.conn = std::move(c);
   std::vector<Flow*> fl{&f};
   drive(tr, fl, o);
   if (!f.error.empty()) return fail(std::string(tr.name()) + " rr: " + f.error);
+  std::vector<std::pair<std::string, double>> counters;
+  if (o.counters) counters = tr.counters(*f.conn);
   tr.close(std::move(f.conn));
   tr.drain();
   // The first exchange carries the request header; it is measured like the rest.
@@ -510,6 +524,17 @@ int run_rr(Transport& tr, const Options& o, Output* out) {
   std::snprintf(h, sizeof h, "%s rr %" PRIu64 " B x %zu: round trip mean %.1f us, p50 %.1f us, p99 %.1f us\n",
                 tr.name(), o.msg_size, f.rtt_us.size(), s.mean, s.p50, s.p99);
   out->human = h;
+  if (o.phases && f.send_us.size() == f.rtt_us.size()) {
+    std::vector<double> rest(f.rtt_us.size());
+    for (size_t i = 0; i < rest.size(); ++i) rest[i] = f.rtt_us[i] - f.send_us[i];
+    const Summary ss = summarize(f.send_us), rs = summarize(rest);
+    out->field("send_us", json_summary(ss));
+    out->field("rest_us", json_summary(rs));
+    std::snprintf(h, sizeof h, "  send call mean %.1f us (p50 %.1f), the rest mean %.1f us (p50 %.1f)\n", ss.mean,
+                  ss.p50, rs.mean, rs.p50);
+    out->human += h;
+  }
+  add_counters(counters, out);
   return 0;
 }
 
@@ -656,6 +681,7 @@ int main(int argc, char** argv) {
     else if (a == "--json") o.json = true;
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--counters") o.counters = true;
+    else if (a == "--phases") o.phases = true;
     else if (a == "--tx-wait") o.tx_wait = true;
     else if (a == "--no-reuse") o.reuse = false;
     else if (a == "--busy-poll") o.busy_poll_us = int64_t(size(1, 10'000'000));
@@ -678,6 +704,7 @@ int main(int argc, char** argv) {
                                   : o.stack == "sps" ? make_sps_transport(o.target, nodelay, o.sps_socket, &err)
                                                      : make_kernel_transport(o.target, nodelay, &err);
   if (!tr) return fail(err);
+  tr->set_counting(o.counters);
   Output out;
   out.str("stack", o.stack);
   if (o.stack == "utcp") out.str("handshake", handshake_name(o.handshake));

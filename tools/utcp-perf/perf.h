@@ -73,6 +73,9 @@ class Transport {
   // --counters: what the stack counted for `c` (and the transport while driving it), as
   // (name, value) pairs, read before it is closed; empty when the transport has none.
   virtual std::vector<std::pair<std::string, double>> counters(Conn&) const { return {}; }
+  // --counters asked: also count what costs time to count (utcp: clock reads around
+  // each write). Off by default, so the clock is read as often on both stacks.
+  virtual void set_counting(bool) {}
 };
 
 struct Target {

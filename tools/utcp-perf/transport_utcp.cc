@@ -184,9 +184,14 @@ class UtcpTransport final : public Transport {
 
   int64_t send(Conn& c, std::span<const uint8_t> data) override {
     auto& u = static_cast<UtcpConn&>(c);
-    const Instant t0 = Clock::now();
-    int64_t w = u.stack->write(u.h, data);
-    u.write_us += uint64_t((Clock::now() - t0).count());
+    int64_t w;
+    if (counting_) {
+      const Instant t0 = Clock::now();
+      w = u.stack->write(u.h, data);
+      u.write_us += uint64_t((Clock::now() - t0).count());
+    } else {
+      w = u.stack->write(u.h, data);
+    }
     ++u.writes;
     if (w == -EAGAIN) ++u.writes_refused;
     return w == -ENOTCONN ? -EAGAIN : w;
@@ -195,7 +200,11 @@ class UtcpTransport final : public Transport {
     auto& u = static_cast<UtcpConn&>(c);
     // With nothing buffered, the read polls with `out` posted: in-order data is copied
     // from the RX slots straight into it (Stack::read with a time).
-    return u.stack->read(u.h, out, now_);
+    if (!counting_) return u.stack->read(u.h, out, now_);
+    const Instant t0 = Clock::now();
+    const int64_t r = u.stack->read(u.h, out, now_);
+    read_us_ += uint64_t((Clock::now() - t0).count());
+    return r;
   }
   int shutdown_write(Conn& c) override {
     auto& u = static_cast<UtcpConn&>(c);
@@ -245,6 +254,9 @@ class UtcpTransport final : public Transport {
     add("progress_calls", progress_calls_);
     add("sleeps", sleeps_);
     add("asleep_us", asleep_us_);
+    add("flush_us", flush_us_);
+    add("poll_us", poll_us_);
+    add("read_us", read_us_);
     const StackStats& s = c.stack->stats();
     add("frames_in", s.frames_in);
     add("frames_out", s.frames_out);
@@ -292,22 +304,26 @@ class UtcpTransport final : public Transport {
     }
   }
 
+  void set_counting(bool on) override { counting_ = on; }
+
   void progress(std::span<Conn* const> conns, bool busy, int64_t max_wait_us) override {
     const Instant now = now_ = Clock::now();
     ++progress_calls_;
     if (!closing_.empty()) reap(now);
     bool got = false;
+    const Instant t0 = counting_ ? Clock::now() : Instant{};
     for (Conn* b : conns) {
       auto* c = static_cast<UtcpConn*>(b);
       const uint64_t before = c->stack->stats().frames_in;
       c->stack->poll(now);
       got |= c->stack->stats().frames_in != before;
     }
+    if (counting_) poll_us_ += uint64_t((Clock::now() - t0).count());
     Instant next = now + Duration(max_wait_us);
     for (Conn* b : conns) next = std::min(next, static_cast<UtcpConn*>(b)->stack->poll_at());
     for (auto& c : closing_) next = std::min({next, c->stack->poll_at(), c->close_deadline});
     if (busy || got || next <= now) {
-      for (Conn* b : conns) static_cast<UtcpConn*>(b)->stack->flush(now);
+      flush_all(conns, now);
       return;
     }
     ++sleeps_;
@@ -319,12 +335,19 @@ class UtcpTransport final : public Transport {
       asleep_us_ += uint64_t((now_ - now).count());
       return;
     }
-    for (Conn* b : conns) static_cast<UtcpConn*>(b)->stack->flush(now);
+    flush_all(conns, now);
     wait_until(next, now);
     asleep_us_ += uint64_t((now_ - now).count());
   }
 
  private:
+  // Sends what the stacks queued (one UTCP_IOC_TX each); with --counters, timed.
+  void flush_all(std::span<Conn* const> conns, Instant now) {
+    const Instant t0 = counting_ ? Clock::now() : Instant{};
+    for (Conn* b : conns) static_cast<UtcpConn*>(b)->stack->flush(now);
+    if (counting_) flush_us_ += uint64_t((Clock::now() - t0).count());
+  }
+
   // Whether only data (or a SYN, FIN, RST) from the peer can move `c` on: it waits to
   // read and everything it queued has been sent, so a bare ACK is no reason to wake --
   // as the kernel wakes a reader for data, not for the ACK of its request. The timers
@@ -408,6 +431,8 @@ class UtcpTransport final : public Transport {
   double registry_us_ = 0, map_us_ = 0, stack_us_ = 0, handshake_us_ = 0, syn_us_ = 0, wait_us_ = 0;
   // --counters: progress() calls, sleeps on the endpoint files and the time they took.
   uint64_t progress_calls_ = 0, sleeps_ = 0, asleep_us_ = 0;
+  bool counting_ = false;  // --counters: time each write, read, poll and flush (two clock reads each)
+  uint64_t flush_us_ = 0, poll_us_ = 0, read_us_ = 0;
 };
 
 }  // namespace

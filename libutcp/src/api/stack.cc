@@ -540,7 +540,7 @@ void Stack::service(Instant now, ConnEntry* e) {
 
 Instant Stack::poll_at() const {
   if (!dirty_.empty()) return now_;
-  const Instant publish = publish_due_ && published_ ? published_at_ + kPublishInterval : kInstantNever;
+  const Instant publish = publish_due_ && published_ ? published_at_ + kPublishLag : kInstantNever;
   return std::min({wheel_.next_expiry(), dev_ ? dev_->poll_at() : kInstantNever, publish});
 }
 
