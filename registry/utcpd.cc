@@ -50,15 +50,21 @@ namespace {
 int g_log_level = 1;  // 0 error, 1 info, 2 debug
 
 void logf(int level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+// One write(2) per line: stderr is unbuffered, and three writes per line cost utcpd
+// three system calls on every connection it serves (the endpoint pool's thread logs
+// too, so whole lines also keep the two from interleaving mid-line).
 void logf(int level, const char* fmt, ...) {
   if (level > g_log_level) return;
   static const char* names[] = {"error", "info", "debug"};
-  std::fprintf(stderr, "utcpd: %s: ", names[level]);
+  char line[4096];
+  int n = std::snprintf(line, sizeof line, "utcpd: %s: ", names[level]);
   va_list ap;
   va_start(ap, fmt);
-  std::vfprintf(stderr, fmt, ap);
+  const int m = std::vsnprintf(line + n, sizeof line - size_t(n), fmt, ap);
   va_end(ap);
-  std::fputc('\n', stderr);
+  n = m < 0 ? n : std::min<int>(n + m, int(sizeof line) - 2);  // a longer line is cut
+  line[n++] = '\n';
+  std::fwrite(line, 1, size_t(n), stderr);
 }
 
 struct Options {

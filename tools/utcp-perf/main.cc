@@ -57,9 +57,10 @@ int usage(FILE* out) {
       "                US microseconds before sleeping on the sockets/endpoints\n"
       "  --json        one JSON object on stdout instead of the human summary\n"
       "  --quiet       no progress line on stderr\n"
-      "  --counters    stream, rr: the first connection's counters (utcp: stack, TCP, endpoint,\n"
+      "  --counters    stream, rr, crr: a connection's counters (utcp: stack, TCP, endpoint,\n"
       "                writes refused, time asleep) in the output\n"
-      "  --phases      rr: each round trip split in two -- the send call (for both stacks it\n"
+      "  --phases      crr: each connection's open, exchange and close calls timed apart;\n"
+      "                rr: each round trip split in two -- the send call (for both stacks it\n"
       "                includes the transmit and, over veth, the peer's receive processing)\n"
       "                and the rest (waiting, waking, receiving); one more clock read each\n"
       "Sizes take K/M/G suffixes (powers of 1024).\n");
@@ -100,7 +101,7 @@ struct Options {
   bool json = false;
   bool quiet = false;
   int64_t busy_poll_us = 0;  // > 0: spin this long after the last movement before sleeping
-  bool counters = false;     // stream, rr: the first connection's counters in the output
+  bool counters = false;     // stream, rr, crr: a connection's counters in the output (crr: the last)
   bool phases = false;       // rr: time in the send call apart from the rest of each round trip
   bool tx_wait = false;      // utcp: send and sleep in one UTCP_IOC_TX_WAIT (one connection)
   bool reuse = true;         // utcp, --handshake prefetch: closed connections' endpoints go to the next
@@ -406,7 +407,7 @@ struct Output {
 void add_counters(const std::vector<std::pair<std::string, double>>& counters, Output* out) {
   if (counters.empty()) return;
   std::string j = "{";
-  out->human += "counters (first connection):";
+  out->human += "counters:";
   for (auto& [k, v] : counters) {
     char b[128];
     std::snprintf(b, sizeof b, "%s\"%s\": %.0f", j.size() > 1 ? ", " : "", k.c_str(), v);
@@ -570,9 +571,14 @@ int run_crr(Transport& tr, const Options& o, Output* out) {
   const uint64_t n = o.iterations ? o.iterations : (o.time_s > 0 ? UINT64_MAX : 200);
   const int64_t start = now_us(), deadline = o.time_s > 0 ? start + int64_t(o.time_s * 1e6) : 0;
   std::vector<double> conn_us, setup;
+  std::vector<double> open_us, exchange_us, close_us;  // --phases
+  std::vector<std::pair<std::string, double>> counters;
   int64_t next_report = start + 2'000'000;
-  for (uint64_t i = 0; i < n && (!deadline || now_us() < deadline); ++i) {
-    const int64_t t0 = now_us();
+  // One clock read per connection besides the transport's (two with --phases): the end
+  // of one connection is the start of the next.
+  int64_t t = start;
+  for (uint64_t i = 0; i < n && (!deadline || t < deadline); ++i) {
+    const int64_t t0 = t;
     double us = 0;
     std::string err;
     auto c = tr.open(&us, &err);
@@ -581,13 +587,22 @@ int run_crr(Transport& tr, const Options& o, Output* out) {
     EchoFlow f(o.msg_size, 1, true);
     f.conn = std::move(c);
     std::vector<Flow*> fl{&f};
+    const int64_t t1 = o.phases ? now_us() : 0;
     drive(tr, fl, o);
     if (!f.error.empty()) return fail(std::string(tr.name()) + " crr: " + f.error);
+    const int64_t t2 = o.phases ? now_us() : 0;
+    if (o.counters) counters = tr.counters(*f.conn);  // the last connection's
     tr.close(std::move(f.conn));
-    conn_us.push_back(double(now_us() - t0));
-    if (!o.quiet && now_us() >= next_report) {
+    t = now_us();
+    conn_us.push_back(double(t - t0));
+    if (o.phases) {
+      open_us.push_back(double(t1 - t0));
+      exchange_us.push_back(double(t2 - t1));
+      close_us.push_back(double(t - t2));
+    }
+    if (!o.quiet && t >= next_report) {
       std::fprintf(stderr, "utcp-perf: %s crr %zu connections\n", tr.name(), conn_us.size());
-      next_report = now_us() + 2'000'000;
+      next_report = t + 2'000'000;
     }
   }
   tr.drain();
@@ -605,6 +620,17 @@ int run_crr(Transport& tr, const Options& o, Output* out) {
   std::snprintf(h, sizeof h, "%s crr %" PRIu64 " B: %zu connections in %.3f s = %.1f connections/s (each mean %.1f us)\n",
                 tr.name(), o.msg_size, conn_us.size(), secs, cps, s.mean);
   out->human = h;
+  if (o.phases && !open_us.empty()) {
+    // Each connection's time in the open call, the exchange and the close call; what
+    // happens in between (the transport finishing earlier closes) falls in the next open.
+    const Summary so = summarize(open_us), se = summarize(exchange_us), sc = summarize(close_us);
+    out->field("open_us", json_summary(so));
+    out->field("exchange_us", json_summary(se));
+    out->field("close_us", json_summary(sc));
+    std::snprintf(h, sizeof h, "  open mean %.1f us, exchange %.1f us, close %.1f us\n", so.mean, se.mean, sc.mean);
+    out->human += h;
+  }
+  add_counters(counters, out);
   return conn_us.empty() ? fail("no connection completed") : 0;
 }
 

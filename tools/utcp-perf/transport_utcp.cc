@@ -111,9 +111,10 @@ class UtcpTransport final : public Transport {
     c->stack = std::make_unique<Stack>(c->dev.get(), cfg);
     c->stack->add_neighbor(c->grant.remote_ip, c->grant.next_hop_mac);
     Stack& s = *c->stack;
+    // Clock reads are few on purpose: each is a system call in the TCG guest (HPET).
     Instant t_stack = Clock::now();  // the stack is built; the rest is import or handshake
     if (registry_handshake) {
-      c->h = s.import_connection(state, Clock::now());
+      c->h = s.import_connection(state, t_stack);
       if (c->h < 0) {
         *error = std::string("importing the registry's connection: ") + std::strerror(-c->h);
         release(*c);
@@ -122,21 +123,20 @@ class UtcpTransport final : public Transport {
     } else {
       c->h = s.socket();
       rc = s.bind(c->h, c->grant.local_port);
-      t_stack = Clock::now();
-      if (rc < 0 ||
-          ((rc = s.connect(c->h, remote_, port_, Clock::now())) < 0 && rc != -EINPROGRESS)) {
+      if (rc < 0 || ((rc = s.connect(c->h, remote_, port_, t_stack)) < 0 && rc != -EINPROGRESS)) {
         *error = std::string("connect: ") + std::strerror(-rc);
         release(*c);
         return nullptr;
       }
       // The handshake in this process: run the stack until the connection is writable.
       bool syn_out = false;
+      Instant now = t_stack;
       for (;;) {
-        Instant now = Clock::now();
         s.poll(now);
+        now = Clock::now();
         if (!syn_out) {
           syn_out = true;
-          syn_us_ += double((Clock::now() - t_stack).count());
+          syn_us_ += double((now - t_stack).count());
         }
         int ev = s.events(c->h);
         if (ev & kEventErr) {
@@ -148,11 +148,12 @@ class UtcpTransport final : public Transport {
           return nullptr;
         }
         if (ev & kEventOut) break;
-        Instant next = s.poll_at();
-        now = Clock::now();
+        const Instant next = s.poll_at();
         if (next > now) {
           c->dev->wait(next - now);
-          wait_us_ += double((Clock::now() - now).count());
+          const Instant woke = Clock::now();
+          wait_us_ += double((woke - now).count());
+          now = woke;
         }
       }
     }
@@ -165,12 +166,12 @@ class UtcpTransport final : public Transport {
     handshake_us_ += double((t3 - t_stack).count());
     if (nodelay_) {
       int one = 1;
-      s.setsockopt(c->h, SockOpt::kNoDelay, &one, sizeof one, Clock::now());
+      s.setsockopt(c->h, SockOpt::kNoDelay, &one, sizeof one, t3);
     }
     // With --tx-wait, progress() sends what the stack queued: before it returns, or in
     // the call it sleeps in. Without it each poll sends its own frames, as it always did.
     s.set_defer_flush(tx_wait_ && c->dev->has_tx_wait());
-    now_ = Clock::now();
+    now_ = t3;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = c.get();
@@ -257,6 +258,8 @@ class UtcpTransport final : public Transport {
     add("flush_us", flush_us_);
     add("poll_us", poll_us_);
     add("read_us", read_us_);
+    add("reap_us", reap_us_);
+    add("release_us", release_us_);
     const StackStats& s = c.stack->stats();
     add("frames_in", s.frames_in);
     add("frames_out", s.frames_out);
@@ -309,7 +312,10 @@ class UtcpTransport final : public Transport {
   void progress(std::span<Conn* const> conns, bool busy, int64_t max_wait_us) override {
     const Instant now = now_ = Clock::now();
     ++progress_calls_;
-    if (!closing_.empty()) reap(now);
+    if (!closing_.empty()) {
+      reap(now);
+      if (counting_) reap_us_ += uint64_t((Clock::now() - now).count());
+    }
     bool got = false;
     const Instant t0 = counting_ ? Clock::now() : Instant{};
     for (Conn* b : conns) {
@@ -379,8 +385,10 @@ class UtcpTransport final : public Transport {
         ++i;
         continue;
       }
+      const Instant r0 = counting_ ? Clock::now() : Instant{};
       ::epoll_ctl(ep_, EPOLL_CTL_DEL, c.dev->fd(), nullptr);
       release(c);
+      if (counting_) release_us_ += uint64_t((Clock::now() - r0).count());
       closing_[i] = std::move(closing_.back());
       closing_.pop_back();
     }
@@ -388,8 +396,8 @@ class UtcpTransport final : public Transport {
 
   void release(UtcpConn& c) {
     const uint32_t id = c.grant.endpoint_id;
-    c.stack.reset();
     std::string err;
+    c.stack.reset();
     // Prefetched grants: the endpoint goes to the next connection to the same server
     // (utcpd moves it to a new 4-tuple), its file and our mapping of its rings kept.
     if (reuse_ && id && c.dev) {
@@ -432,7 +440,7 @@ class UtcpTransport final : public Transport {
   // --counters: progress() calls, sleeps on the endpoint files and the time they took.
   uint64_t progress_calls_ = 0, sleeps_ = 0, asleep_us_ = 0;
   bool counting_ = false;  // --counters: time each write, read, poll and flush (two clock reads each)
-  uint64_t flush_us_ = 0, poll_us_ = 0, read_us_ = 0;
+  uint64_t flush_us_ = 0, poll_us_ = 0, read_us_ = 0, reap_us_ = 0, release_us_ = 0;
 };
 
 }  // namespace
