@@ -102,7 +102,7 @@ struct Options {
   bool quiet = false;
   int64_t busy_poll_us = 0;  // > 0: spin this long after the last movement before sleeping
   bool counters = false;     // stream, rr, crr: a connection's counters in the output (crr: the last)
-  bool phases = false;       // rr: time in the send call apart from the rest of each round trip
+  bool phases = false;       // rr: the send call apart from the rest; crr: open, exchange, close apart
   bool tx_wait = false;      // utcp: send and sleep in one UTCP_IOC_TX_WAIT (one connection)
   bool reuse = true;         // utcp, --handshake prefetch: closed connections' endpoints go to the next
 };
@@ -403,7 +403,7 @@ struct Output {
   void str(const char* k, const std::string& v) { field(k, "\"" + v + "\""); }
 };
 
-// --counters: the transport's counters of the first connection, in both outputs.
+// --counters: the transport's counters of one connection, in both outputs.
 void add_counters(const std::vector<std::pair<std::string, double>>& counters, Output* out) {
   if (counters.empty()) return;
   std::string j = "{";
