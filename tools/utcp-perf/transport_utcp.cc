@@ -112,7 +112,7 @@ class UtcpTransport final : public Transport {
     c->stack->add_neighbor(c->grant.remote_ip, c->grant.next_hop_mac);
     Stack& s = *c->stack;
     // Clock reads are few on purpose: each is a system call in the TCG guest (HPET).
-    Instant t_stack = Clock::now();  // the stack is built; the rest is import or handshake
+    const Instant t_stack = Clock::now();  // the stack is built; the rest is import or handshake
     if (registry_handshake) {
       c->h = s.import_connection(state, t_stack);
       if (c->h < 0) {
@@ -186,11 +186,8 @@ class UtcpTransport final : public Transport {
   int64_t send(Conn& c, std::span<const uint8_t> data) override {
     auto& u = static_cast<UtcpConn&>(c);
     int64_t w;
-    if (counting_) {
-      const Instant t0 = Clock::now();
-      w = u.stack->write(u.h, data);
-      u.write_us += uint64_t((Clock::now() - t0).count());
-    } else {
+    {
+      Timer t(counting_, &u.write_us);
       w = u.stack->write(u.h, data);
     }
     ++u.writes;
@@ -201,11 +198,8 @@ class UtcpTransport final : public Transport {
     auto& u = static_cast<UtcpConn&>(c);
     // With nothing buffered, the read polls with `out` posted: in-order data is copied
     // from the RX slots straight into it (Stack::read with a time).
-    if (!counting_) return u.stack->read(u.h, out, now_);
-    const Instant t0 = Clock::now();
-    const int64_t r = u.stack->read(u.h, out, now_);
-    read_us_ += uint64_t((Clock::now() - t0).count());
-    return r;
+    Timer t(counting_, &read_us_);
+    return u.stack->read(u.h, out, now_);
   }
   int shutdown_write(Conn& c) override {
     auto& u = static_cast<UtcpConn&>(c);
@@ -313,18 +307,19 @@ class UtcpTransport final : public Transport {
     const Instant now = now_ = Clock::now();
     ++progress_calls_;
     if (!closing_.empty()) {
+      Timer t(counting_, &reap_us_);
       reap(now);
-      if (counting_) reap_us_ += uint64_t((Clock::now() - now).count());
     }
     bool got = false;
-    const Instant t0 = counting_ ? Clock::now() : Instant{};
-    for (Conn* b : conns) {
-      auto* c = static_cast<UtcpConn*>(b);
-      const uint64_t before = c->stack->stats().frames_in;
-      c->stack->poll(now);
-      got |= c->stack->stats().frames_in != before;
+    {
+      Timer t(counting_, &poll_us_);
+      for (Conn* b : conns) {
+        auto* c = static_cast<UtcpConn*>(b);
+        const uint64_t before = c->stack->stats().frames_in;
+        c->stack->poll(now);
+        got |= c->stack->stats().frames_in != before;
+      }
     }
-    if (counting_) poll_us_ += uint64_t((Clock::now() - t0).count());
     Instant next = now + Duration(max_wait_us);
     for (Conn* b : conns) next = std::min(next, static_cast<UtcpConn*>(b)->stack->poll_at());
     for (auto& c : closing_) next = std::min({next, c->stack->poll_at(), c->close_deadline});
@@ -347,11 +342,26 @@ class UtcpTransport final : public Transport {
   }
 
  private:
+  // --counters: adds the microseconds from its construction to its end to *acc (two
+  // clock reads); without, reads no clock at all.
+  class Timer {
+   public:
+    Timer(bool on, uint64_t* acc) : acc_(on ? acc : nullptr), t0_(on ? Clock::now() : Instant{}) {}
+    ~Timer() {
+      if (acc_) *acc_ += uint64_t((Clock::now() - t0_).count());
+    }
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+
+   private:
+    uint64_t* acc_;
+    Instant t0_;
+  };
+
   // Sends what the stacks queued (one UTCP_IOC_TX each); with --counters, timed.
   void flush_all(std::span<Conn* const> conns, Instant now) {
-    const Instant t0 = counting_ ? Clock::now() : Instant{};
+    Timer t(counting_, &flush_us_);
     for (Conn* b : conns) static_cast<UtcpConn*>(b)->stack->flush(now);
-    if (counting_) flush_us_ += uint64_t((Clock::now() - t0).count());
   }
 
   // Whether only data (or a SYN, FIN, RST) from the peer can move `c` on: it waits to
@@ -385,10 +395,11 @@ class UtcpTransport final : public Transport {
         ++i;
         continue;
       }
-      const Instant r0 = counting_ ? Clock::now() : Instant{};
-      ::epoll_ctl(ep_, EPOLL_CTL_DEL, c.dev->fd(), nullptr);
-      release(c);
-      if (counting_) release_us_ += uint64_t((Clock::now() - r0).count());
+      {
+        Timer t(counting_, &release_us_);
+        ::epoll_ctl(ep_, EPOLL_CTL_DEL, c.dev->fd(), nullptr);
+        release(c);
+      }
       closing_[i] = std::move(closing_.back());
       closing_.pop_back();
     }

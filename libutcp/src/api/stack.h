@@ -225,7 +225,7 @@ class Stack : private SegmentSink {
   // deadline within the interval would be a wake-up less than a millisecond away after
   // nearly every exchange of a busy connection, and sleeping on such a near deadline cost
   // round trips 60-100 us in the TCG guest (rr 1 B: 370-445 against 297-315 us with no
-  // deadline near; bench of 2026-11-25).
+  // deadline near; VM A/B of 2026-11-25).
   static constexpr Duration kPublishLag = Duration(50'000);
   uint32_t pid_ = 0;
   StackConfig cfg_;
